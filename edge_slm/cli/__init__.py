@@ -1,0 +1,57 @@
+"""The `edge-slm` command line: one subcommand per verb, each in its own module.
+
+Results go to stdout, progress and diagnostics to stderr; any `EdgeSlmError` exits with
+status 2 and its message, never a traceback (unless --debug).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import List, Optional
+
+from ..errors import EdgeSlmError
+from . import corpus as corpus_cmd
+
+_LOGGER = logging.getLogger(__name__)
+
+_COMMANDS = (corpus_cmd,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="edge-slm", description="Offline smart-home language understanding.")
+    parser.add_argument("--debug", action="store_true", help="log at DEBUG level")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in _COMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def setup_logging(debug: bool) -> None:
+    """Log to stderr; DEBUG with --debug, else WARNING."""
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.debug)
+    try:
+        return int(args.run(args) or 0)
+    except EdgeSlmError as err:
+        if args.debug:
+            raise
+        print(f"edge-slm {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except ValueError as err:
+        if args.debug:
+            raise
+        print(f"edge-slm {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,123 @@
+"""Out-of-scope sentences (intent null): real conversation lines plus hand-written hard negatives.
+
+Sources (documented in docs/corpus.md):
+- `chatterbot-corpus` (BSD-3-Clause): the conversation lines of its language folders, kept when
+  short and free of smart-home words, lower-cased like the templates so that casing is left to
+  augmentation and carries no label information;
+- `edge_slm/data/negatives/<lang>.yaml`: the project's own hard negatives (trivia, travel,
+  banking, recipes, personal assistant requests, chit-chat and near misses that share words
+  with commands).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import List, Tuple
+
+import yaml
+
+_LOGGER = logging.getLogger(__name__)
+
+#: chatterbot-corpus folder per language code.
+CHATTERBOT_LANGUAGES = {
+    "en": "english", "de": "german", "fr": "french", "es": "spanish", "it": "italian",
+    "pt": "portuguese", "pt-BR": "portuguese", "nl": "dutch", "ru": "russian", "sv": "swedish",
+    "tr": "turkish", "id": "indonesia", "hi": "hindi", "zh-CN": "chinese", "zh-TW": "tchinese",
+    "zh-HK": "tchinese", "mr": "marathi", "te": "telugu", "bn": "bangla", "ko": "korean",
+    "he": "hebrew", "ja": "japanese", "ca": "catalan", "da": "danish", "el": "greek",
+    "hu": "hungarian", "pl": "polish", "ro": "romanian", "uk": "ukrainian",
+}
+
+#: Lines longer than this many words read like answers, not requests.
+MAX_WORDS = 14
+
+#: English words that would make a chat line a plausible home command; such lines are dropped
+#: so that a negative never contradicts a positive.
+HOME_WORDS = re.compile(
+    r"\b(light|lights|lamp|turn|switch|temperature|thermostat|heat|heating|weather|rain|timer|"
+    r"alarm|music|volume|play|pause|song|door|lock|unlock|open|close|fan|tv|vacuum|clean|"
+    r"list|shopping|time|date|today|blind|curtain|garage|window|humidity|battery|sensor|"
+    r"on|off|set|start|stop)\b",
+    re.IGNORECASE,
+)
+
+_TRAILING = re.compile(r"[\s.!?;:,]+$")
+
+
+@dataclass(frozen=True)
+class Negative:
+    """One out-of-scope sentence."""
+
+    text: str
+    """The sentence, lower case, no trailing punctuation."""
+    source: str
+    """`chatterbot` or `hard`."""
+    group: str
+    """chatterbot category file, or the hard-negative group."""
+
+
+def _clean(text: str) -> str:
+    return _TRAILING.sub("", " ".join(text.split())).lower()
+
+
+def _chatterbot(lang: str) -> List[Negative]:
+    folder_name = CHATTERBOT_LANGUAGES.get(lang) or CHATTERBOT_LANGUAGES.get(lang.split("-")[0])
+    if folder_name is None:
+        return []
+    try:
+        root = resources.files("chatterbot_corpus") / "data" / folder_name
+    except ModuleNotFoundError:
+        _LOGGER.warning("chatterbot-corpus is not installed; no conversational negatives")
+        return []
+    if not root.is_dir():
+        return []
+    out: List[Negative] = []
+    for res in sorted(root.iterdir(), key=lambda r: r.name):
+        if not res.name.endswith(".yml"):
+            continue
+        data = yaml.safe_load(res.read_text(encoding="utf-8")) or {}
+        group = res.name[: -len(".yml")]
+        for conversation in data.get("conversations") or []:
+            # The opening line and the first reply: what people say, not canned answers.
+            for line in (conversation or [])[:2]:
+                if not isinstance(line, str):
+                    continue
+                text = _clean(line)
+                n_words = len(text.split())
+                if n_words < 2 or n_words > MAX_WORDS or re.search(r"[{}\[\]<>|]", text):
+                    continue
+                if lang.startswith("en") and HOME_WORDS.search(text):
+                    continue
+                out.append(Negative(text, "chatterbot", group))
+    return out
+
+
+def _hard(lang: str) -> List[Negative]:
+    folder = resources.files("edge_slm") / "data" / "negatives"
+    res = folder / f"{lang}.yaml"
+    if not res.is_file():
+        return []
+    data = yaml.safe_load(res.read_text(encoding="utf-8")) or {}
+    out: List[Negative] = []
+    for group, lines in (data.get("groups") or {}).items():
+        for line in lines or []:
+            text = _clean(str(line))
+            if text:
+                out.append(Negative(text, "hard", group))
+    return out
+
+
+@lru_cache(maxsize=None)
+def load_negatives(lang: str) -> Tuple[Negative, ...]:
+    """Every out-of-scope sentence for `lang`, deduplicated, in a stable order."""
+    seen = set()
+    out: List[Negative] = []
+    for neg in _hard(lang) + _chatterbot(lang):
+        if neg.text not in seen:
+            seen.add(neg.text)
+            out.append(neg)
+    return tuple(out)

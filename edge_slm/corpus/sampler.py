@@ -1,0 +1,258 @@
+"""The random walk: one template in, one sentence with exact slot spans out.
+
+Unlike hassil's own sampler (which enumerates in template order and keeps no spans), every
+call picks alternatives, optionals, permutation orders and slot values at random, and records
+where each slot's text lands. Whitespace is normalized afterwards with the spans mapped along.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from hassil.intents import RangeSlotList, SlotList, TextSlotList, WildcardSlotList
+
+from ..errors import TemplateError
+from .augment import Draft, SlotRow
+from .fillers import fillers_for
+from .inventory import Entity, Inventory
+from .numbers import number_digits, number_words
+from .templates import Compiler, Node, Template, TemplateSet
+
+#: Probability that a range slot is spelled out in words rather than digits.
+WORDS_PROB = 0.25
+#: Probability that an area, floor or entity is called by one of its aliases.
+ALIAS_PROB = 0.3
+
+#: Domains a bare `{name}` may be, for templates without requires_context, by intent.
+INTENT_NAME_DOMAINS: Dict[str, Tuple[str, ...]] = {
+    "HassTurnOn": ("light", "switch", "fan", "input_boolean", "media_player", "scene", "script",
+                   "climate"),
+    "HassTurnOff": ("light", "switch", "fan", "input_boolean", "media_player", "climate"),
+    "HassGetState": ("light", "switch", "fan", "cover", "lock", "media_player", "climate",
+                     "sensor", "binary_sensor", "vacuum", "valve", "person", "input_boolean",
+                     "lawn_mower"),
+    "HassLightSet": ("light",),
+    "HassClimateGetTemperature": ("climate", "sensor"),
+    "HassClimateSetTemperature": ("climate",),
+    "HassGetWeather": ("weather",),
+}
+#: Used when an intent is not in INTENT_NAME_DOMAINS.
+DEFAULT_NAME_DOMAINS = ("light", "switch", "fan", "media_player")
+
+_WS = re.compile(r"\s+")
+
+
+@dataclass
+class Sampled:
+    """A sentence fresh from a template, before augmentation."""
+
+    draft: Draft
+    """Text and slot spans."""
+    context: Dict[str, Any] = field(default_factory=dict)
+    """Values the satellite supplies (e.g. its area for "in here")."""
+
+
+class _Ctx:
+    """Mutable state of one walk."""
+
+    __slots__ = ("parts", "pos", "slots", "rng", "fill")
+
+    def __init__(self, rng: random.Random, fill: Any) -> None:
+        self.parts: List[str] = []
+        self.pos = 0
+        self.slots: List[Tuple[str, Any, int, int, str]] = []
+        self.rng = rng
+        self.fill = fill
+
+
+class Sampler:
+    """Samples sentences from the templates of one language and one home inventory."""
+
+    def __init__(self, tset: TemplateSet, inventory: Inventory,
+                 words_prob: float = WORDS_PROB, alias_prob: float = ALIAS_PROB) -> None:
+        self.lang = tset.lang
+        self.inventory = inventory
+        self.words_prob = words_prob
+        self.alias_prob = alias_prob
+        self._lists: Dict[str, SlotList] = dict(tset.intents.slot_lists)
+        self._value_nodes: Dict[int, List[Tuple[Node, Any]]] = {}
+        self._range_numbers: Dict[int, List[Any]] = {}
+        self._pools: Dict[str, List[Entity]] = {}
+        self._areas = list(inventory.areas)
+        self._floors = list(inventory.floors)
+        self._rules = dict(tset.intents.expansion_rules)
+
+    # -- entity pools -------------------------------------------------------------------
+    def name_pool(self, tpl: Template) -> List[Entity]:
+        """Entities a template's `{name}` may be (requires/excludes context honoured)."""
+        if tpl.id in self._pools:
+            return self._pools[tpl.id]
+        domains = tpl.requires_context.get("domain")
+        if isinstance(domains, str):
+            domains = [domains]
+        if not domains:
+            domains = INTENT_NAME_DOMAINS.get(tpl.intent, DEFAULT_NAME_DOMAINS)
+        excluded = tpl.excludes_context.get("domain") or []
+        if isinstance(excluded, str):
+            excluded = [excluded]
+        pool = [e for e in self.inventory.entities_in(domains) if e.domain not in excluded]
+        self._pools[tpl.id] = pool
+        return pool
+
+    def usable(self, tpl: Template) -> bool:
+        """False when the inventory cannot fill the template (e.g. no entity of its domain)."""
+        if "name" in tpl.list_names and not self.name_pool(tpl):
+            return False
+        if "floor" in tpl.list_names and not self._floors:
+            return False
+        return True
+
+    # -- one sample ---------------------------------------------------------------------
+    def sample(self, tpl: Template, rng: random.Random) -> Sampled:
+        """Walk `tpl` once."""
+        entity: Optional[Entity] = None
+        if "name" in tpl.list_names:
+            pool = self.name_pool(tpl)
+            if not pool:
+                raise TemplateError(f"{tpl.id}: no entity in the inventory fits {{name}}")
+            if "area" in tpl.list_names:
+                located = [e for e in pool if e.area]
+                pool = located or pool
+            entity = pool[int(rng.random() * len(pool))]
+        context: Dict[str, Any] = {}
+        area_ctx = tpl.requires_context.get("area")
+        if isinstance(area_ctx, dict) and area_ctx.get("slot"):
+            context["area"] = self._areas[int(rng.random() * len(self._areas))].name
+
+        def fill(list_name: str, slot_name: str) -> Tuple[Any, Any]:
+            return self._fill(tpl, list_name, slot_name, rng, entity)
+
+        ctx = _Ctx(rng, fill)
+        tpl.node.walk(ctx)
+        text, slots = _normalize("".join(ctx.parts), ctx.slots)
+        draft = Draft(text, slots)
+        if "%" in text and self.lang.startswith("en"):
+            _spell_percent(draft)
+        return Sampled(draft, context)
+
+    def _fill(self, tpl: Template, list_name: str, slot_name: str, rng: random.Random,
+              entity: Optional[Entity]) -> Tuple[Any, Any]:
+        if list_name == "name" and entity is not None:
+            return self._spoken(entity.name, entity.aliases, rng)
+        if list_name == "area":
+            area = None
+            if entity is not None and entity.area:
+                area = self.inventory.area(entity.area)
+            if area is None:
+                area = self._areas[int(rng.random() * len(self._areas))]
+            return self._spoken(area.name, area.aliases, rng)
+        if list_name == "floor":
+            floor = self._floors[int(rng.random() * len(self._floors))]
+            return self._spoken(floor.name, floor.aliases, rng)
+        slot_list = tpl.local_lists.get(list_name) or self._lists.get(list_name)
+        if slot_list is None:
+            raise TemplateError(f"{tpl.id}: unknown slot list {{{list_name}}}")
+        if isinstance(slot_list, RangeSlotList):
+            return self._range(slot_list, rng)
+        if isinstance(slot_list, WildcardSlotList):
+            fillers = fillers_for(self.lang, list_name, slot_name)
+            text = fillers[int(rng.random() * len(fillers))]
+            return text, text
+        if isinstance(slot_list, TextSlotList):
+            values = self._values(slot_list)
+            node, value = values[int(rng.random() * len(values))]
+            return node, value
+        raise TemplateError(f"{tpl.id}: unsupported slot list type for {{{list_name}}}")
+
+    def _spoken(self, name: str, aliases: Sequence[str], rng: random.Random) -> Tuple[str, str]:
+        if aliases and rng.random() < self.alias_prob:
+            return aliases[int(rng.random() * len(aliases))], name
+        return name, name
+
+    def _values(self, slot_list: TextSlotList) -> List[Tuple[Node, Any]]:
+        key = id(slot_list)
+        if key not in self._value_nodes:
+            compiled = []
+            for val in slot_list.values:
+                node = Compiler(self._rules).compile(val.text_in)
+                value = val.value_out
+                if value is None:
+                    value = getattr(val.text_in, "text", None)
+                compiled.append((node, value))
+            if not compiled:
+                raise TemplateError(f"slot list {slot_list.name!r} has no values")
+            self._value_nodes[key] = compiled
+        return self._value_nodes[key]
+
+    def _range(self, rlist: RangeSlotList, rng: random.Random) -> Tuple[str, Any]:
+        key = id(rlist)
+        numbers = self._range_numbers.get(key)
+        if numbers is None:
+            numbers = self._range_numbers[key] = list(rlist.get_numbers())
+        number = numbers[int(rng.random() * len(numbers))]
+        value = number * rlist.multiplier if rlist.multiplier else number
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        text = number_digits(number)
+        if rlist.words and (not rlist.digits or rng.random() < self.words_prob):
+            spellings = number_words(rlist.words_language or self.lang, number)
+            if spellings:
+                text = spellings[int(rng.random() * len(spellings))]
+        elif not rlist.digits:
+            raise TemplateError(f"range list {rlist.name!r} allows neither digits nor words")
+        return text, value
+
+
+def _spell_percent(draft: Draft) -> None:
+    """ "eighty%" -> "eighty percent": a number in words never takes the sign."""
+    for row in draft.slots:
+        e = row[3]
+        if draft.text[e:e + 1] == "%" and not draft.text[row[2]:e][-1:].isdigit():
+            draft.edit(e, e + 1, " percent")
+
+
+def _normalize(raw: str, slots: List[Tuple[str, Any, int, int, str]]) -> Tuple[str, List[SlotRow]]:
+    """Collapse whitespace runs to one space and strip, mapping slot spans along."""
+    runs = [m.span() for m in _WS.finditer(raw)]
+    n = len(raw)
+    keep: List[Tuple[int, int, int]] = []  # (start, end, chars kept)
+    for s, e in runs:
+        kept = 0 if s == 0 or e == n else 1
+        if e - s != kept or raw[s] != " ":
+            keep.append((s, e, kept))
+    if not keep:
+        text = raw
+        mapped = [[name, value, s, e, ln] for name, value, s, e, ln in slots]
+    else:
+        out: List[str] = []
+        last = 0
+        for s, e, kept in keep:
+            out.append(raw[last:s])
+            out.append(" " * kept)
+            last = e
+        out.append(raw[last:])
+        text = "".join(out)
+
+        def new_pos(p: int) -> int:
+            removed = 0
+            for s, e, kept in keep:
+                if s + kept >= p:
+                    break
+                removed += min(p, e) - (s + kept)
+            return p - removed
+
+        mapped = [[name, value, new_pos(s), new_pos(e), ln] for name, value, s, e, ln in slots]
+    rows: List[SlotRow] = []
+    for row in mapped:
+        s, e = row[2], row[3]
+        while s < e and text[s] == " ":
+            s += 1
+        while e > s and text[e - 1] == " ":
+            e -= 1
+        if e > s:
+            row[2], row[3] = s, e
+            rows.append(row)
+    return text, rows

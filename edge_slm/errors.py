@@ -1,0 +1,25 @@
+"""The one exception tree of edge_slm; callers catch these at the CLI and daemon boundaries."""
+
+from __future__ import annotations
+
+
+class EdgeSlmError(Exception):
+    """Base class of every error edge_slm raises on purpose."""
+
+
+class CorpusInputError(EdgeSlmError):
+    """A user-supplied corpus input (inventory, sentences file) is malformed.
+
+    The message names the file and the problem, so the user knows what to fix.
+    """
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        """The file that is wrong."""
+        self.problem = problem
+        """What is wrong with it."""
+
+
+class TemplateError(EdgeSlmError):
+    """A sentence template cannot be sampled (unknown list or rule, bad syntax)."""

@@ -1,0 +1,128 @@
+"""The corpus as a whole: exact spans at scale, coverage, splits, determinism, languages."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from edge_slm.corpus.build import (
+    SPLIT_HELDOUT,
+    SPLIT_TRAIN,
+    CorpusBuilder,
+    CorpusConfig,
+    write_corpus,
+)
+
+
+def test_spans_exact_over_60k_sentences(en_records):
+    assert len(en_records) == 60000
+    errors = []
+    for rec in en_records:
+        text = rec["text"]
+        assert text == text.strip() and "  " not in text, rec
+        for slot in rec["slots"]:
+            s, e = slot["start"], slot["end"]
+            if not (0 <= s < e <= len(text)) or text[s:e] != slot["text"]:
+                errors.append(rec)
+            elif slot["text"] != slot["text"].strip():
+                errors.append(rec)
+            elif slot["value"] is None:
+                errors.append(rec)
+    assert errors == []
+
+
+def test_every_intent_is_covered(en_records, en_builder):
+    import home_assistant_intents as hai
+
+    package_intents = set(hai.get_intents("en")["intents"])
+    seen = {r["intent"] for r in en_records}
+    assert package_intents <= seen
+    assert None in seen  # out-of-scope lines are present
+    slot_names = {s["name"] for r in en_records for s in r["slots"]}
+    assert {"name", "area", "floor", "brightness", "temperature", "item"} <= slot_names
+
+
+def test_records_have_the_documented_fields(en_records):
+    keys = {"text", "intent", "slots", "fixed_slots", "context", "template", "source",
+            "split", "augment", "lang"}
+    for rec in en_records[:500]:
+        assert set(rec) == keys
+        assert rec["source"] in {"ha", "ext", "custom", "oos-chatterbot", "oos-hard"}
+
+
+def test_heldout_templates_never_in_training(en_records, en_builder):
+    heldout_ids = {t.id for t in en_builder.tset.templates if t.heldout}
+    assert heldout_ids
+    for rec in en_records:
+        if rec["template"] in heldout_ids:
+            assert rec["split"] == SPLIT_HELDOUT
+    # Every intent keeps training templates.
+    train_intents = {r["intent"] for r in en_records if r["split"] == SPLIT_TRAIN}
+    assert {r["intent"] for r in en_records} == train_intents
+
+
+def test_sentence_split_is_by_unaugmented_text(en_records):
+    by_text = {}
+    for rec in en_records:
+        if not rec["augment"] and rec["split"] != SPLIT_HELDOUT:
+            by_text.setdefault(rec["text"], set()).add(rec["split"])
+    assert all(len(splits) == 1 for splits in by_text.values())
+    splits = {s for ss in by_text.values() for s in ss}
+    assert splits == {"train", "valid", "test"}
+
+
+def test_out_of_scope_has_both_sources_and_heldout(en_records):
+    oos = [r for r in en_records if r["intent"] is None]
+    assert 0.08 < len(oos) / len(en_records) < 0.16
+    assert {r["source"] for r in oos} == {"oos-chatterbot", "oos-hard"}
+    assert any(r["split"] == SPLIT_HELDOUT for r in oos)
+    assert all(r["slots"] == [] for r in oos)
+
+
+def test_augmentations_are_flagged_and_varied(en_records):
+    flags = {f for r in en_records for f in r["augment"]}
+    assert flags == {"number", "contraction", "asr", "typo", "filler", "wake_word",
+                     "punctuation", "casing"}
+    clean = sum(1 for r in en_records if not r["augment"])
+    assert 0.3 < clean / len(en_records) < 0.7
+
+
+def test_deterministic_for_a_seed(en_builder):
+    def run(seed):
+        cfg = replace(en_builder.config, count=3000, seed=seed)
+        b = CorpusBuilder(cfg, tset=en_builder.tset, inventory=en_builder.inventory)
+        return [json.dumps(r, sort_keys=True) for r in b.records()]
+
+    assert run(5) == run(5)
+    assert run(5) != run(6)
+
+
+def test_write_corpus_file_and_stats(tmp_path, en_builder):
+    cfg = replace(en_builder.config, count=2000, seed=2)
+    out = tmp_path / "c.jsonl"
+    summary = write_corpus(cfg, out, builder=CorpusBuilder(
+        cfg, tset=en_builder.tset, inventory=en_builder.inventory))
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2000
+    stats = json.loads((tmp_path / "c.jsonl.stats.json").read_text())
+    assert stats == json.loads(json.dumps(summary))
+    assert sum(v["sentences"] for v in stats["stats"]["intents"].values()) == 2000
+    assert stats["templates"]["HassTurnOn"]["templates"] >= stats["templates"]["HassTurnOn"]["ha"]
+
+
+@pytest.mark.parametrize("lang", ["de", "fr"])
+def test_other_languages(lang):
+    b = CorpusBuilder(CorpusConfig(lang=lang, count=3000, seed=1))
+    recs = list(b.records())
+    assert len({r["intent"] for r in recs}) > 20
+    for rec in recs:
+        for slot in rec["slots"]:
+            assert rec["text"][slot["start"]:slot["end"]] == slot["text"]
+    assert all(r["lang"] == lang for r in recs)
+
+
+def test_unknown_language_is_a_clear_error():
+    with pytest.raises(ValueError, match="available"):
+        CorpusBuilder(CorpusConfig(lang="xx", count=1))
