@@ -12,6 +12,7 @@ anything up by name except slot lists.
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, field
 from importlib import resources
@@ -317,7 +318,8 @@ def load_templates(
 
     merged: Dict[str, Any] = {"language": lang, "intents": {}}
     for _, _, data in sources:
-        merge_dict(merged, {k: v for k, v in data.items() if k not in ("responses",)})
+        # Deep copies: merge_dict extends lists in place, which would leak blocks across sources.
+        merge_dict(merged, copy.deepcopy({k: v for k, v in data.items() if k != "responses"}))
     merged["language"] = lang
     try:
         intents = Intents.from_dict(merged)
