@@ -18,6 +18,7 @@ from ..errors import TemplateError
 from .augment import Draft, SlotRow
 from .fillers import fillers_for
 from .inventory import Entity, Inventory
+from .names import synth_name
 from .numbers import number_digits, number_words
 from .templates import Compiler, Node, Template, TemplateSet
 
@@ -25,6 +26,8 @@ from .templates import Compiler, Node, Template, TemplateSet
 WORDS_PROB = 0.25
 #: Probability that an area, floor or entity is called by one of its aliases.
 ALIAS_PROB = 0.3
+#: Probability that a `{name}` is a synthetic never-seen name (see names.py).
+SYNTHETIC_NAME_PROB = 0.2
 
 #: Domains a bare `{name}` may be, for templates without requires_context, by intent.
 INTENT_NAME_DOMAINS: Dict[str, Tuple[str, ...]] = {
@@ -72,8 +75,10 @@ class Sampler:
     """Samples sentences from the templates of one language and one home inventory."""
 
     def __init__(self, tset: TemplateSet, inventory: Inventory,
-                 words_prob: float = WORDS_PROB, alias_prob: float = ALIAS_PROB) -> None:
+                 words_prob: float = WORDS_PROB, alias_prob: float = ALIAS_PROB,
+                 synthetic_name_prob: float = SYNTHETIC_NAME_PROB) -> None:
         self.lang = tset.lang
+        self.synthetic_name_prob = synthetic_name_prob
         self.inventory = inventory
         self.words_prob = words_prob
         self.alias_prob = alias_prob
@@ -141,6 +146,9 @@ class Sampler:
     def _fill(self, tpl: Template, list_name: str, slot_name: str, rng: random.Random,
               entity: Optional[Entity]) -> Tuple[Any, Any]:
         if list_name == "name" and entity is not None:
+            if rng.random() < self.synthetic_name_prob:
+                name = synth_name(rng, entity.domain)
+                return name, name
             return self._spoken(entity.name, entity.aliases, rng)
         if list_name == "area":
             area = None
