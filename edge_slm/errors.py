@@ -23,3 +23,7 @@ class CorpusInputError(EdgeSlmError):
 
 class TemplateError(EdgeSlmError):
     """A sentence template cannot be sampled (unknown list or rule, bad syntax)."""
+
+
+class ModelFormatError(EdgeSlmError):
+    """A checkpoint or model file is missing, corrupt or of an unknown format."""

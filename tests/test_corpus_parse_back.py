@@ -15,7 +15,7 @@ def _slot_lists(inv, records=()):
     # Synthetic names (names.py) are not in the inventory: let them be any domain.
     known = {e.name for e in inv.entities}
     synthetic = {s["value"] for r in records for s in r["slots"]
-                 if s["name"] == "name" and r["source"] in ("ha", "ext") and s["value"] not in known}
+                 if s["name"] == "name" and s["value"] not in known}
     names += [(n, n, {"domain": d}) for n in sorted(synthetic) for d in sorted(KNOWN_DOMAINS)]
     return {
         "area": TextSlotList.from_tuples(areas, allow_template=False),

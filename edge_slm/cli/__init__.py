@@ -13,10 +13,11 @@ from typing import List, Optional
 
 from ..errors import EdgeSlmError
 from . import corpus as corpus_cmd
+from . import train as train_cmd
 
 _LOGGER = logging.getLogger(__name__)
 
-_COMMANDS = (corpus_cmd,)
+_COMMANDS = (corpus_cmd, train_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

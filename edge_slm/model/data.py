@@ -1,0 +1,148 @@
+"""From corpus records to arrays: the label space, token ids and BIO slot tags.
+
+Token 0 of every row is [CLS] (its final state feeds the intent head); tags are BIO over slot
+names, one per student token, aligned through character offsets, with -1 where no loss applies
+([CLS] and padding).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+NONE_INTENT = "<none>"
+IGNORE = -1
+
+
+@dataclass
+class LabelSpace:
+    """Intents (index 0 is "no intent") and BIO tags (index 0 is "O")."""
+
+    intents: List[str] = field(default_factory=lambda: [NONE_INTENT])
+    """Intent names; `intents[0]` is the out-of-scope class."""
+    slots: List[str] = field(default_factory=list)
+    """Slot names; tags are O, then B-x and I-x for each x in this order."""
+
+    @property
+    def tags(self) -> List[str]:
+        """All tags: O, B-slot, I-slot, ..."""
+        out = ["O"]
+        for s in self.slots:
+            out += [f"B-{s}", f"I-{s}"]
+        return out
+
+    @classmethod
+    def from_records(cls, records: Iterable[Dict[str, Any]]) -> "LabelSpace":
+        """Every intent and slot name in `records`, sorted."""
+        intents, slots = set(), set()
+        for r in records:
+            if r["intent"]:
+                intents.add(r["intent"])
+            slots.update(s["name"] for s in r["slots"])
+        return cls([NONE_INTENT] + sorted(intents), sorted(slots))
+
+    def intent_id(self, name: Optional[str]) -> int:
+        """Index of an intent name (None -> 0); unknown names map to 0."""
+        if not name:
+            return 0
+        try:
+            return self.intents.index(name)
+        except ValueError:
+            return 0
+
+    def to_dict(self) -> Dict[str, Any]:
+        """JSON-ready form."""
+        return {"intents": self.intents, "slots": self.slots, "tags": self.tags}
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "LabelSpace":
+        """Inverse of to_dict."""
+        return cls(list(data["intents"]), list(data["slots"]))
+
+
+@dataclass
+class Batch:
+    """Encoded sentences."""
+
+    ids: np.ndarray
+    """(N, T) int32 token ids, [CLS] first, 0-padded."""
+    intents: np.ndarray
+    """(N,) int32 intent ids."""
+    tags: np.ndarray
+    """(N, T) int32 tag ids, IGNORE on [CLS] and padding."""
+    offsets: List[List[Tuple[int, int]]]
+    """Character span of each real token (position 1.. of the row)."""
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+
+def read_jsonl(path: Path) -> Iterator[Dict[str, Any]]:
+    """Records of a JSON-lines file."""
+    with Path(path).open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def tags_for(offsets: Sequence[Tuple[int, int]], slots: Sequence[Dict[str, Any]],
+             labels: LabelSpace) -> List[int]:
+    """BIO tag id for each token span, from the record's slot spans."""
+    tag_index = {t: i for i, t in enumerate(labels.tags)}
+    out = []
+    seen = set()
+    for a, _ in offsets:
+        tag = 0
+        for k, s in enumerate(slots):
+            if s["start"] <= a < s["end"] and s["name"] in labels.slots:
+                tag = tag_index[("I-" if k in seen else "B-") + s["name"]]
+                seen.add(k)
+                break
+        out.append(tag)
+    return out
+
+
+def encode(records: Sequence[Dict[str, Any]], fast_tokenizer: Any, labels: LabelSpace,
+           max_len: int, cls_id: int) -> Batch:
+    """Tokenize and label `records` (texts longer than max_len-1 tokens are truncated)."""
+    n = len(records)
+    ids = np.zeros((n, max_len), dtype=np.int32)
+    tags = np.full((n, max_len), IGNORE, dtype=np.int32)
+    intents = np.zeros((n,), dtype=np.int32)
+    all_offsets: List[List[Tuple[int, int]]] = []
+    encodings = fast_tokenizer.encode_batch([r["text"] for r in records],
+                                            add_special_tokens=False)
+    for i, (rec, enc) in enumerate(zip(records, encodings)):
+        tok_ids = enc.ids[: max_len - 1]
+        offs = [tuple(o) for o in enc.offsets[: max_len - 1]]
+        ids[i, 0] = cls_id
+        ids[i, 1: 1 + len(tok_ids)] = tok_ids
+        tags[i, 1: 1 + len(tok_ids)] = tags_for(offs, rec.get("slots") or [], labels)
+        intents[i] = labels.intent_id(rec.get("intent"))
+        all_offsets.append(offs)  # type: ignore[arg-type]
+    return Batch(ids, intents, tags, all_offsets)
+
+
+def decode_spans(tag_ids: Sequence[int], offsets: Sequence[Tuple[int, int]],
+                 labels: LabelSpace) -> List[Tuple[str, int, int]]:
+    """(slot, start, end) spans from per-token tag ids (I- without B- starts a span)."""
+    tags = labels.tags
+    spans: List[List[Any]] = []
+    for tag_id, (a, b) in zip(tag_ids, offsets):
+        tag = tags[tag_id] if 0 <= tag_id < len(tags) else "O"
+        if tag == "O":
+            if spans:
+                spans[-1][3] = False  # an "O" closes the open span
+            continue
+        kind, name = tag.split("-", 1)
+        if kind == "I" and spans and spans[-1][0] == name and spans[-1][3]:
+            spans[-1][2] = b
+            continue
+        if spans:
+            spans[-1][3] = False
+        spans.append([name, a, b, True])
+    return [(name, a, b) for name, a, b, _ in spans]

@@ -1,0 +1,36 @@
+"""Train the student's WordPiece vocabulary on corpus texts with the `tokenizers` library."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Union
+
+from ..tokenizer import SPECIAL_TOKENS, WordPieceTokenizer
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 3000, min_frequency: int = 2,
+                    out: Union[str, Path, None] = None) -> WordPieceTokenizer:
+    """Train an uncased WordPiece vocabulary; write tokenizer.json to `out` if given."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]", continuing_subword_prefix="##"))
+    tok.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=True, lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS),
+        continuing_subword_prefix="##", show_progress=False,
+        # Every letter and digit alone and as a continuation, so no word becomes [UNK].
+        initial_alphabet=list("abcdefghijklmnopqrstuvwxyz0123456789"))
+    tok.train_from_iterator(texts, trainer=trainer)
+    text = tok.to_str()
+    if out is not None:
+        Path(out).write_text(text, encoding="utf-8")
+    return WordPieceTokenizer.from_json(text)
+
+
+def fast_tokenizer(json_text: str):  # type: ignore[no-untyped-def]
+    """The `tokenizers` object of a tokenizer.json (fast batch encoding for training)."""
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_str(json_text)

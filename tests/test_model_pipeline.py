@@ -1,0 +1,88 @@
+"""The whole training chain on the small profile: it learns, saves, reloads, prunes, resumes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("torch")
+
+from edge_slm.model.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from edge_slm.model.pipeline import load_train_config, run_training  # noqa: E402
+
+SMALL = Path(__file__).resolve().parent.parent / "configs" / "small.yaml"
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("train")
+    logs = []
+    report = run_training(load_train_config(SMALL), out, progress=False, log=logs.append)
+    return out, report, logs
+
+
+def test_small_run_learns(small_run):
+    out, report, _ = small_run
+    res = report["results"]
+    assert set(res) == {"teacher", "student_no_teacher", "distilled", "pruned"}
+    # 43 classes: chance is about 2%; the small profile must be far above it.
+    for name in ("distilled", "pruned"):
+        assert res[name]["heldout_templates"]["intent_acc"] > 0.35, res[name]
+    assert (out / "report.md").read_text().startswith("| model |")
+    assert (out / "model" / "checkpoint.json").exists()
+
+
+def test_pruning_makes_the_model_smaller(small_run):
+    _, report, _ = small_run
+    p = report["params"]
+    assert p["pruned"] < p["distilled"] < p["teacher"] / 15
+    distilled = load_checkpoint(small_run[0] / "students" / "distilled")
+    pruned = load_checkpoint(small_run[0] / "model")
+    assert sum(pruned.model.config.n_heads) < sum(distilled.model.config.n_heads)
+    assert sum(pruned.model.config.ffn_dims) < sum(distilled.model.config.ffn_dims)
+    assert pruned.model.config.vocab_size < distilled.model.config.vocab_size
+    assert "calibration" in pruned.meta and pruned.meta["calibration"]["temperature"] > 0
+
+
+def test_checkpoint_round_trip_is_exact(small_run, tmp_path):
+    ckpt = load_checkpoint(small_run[0] / "model")
+    ids = np.random.default_rng(0).integers(1, ckpt.model.config.vocab_size, size=(8, 32))
+    ids[:, 0] = 2
+    a = [np.asarray(x) for x in ckpt.model(ids)]
+    save_checkpoint(ckpt, tmp_path / "copy")
+    again = load_checkpoint(tmp_path / "copy")
+    b = [np.asarray(x) for x in again.model(ids)]
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert again.model.config == ckpt.model.config and again.labels == ckpt.labels
+
+
+def test_prune_keeps_outputs_close(small_run):
+    from edge_slm.model.data import encode, read_jsonl
+    from edge_slm.model.prune import PruneConfig, prune
+    from edge_slm.model.tokenizer_train import fast_tokenizer
+
+    out = small_run[0]
+    ckpt = load_checkpoint(out / "students" / "distilled")
+    fast = fast_tokenizer(ckpt.tokenizer_json)
+    recs = [r for r in read_jsonl(out / "corpus.jsonl") if r["split"] == "valid"][:400]
+    batch = encode(recs, fast, ckpt.labels, ckpt.model.config.max_len, fast.token_to_id("[CLS]"))
+    base = np.asarray(ckpt.model(batch.ids)[0])
+    same, _, _ = prune(ckpt.model, batch, PruneConfig(0.0, 0.0, prune_vocab=False), [], [])
+    assert np.allclose(np.asarray(same(batch.ids)[0]), base, atol=1e-5)
+    small, _, rep = prune(ckpt.model, batch, PruneConfig(0.0, 0.1, prune_vocab=False), [], [])
+    agree = (np.asarray(small(batch.ids)[0]).argmax(-1) == base.argmax(-1)).mean()
+    assert sum(rep["ffn_after"]) < sum(rep["ffn_before"])
+    assert agree > 0.85
+
+
+def test_rerun_resumes_from_cache(small_run):
+    out, report, first_logs = small_run
+    assert any("fine-tuning" in m for m in first_logs)
+    logs = []
+    again = run_training(load_train_config(SMALL), out, progress=False, log=logs.append)
+    assert not any("fine-tuning" in m or "student without teacher" in m for m in logs)
+    assert again["results"]["pruned"]["heldout_templates"] == \
+        report["results"]["pruned"]["heldout_templates"]

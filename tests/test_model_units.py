@@ -1,0 +1,73 @@
+"""Units of the model package: tags and spans, distillation loss, calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_slm.model.calibrate import (
+    accept,
+    choose_threshold,
+    expected_calibration_error,
+    fit_temperature,
+    softmax,
+)
+from edge_slm.model.data import LabelSpace, decode_spans, tags_for
+
+LABELS = LabelSpace(["<none>", "HassTurnOn"], ["area", "name"])
+
+
+def test_tags_and_spans_round_trip():
+    text = "turn on the living room lamp"
+    slots = [{"name": "area", "start": 12, "end": 23}, {"name": "name", "start": 24, "end": 28}]
+    offsets = [(0, 4), (5, 7), (8, 11), (12, 18), (19, 23), (24, 26), (26, 28)]
+    tags = tags_for(offsets, slots, LABELS)
+    assert [LABELS.tags[t] for t in tags] == ["O", "O", "O", "B-area", "I-area", "B-name",
+                                              "I-name"]
+    spans = decode_spans(tags, offsets, LABELS)
+    assert [(n, text[a:b]) for n, a, b in spans] == [("area", "living room"), ("name", "lamp")]
+
+
+def test_an_o_tag_closes_a_span():
+    b, i = LABELS.tags.index("B-area"), LABELS.tags.index("I-area")
+    spans = decode_spans([b, 0, i], [(0, 3), (4, 6), (7, 9)], LABELS)
+    assert spans == [("area", 0, 3), ("area", 7, 9)]
+
+
+def test_distillation_loss_is_zero_when_student_equals_teacher():
+    tf = pytest.importorskip("tensorflow")
+    from edge_slm.model.distill import kd_terms
+
+    rng = np.random.default_rng(0)
+    li = rng.normal(size=(4, 5)).astype(np.float32)
+    lt = rng.normal(size=(4, 6, 7)).astype(np.float32)
+    t_int = tf.nn.softmax(li).numpy()
+    t_tags = tf.nn.softmax(lt).numpy()
+    mask = np.ones((4, 6), np.float32)
+    kl_i, kl_t = kd_terms(li, lt, t_int, t_tags, mask, temperature=2.0)
+    assert np.allclose(kl_i, 0, atol=1e-5) and np.allclose(kl_t, 0, atol=1e-5)
+    kl_i2, kl_t2 = kd_terms(li + rng.normal(size=li.shape).astype(np.float32), lt, t_int, t_tags,
+                            mask, temperature=2.0)
+    assert float(np.min(kl_i2)) > 1e-3 and np.allclose(kl_t2, 0, atol=1e-5)
+
+
+def test_temperature_scaling_lowers_ece_on_an_overconfident_model():
+    rng = np.random.default_rng(1)
+    n, k = 5000, 6
+    true_logits = rng.normal(size=(n, k)) * 1.5
+    labels = np.array([rng.choice(k, p=p) for p in softmax(true_logits)])
+    overconfident = true_logits * 4.0
+    before = expected_calibration_error(softmax(overconfident), labels)
+    t = fit_temperature(overconfident, labels)
+    after = expected_calibration_error(softmax(overconfident, t), labels)
+    assert 3.0 < t < 5.0
+    assert after < before / 3
+
+
+def test_threshold_meets_the_false_accept_target():
+    rng = np.random.default_rng(2)
+    oos = softmax(rng.normal(size=(1000, 5)) * 3)
+    th = choose_threshold(oos, 0.02)
+    accepted, _ = accept(oos, th)
+    assert accepted.mean() <= 0.02
+    assert accept(oos, th * 0.9)[0].mean() >= accepted.mean()
