@@ -71,3 +71,23 @@ def test_threshold_meets_the_false_accept_target():
     accepted, _ = accept(oos, th)
     assert accepted.mean() <= 0.02
     assert accept(oos, th * 0.9)[0].mean() >= accepted.mean()
+
+
+def test_word_level_decoding_joins_pieces_and_hyphenated_numbers():
+    labels = LabelSpace(["<none>", "HassStartTimer"], ["minutes", "name"])
+    b_min, i_min = labels.tags.index("B-minutes"), labels.tags.index("I-minutes")
+    b_name = labels.tags.index("B-name")
+    text = "timer for twenty-six minutes"
+    offsets = [(0, 5), (6, 9), (10, 16), (16, 17), (17, 20), (21, 28)]
+    # The model tags "-" and "six" oddly; the glued run still takes the first token's tag.
+    tags = [0, 0, b_min, b_name, b_min, 0]
+    assert decode_spans(tags, offsets, labels, text) == [("minutes", 10, 20)]
+    # "11-seconds": the glued "-seconds" is tagged O, so the span stops at "11".
+    text2 = "stop 11-seconds"
+    offsets2 = [(0, 4), (5, 7), (7, 8), (8, 15)]
+    assert decode_spans([0, b_min, 0, 0], offsets2, labels, text2) == [("minutes", 5, 7)]
+    # Word pieces ("kitch" "##n") and B- on every word of one value make one span.
+    text3 = "porridge oats kitchn"
+    offsets3 = [(0, 8), (9, 13), (14, 19), (19, 20)]
+    assert decode_spans([b_name, b_name, b_min, i_min], offsets3, labels, text3) == \
+        [("name", 0, 13), ("minutes", 14, 20)]

@@ -127,19 +127,51 @@ def encode(records: Sequence[Dict[str, Any]], fast_tokenizer: Any, labels: Label
     return Batch(ids, intents, tags, all_offsets)
 
 
+#: Characters that end a word even when no space follows ("50%", "20°", "on?").
+_BREAKING = frozenset('%°?!.,:;"()[]{}')
+
+
+def words_of(offsets: Sequence[Tuple[int, int]], text: str,
+             tag_ids: Optional[Sequence[int]] = None) -> List[List[int]]:
+    """Token indices grouped into words: a token glued to the previous one (no space between,
+    neither of them breaking punctuation) continues its word ("kitch" + "##n", "twenty-six"),
+    unless it is tagged O ("11" + "-seconds" stays apart)."""
+    words: List[List[int]] = []
+    for i, (a, b) in enumerate(offsets):
+        glued = (i > 0 and offsets[i - 1][1] == a and text[a:b] not in _BREAKING
+                 and text[offsets[i - 1][0]:offsets[i - 1][1]] not in _BREAKING)
+        if glued and tag_ids is not None and (tag_ids[i] == 0) != (tag_ids[words[-1][0]] == 0):
+            glued = False
+        if words and glued:
+            words[-1].append(i)
+        else:
+            words.append([i])
+    return words
+
+
 def decode_spans(tag_ids: Sequence[int], offsets: Sequence[Tuple[int, int]],
-                 labels: LabelSpace) -> List[Tuple[str, int, int]]:
-    """(slot, start, end) spans from per-token tag ids (I- without B- starts a span)."""
+                 labels: LabelSpace, text: Optional[str] = None) -> List[Tuple[str, int, int]]:
+    """(slot, start, end) spans from per-token tag ids.
+
+    Decisions are per word (the tag of a word's first token), an "O" word closes a span, and
+    when `text` is given, neighbouring words of the same slot with only spaces between are one
+    span (a model often starts every word of a multi-word value with B-).
+    """
     tags = labels.tags
+    groups = (words_of(offsets, text, tag_ids) if text is not None
+              else [[i] for i in range(len(offsets))])
     spans: List[List[Any]] = []
-    for tag_id, (a, b) in zip(tag_ids, offsets):
+    for group in groups:
+        tag_id = tag_ids[group[0]]
+        a, b = offsets[group[0]][0], offsets[group[-1]][1]
         tag = tags[tag_id] if 0 <= tag_id < len(tags) else "O"
         if tag == "O":
             if spans:
                 spans[-1][3] = False  # an "O" closes the open span
             continue
         kind, name = tag.split("-", 1)
-        if kind == "I" and spans and spans[-1][0] == name and spans[-1][3]:
+        if spans and spans[-1][0] == name and spans[-1][3] and (
+                kind == "I" or (text is not None and not text[spans[-1][2]:a].strip())):
             spans[-1][2] = b
             continue
         if spans:

@@ -46,7 +46,8 @@ def score(intent_logits: np.ndarray, tag_logits: np.ndarray, batch: Batch,
     exact = 0
     for i, rec in enumerate(records):
         n = len(batch.offsets[i])
-        spans = decode_spans(tag_pred[i, 1:1 + n].tolist(), batch.offsets[i], labels)
+        spans = decode_spans(tag_pred[i, 1:1 + n].tolist(), batch.offsets[i], labels,
+                             rec["text"])
         predicted = {(name, rec["text"][a:b].lower()) for name, a, b in spans}
         g = _gold(rec)
         if g is None:
