@@ -49,7 +49,8 @@ def test_records_have_the_documented_fields(en_records):
             "split", "augment", "lang"}
     for rec in en_records[:500]:
         assert set(rec) == keys
-        assert rec["source"] in {"ha", "ext", "custom", "oos-chatterbot", "oos-hard"}
+        assert rec["source"] in {"ha", "ext", "custom", "oos-chatterbot", "oos-hard",
+                                 "oos-template"}
 
 
 def test_heldout_templates_never_in_training(en_records, en_builder):
@@ -76,7 +77,9 @@ def test_sentence_split_is_by_unaugmented_text(en_records):
 def test_out_of_scope_has_both_sources_and_heldout(en_records):
     oos = [r for r in en_records if r["intent"] is None]
     assert 0.08 < len(oos) / len(en_records) < 0.16
-    assert {r["source"] for r in oos} == {"oos-chatterbot", "oos-hard"}
+    assert {r["source"] for r in oos} == {"oos-chatterbot", "oos-hard", "oos-template"}
+    from_templates = [r["text"] for r in oos if r["source"] == "oos-template"]
+    assert len(set(from_templates)) > 0.8 * len(from_templates)  # variety, not repetition
     assert any(r["split"] == SPLIT_HELDOUT for r in oos)
     assert all(r["slots"] == [] for r in oos)
 

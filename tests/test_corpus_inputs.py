@@ -73,7 +73,7 @@ def test_custom_sentences_are_sampled(tmp_path):
     f.write_text(CUSTOM_YAML)
     b = CorpusBuilder(CorpusConfig(count=20000, seed=1, sentences=[str(f)]))
     cat = [r for r in b.records() if r["intent"] == "FeedTheCat"]
-    assert len(cat) > 50
+    assert len(cat) >= 30
     assert all(r["source"] == "custom" and r["fixed_slots"] == {"pet": "cat"} for r in cat)
     portions = {s["value"] for r in cat for s in r["slots"] if s["name"] == "portion"}
     assert portions == {"small", "large"}

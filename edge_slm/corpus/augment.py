@@ -59,6 +59,8 @@ PREFIXES_EN = (
     "please ", "can you ", "could you ", "would you ", "can you please ", "could you please ",
     "will you ", "hey, ", "hey ", "um ", "uh ", "okay ", "ok ", "so ", "i want to ", "i'd like to ",
     "i need you to ", "go ahead and ", "quickly ", "yo ", "right, ", "now ", "kindly ",
+    "tell home assistant to ", "ask home assistant to ", "i want you to ", "hey can you ",
+    "please can you ", "can you go ahead and ",
 )
 SUFFIXES_EN = (
     " please", " thanks", " thank you", " for me", " now", " right now", " please thanks",

@@ -27,8 +27,8 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .augment import Draft, augment
 from .inventory import Inventory, load_inventory
-from .negatives import Negative, load_negatives
-from .sampler import Sampler
+from .negatives import Negative, load_negative_templates, load_negatives
+from .sampler import Sampler, walk_text
 from .templates import Template, TemplateSet, load_templates
 
 _LOGGER = logging.getLogger(__name__)
@@ -70,6 +70,9 @@ class CorpusConfig:
     """Sample the project's extended templates."""
     oos_fraction: float = 0.12
     """Share of out-of-scope sentences (intent null)."""
+    oos_template_share: float = 0.5
+    """Share of out-of-scope sentences generated from negative templates (the rest are fixed
+    lines), where the language has negative templates."""
     augment_fraction: float = 0.6
     """Share of sentences that go through augmentation (each augmenter then has its own odds)."""
     augment_probs: Dict[str, float] = field(default_factory=dict)
@@ -129,6 +132,7 @@ class CorpusBuilder:
         self.unusable = [t.id for t in self.tset.templates if not self.sampler.usable(t)]
         self.table = self._intent_table()
         self.negatives: Tuple[Negative, ...] = load_negatives(config.lang)
+        self.neg_templates, self.neg_lists = load_negative_templates(config.lang)
 
     def _intent_table(self) -> _IntentTable:
         usable: Dict[str, List[Template]] = {}
@@ -174,11 +178,18 @@ class CorpusBuilder:
         probs = cfg.augment_probs or None
         for _ in range(cfg.count):
             if negatives and rng.random() < cfg.oos_fraction:
-                neg = negatives[int(rng.random() * len(negatives))]
-                tid = f"oos:{neg.source}:{neg.group}"
-                heldout = _hash01(cfg.split_salt, "oos:" + neg.text) < cfg.heldout_fraction
-                draft = Draft(neg.text, [])
-                intent, fixed, context, source = None, {}, {}, f"oos-{neg.source}"
+                if self.neg_templates and rng.random() < cfg.oos_template_share:
+                    ntpl = self.neg_templates[int(rng.random() * len(self.neg_templates))]
+                    tid, source = ntpl.id, "oos-template"
+                    heldout = _hash01(cfg.split_salt, ntpl.id) < cfg.heldout_fraction
+                    text = walk_text(ntpl.node, rng, self.neg_lists)  # type: ignore[arg-type]
+                else:
+                    neg = negatives[int(rng.random() * len(negatives))]
+                    tid, source = f"oos:{neg.source}:{neg.group}", f"oos-{neg.source}"
+                    heldout = _hash01(cfg.split_salt, "oos:" + neg.text) < cfg.heldout_fraction
+                    text = neg.text
+                draft = Draft(text, [])
+                intent, fixed, context = None, {}, {}
             else:
                 intent = self._pick_intent(rng)
                 tpls = self.table.templates[intent]

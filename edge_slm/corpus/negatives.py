@@ -6,7 +6,10 @@ Sources (documented in docs/corpus.md):
   augmentation and carries no label information;
 - `edge_slm/data/negatives/<lang>.yaml`: the project's own hard negatives (trivia, travel,
   banking, recipes, personal assistant requests, chit-chat and near misses that share words
-  with commands).
+  with commands);
+- `edge_slm/data/negatives/<lang>_templates.yaml`: the project's negative *templates* (hassil
+  syntax over their own lists), which give tens of thousands of distinct negatives, so that a
+  model cannot simply memorize the fixed lines. Whole templates are held out like positives.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 import yaml
+
+from ..errors import CorpusInputError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -121,3 +126,47 @@ def load_negatives(lang: str) -> Tuple[Negative, ...]:
             seen.add(neg.text)
             out.append(neg)
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class NegativeTemplate:
+    """A template that generates out-of-scope sentences."""
+
+    id: str
+    """`oos:tpl:<group>:<index>`."""
+    group: str
+    """The group it belongs to (trivia, travel, near_miss, ...)."""
+    text: str
+    """The template as written."""
+    node: object
+    """Compiled form (templates.Node)."""
+
+
+@lru_cache(maxsize=None)
+def load_negative_templates(lang: str) -> Tuple[Tuple[NegativeTemplate, ...],
+                                                Dict[str, Tuple[str, ...]]]:
+    """The negative templates of `lang` and their lists (empty when none ship)."""
+    from hassil.parse_expression import parse_sentence
+
+    from .templates import Compiler
+
+    res = resources.files("edge_slm") / "data" / "negatives" / f"{lang}_templates.yaml"
+    if not res.is_file():
+        return (), {}
+    path = f"edge_slm/data/negatives/{lang}_templates.yaml"
+    data = yaml.safe_load(res.read_text(encoding="utf-8")) or {}
+    lists = {name: tuple(str(v) for v in values)
+             for name, values in (data.get("lists") or {}).items() if values}
+    out: List[NegativeTemplate] = []
+    for group, templates in (data.get("groups") or {}).items():
+        for i, text in enumerate(templates or []):
+            compiler = Compiler({})
+            try:
+                node = compiler.compile(parse_sentence(str(text)).expression)
+            except Exception as err:
+                raise CorpusInputError(path, f"{group}[{i}] {text!r}: {err}") from err
+            missing = [n for n in compiler.list_names if n not in lists]
+            if missing:
+                raise CorpusInputError(path, f"{group}[{i}] {text!r}: unknown list {missing[0]}")
+            out.append(NegativeTemplate(f"oos:tpl:{group}:{i}", group, str(text), node))
+    return tuple(out), lists

@@ -47,6 +47,24 @@ DEFAULT_NAME_DOMAINS = ("light", "switch", "fan", "media_player")
 
 _WS = re.compile(r"\s+")
 
+#: Walks of one template tried before a stuttering sentence is kept anyway.
+MAX_RETRIES = 4
+
+
+def _stutters(draft: Draft) -> bool:
+    """True when a name, area or floor is followed by its own last word ("ground floor floor",
+    "desk lamp lamps"): the template adds a word the value already has, which makes an
+    unnatural sentence and an ambiguous span."""
+    text = draft.text.lower()
+    for row in draft.slots:
+        if row[4] not in ("name", "area", "floor"):
+            continue
+        value_words = text[row[2]:row[3]].split()
+        after = text[row[3]:].split()
+        if value_words and after and value_words[-1].rstrip("s") == after[0].rstrip("s.,?!"):
+            return True
+    return False
+
 
 @dataclass
 class Sampled:
@@ -79,6 +97,7 @@ class Sampler:
                  synthetic_name_prob: float = SYNTHETIC_NAME_PROB) -> None:
         self.lang = tset.lang
         self.synthetic_name_prob = synthetic_name_prob
+        self._known_names = {s.casefold() for e in inventory.entities for s in e.spoken}
         self.inventory = inventory
         self.words_prob = words_prob
         self.alias_prob = alias_prob
@@ -117,7 +136,14 @@ class Sampler:
 
     # -- one sample ---------------------------------------------------------------------
     def sample(self, tpl: Template, rng: random.Random) -> Sampled:
-        """Walk `tpl` once."""
+        """Walk `tpl` once (again, up to a few times, when the result stutters)."""
+        for _ in range(MAX_RETRIES):
+            sampled = self._sample_once(tpl, rng)
+            if not _stutters(sampled.draft):
+                return sampled
+        return sampled
+
+    def _sample_once(self, tpl: Template, rng: random.Random) -> Sampled:
         entity: Optional[Entity] = None
         if "name" in tpl.list_names:
             pool = self.name_pool(tpl)
@@ -148,7 +174,8 @@ class Sampler:
         if list_name == "name" and entity is not None:
             if rng.random() < self.synthetic_name_prob:
                 name = synth_name(rng, entity.domain)
-                return name, name
+                if name.casefold() not in self._known_names:  # never another entity's name
+                    return name, name
             return self._spoken(entity.name, entity.aliases, rng)
         if list_name == "area":
             area = None
@@ -264,3 +291,15 @@ def _normalize(raw: str, slots: List[Tuple[str, Any, int, int, str]]) -> Tuple[s
             row[2], row[3] = s, e
             rows.append(row)
     return text, rows
+
+
+def walk_text(node: Node, rng: random.Random, lists: Dict[str, Sequence[str]]) -> str:
+    """Walk a template whose lists are plain strings; return the normalized text only."""
+    def fill(list_name: str, slot_name: str) -> Tuple[str, str]:
+        values = lists[list_name]
+        value = values[int(rng.random() * len(values))]
+        return value, value
+
+    ctx = _Ctx(rng, fill)
+    node.walk(ctx)
+    return " ".join("".join(ctx.parts).split())
