@@ -49,19 +49,23 @@ _WS = re.compile(r"\s+")
 
 #: Walks of one template tried before a stuttering sentence is kept anyway.
 MAX_RETRIES = 4
+_STUTTER_LISTS = frozenset({"name", "area", "floor"})
+_NEXT_WORD = re.compile(r"\s+(\w+)")
 
 
 def _stutters(draft: Draft) -> bool:
     """True when a name, area or floor is followed by its own last word ("ground floor floor",
     "desk lamp lamps"): the template adds a word the value already has, which makes an
     unnatural sentence and an ambiguous span."""
-    text = draft.text.lower()
+    text = draft.text
     for row in draft.slots:
-        if row[4] not in ("name", "area", "floor"):
+        if row[4] not in _STUTTER_LISTS:
             continue
-        value_words = text[row[2]:row[3]].split()
-        after = text[row[3]:].split()
-        if value_words and after and value_words[-1].rstrip("s") == after[0].rstrip("s.,?!"):
+        m = _NEXT_WORD.match(text, row[3])
+        if m is None:
+            continue
+        last = text[row[2]:row[3]].rsplit(None, 1)[-1].lower().rstrip("s")
+        if last == m.group(1).lower().rstrip("s"):
             return True
     return False
 
