@@ -114,11 +114,9 @@ def _digest(obj: Any) -> str:
 class Stage:
     """A cached step: skipped when DIR/<name>.done holds the same key."""
 
-    def __init__(self, out: Path, name: str, key: Any, log: Callable[[str], None]) -> None:
+    def __init__(self, out: Path, name: str, key: Any) -> None:
         self.marker = out / f".{name}.done"
         self.key = _digest(key)
-        self.name = name
-        self.log = log
 
     @property
     def done(self) -> bool:
@@ -180,7 +178,7 @@ def run_training(config: TrainConfig, out: Path, dev_path: Optional[Path] = None
     extra_cfg = CorpusConfig(**{**asdict(config.corpus), "count": config.data.extra_sentences,
                                 "seed": config.corpus.seed + 1000, "augment_fraction": 1.0,
                                 "augment_probs": config.data.extra_augment_probs})
-    stage = Stage(out, "corpus", [asdict(config.corpus), asdict(extra_cfg)], log)
+    stage = Stage(out, "corpus", [asdict(config.corpus), asdict(extra_cfg)])
     if not stage.done:
         log(f"corpus: sampling {config.corpus.count} + {extra_cfg.count} sentences")
         write_corpus(config.corpus, corpus_path, progress=progress)
@@ -195,7 +193,7 @@ def run_training(config: TrainConfig, out: Path, dev_path: Optional[Path] = None
     # 2. tokenizer
     t0 = time.perf_counter()
     tok_path = out / "tokenizer.json"
-    stage = Stage(out, "tokenizer", [asdict(config.corpus), config.data.vocab_size], log)
+    stage = Stage(out, "tokenizer", [asdict(config.corpus), config.data.vocab_size])
     if not stage.done:
         train_tokenizer((r["text"] for r in train_all), config.data.vocab_size, out=tok_path)
         stage.finish()
@@ -215,7 +213,7 @@ def run_training(config: TrainConfig, out: Path, dev_path: Optional[Path] = None
     t0 = time.perf_counter()
     tdir = out / "teacher"
     tdir.mkdir(exist_ok=True)
-    stage = Stage(out, "teacher", [asdict(config.corpus), asdict(config.teacher)], log)
+    stage = Stage(out, "teacher", [asdict(config.corpus), asdict(config.teacher)])
     if not stage.done:
         teacher = JointTeacher(labels, config.teacher)
         log(f"teacher: fine-tuning all-MiniLM-L6-v2 ({teacher.n_params():,} parameters) on "
@@ -227,7 +225,7 @@ def run_training(config: TrainConfig, out: Path, dev_path: Optional[Path] = None
     t0 = time.perf_counter()
     soft_stage = Stage(out, "soft", [stage.key, config.data.student_sentences,
                                      config.data.extra_sentences, config.data.eval_sentences,
-                                     str(dev_path), mcfg.max_len], log)
+                                     str(dev_path), mcfg.max_len])
     if not soft_stage.done:
         teacher = JointTeacher.load(tdir / "teacher.pt")
         everything = ([("train", sets.train, sets.train_recs),
@@ -252,11 +250,11 @@ def run_training(config: TrainConfig, out: Path, dev_path: Optional[Path] = None
 
     # 4. students: without the teacher, and distilled (corpus rows + teacher-only rows)
     results: Dict[str, Dict[str, Any]] = {}
-    results["teacher"] = _evaluate_teacher(soft_of, sets, config, JointTeacher, tdir)
+    results["teacher"] = _evaluate_teacher(soft_of, sets, config, tdir)
 
     def student_stage(name: str, train_fn: Callable[[], Any], key: Any) -> Checkpoint:
         path = out / "students" / name
-        st = Stage(out, f"student_{name}", key, log)
+        st = Stage(out, f"student_{name}", key)
         if st.done and (path / "checkpoint.json").exists():
             return load_checkpoint(path)
         t1 = time.perf_counter()
@@ -398,13 +396,20 @@ def _encoder_for(ckpt: Any, labels: LabelSpace) -> Callable[[List[Dict[str, Any]
     return lambda recs: encode(recs, fast, labels, max_len, cls_id)
 
 
-def _calibrated(ckpt: Any, sets: Sets, config: TrainConfig) -> Any:
+def _fit_calibration(ckpt: Any, enc: Callable[[List[Dict[str, Any]]], Batch], sets: Sets,
+                     config: TrainConfig) -> Dict[str, float]:
+    """Temperature and threshold of a student, fitted on the validation split."""
     from .distill import predict
 
-    valid = _encoder_for(ckpt, sets.labels)(sets.valid_recs)
+    valid = enc(sets.valid_recs)
     li, _ = predict(ckpt.model, valid.ids)
-    ckpt.meta["calibration"] = _calibration(li, valid, config.data.target_false_accept,
-                                            [r["text"] for r in sets.valid_recs])
+    return _calibration(li, valid, config.data.target_false_accept,
+                        [r["text"] for r in sets.valid_recs])
+
+
+def _calibrated(ckpt: Any, sets: Sets, config: TrainConfig) -> Any:
+    ckpt.meta["calibration"] = _fit_calibration(ckpt, _encoder_for(ckpt, sets.labels), sets,
+                                                config)
     return ckpt
 
 
@@ -414,10 +419,7 @@ def _evaluate_student(ckpt: Any, sets: Sets, config: TrainConfig) -> Dict[str, A
     from .student import count_params
 
     enc = _encoder_for(ckpt, sets.labels)
-    valid = enc(sets.valid_recs)
-    li, _ = predict(ckpt.model, valid.ids)
-    cal = ckpt.meta.get("calibration") or _calibration(
-        li, valid, config.data.target_false_accept, [r["text"] for r in sets.valid_recs])
+    cal = ckpt.meta.get("calibration") or _fit_calibration(ckpt, enc, sets, config)
     out: Dict[str, Any] = {"params": count_params(ckpt.model), "calibration": cal}
     for name, (_, recs) in sets.evals.items():
         b = enc(recs)
@@ -427,7 +429,7 @@ def _evaluate_student(ckpt: Any, sets: Sets, config: TrainConfig) -> Dict[str, A
 
 
 def _evaluate_teacher(soft_of: Callable[[str], SoftLabels], sets: Sets, config: TrainConfig,
-                      teacher_cls: Any, tdir: Path) -> Dict[str, Any]:
+                      tdir: Path) -> Dict[str, Any]:
     from .evaluate import score
 
     def logits(name: str, batch: Batch) -> Tuple[np.ndarray, np.ndarray]:
