@@ -50,6 +50,16 @@ _WS = re.compile(r"\s+")
 #: Walks of one template tried before a stuttering sentence is kept anyway.
 MAX_RETRIES = 4
 _STUTTER_LISTS = frozenset({"name", "area", "floor"})
+#: Slots that Home Assistant's templates always tag where the words are said ("is the door
+#: {lock_states:state}"), with the lists that spell them. A template of ours that fixes such
+#: a slot (`slots: {state: off}`) and says the word literally gets the span too, so the same
+#: word is never tagged in one template and plain text in another.
+SURFACE_LISTS = {
+    "state": ("on_off_states", "cover_states", "lock_states", "bs_open_states",
+              "bs_occupancy_states", "y_st_occupancy"),
+    "device_class": ("cover_classes", "x_oo_media_class"),
+}
+_SURFACE_SAMPLES = 40
 _NEXT_WORD = re.compile(r"\s+(\w+)")
 
 
@@ -112,6 +122,7 @@ class Sampler:
         self._areas = list(inventory.areas)
         self._floors = list(inventory.floors)
         self._rules = dict(tset.intents.expansion_rules)
+        self._surfaces = self._surface_forms()
 
     # -- entity pools -------------------------------------------------------------------
     def name_pool(self, tpl: Template) -> List[Entity]:
@@ -171,7 +182,46 @@ class Sampler:
         draft = Draft(text, slots)
         if "%" in text and self.lang.startswith("en"):
             _spell_percent(draft)
+        for slot_name, value in tpl.fixed_slots.items():
+            self._attach_fixed(draft, slot_name, value)
         return Sampled(draft, context)
+
+    # -- fixed slots said in words --------------------------------------------------------
+    def _surface_forms(self) -> Dict[str, Dict[str, List[re.Pattern]]]:
+        """slot -> value -> patterns of the phrases that say it (longest first)."""
+        rng = random.Random(0)
+        out: Dict[str, Dict[str, List[re.Pattern]]] = {}
+        for slot_name, list_names in SURFACE_LISTS.items():
+            phrases: Dict[str, set] = {}
+            for list_name in list_names:
+                slot_list = self._lists.get(list_name)
+                if not isinstance(slot_list, TextSlotList):
+                    continue
+                for node, value in self._values(slot_list):
+                    found = phrases.setdefault(str(value), set())
+                    for _ in range(_SURFACE_SAMPLES):
+                        phrase = walk_text(node, rng, {}).strip().casefold()
+                        if phrase:
+                            found.add(phrase)
+            out[slot_name] = {
+                value: [re.compile(r"(?<!\w)" + re.escape(p).replace(r"\ ", r"\s+") + r"(?!\w)",
+                                   re.IGNORECASE)
+                        for p in sorted(found, key=len, reverse=True)]
+                for value, found in phrases.items()}
+        return out
+
+    def _attach_fixed(self, draft: Draft, slot_name: str, value: Any) -> None:
+        """Give a fixed slot its span where the sentence says it in words."""
+        patterns = self._surfaces.get(slot_name, {}).get(str(value))
+        if not patterns or any(row[0] == slot_name for row in draft.slots):
+            return
+        for pattern in patterns:
+            for m in pattern.finditer(draft.text):
+                a, b = m.span()
+                if all(b <= row[2] or a >= row[3] for row in draft.slots):
+                    draft.slots.append([slot_name, value, a, b, "fixed"])
+                    draft.slots.sort(key=lambda row: row[2])
+                    return
 
     def _fill(self, tpl: Template, list_name: str, slot_name: str, rng: random.Random,
               entity: Optional[Entity]) -> Tuple[Any, Any]:
