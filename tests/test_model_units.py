@@ -91,3 +91,48 @@ def test_word_level_decoding_joins_pieces_and_hyphenated_numbers():
     offsets3 = [(0, 8), (9, 13), (14, 19), (19, 20)]
     assert decode_spans([b_name, b_name, b_min, i_min], offsets3, labels, text3) == \
         [("name", 0, 13), ("minutes", 14, 20)]
+
+
+def test_word_pieces_decide_as_one_word_and_trailing_symbols_stay_out():
+    labels = LabelSpace(["<none>", "HassListAddItem"], ["item", "temperature"])
+    b_item, i_item = labels.tags.index("B-item"), labels.tags.index("I-item")
+    b_t = labels.tags.index("B-temperature")
+    # "cu" "##mi" "##n": the model's O on the middle piece does not cut the word in two.
+    text = "strike cumin off"
+    offsets = [(0, 6), (7, 9), (9, 11), (11, 12), (13, 16)]
+    assert decode_spans([0, b_item, 0, b_item, 0], offsets, labels, text) == [("item", 7, 12)]
+    # "wi" O + "##pe" B-item: the word "wipe" opens the item, which runs on.
+    text2 = "take wipe down off"
+    offsets2 = [(0, 4), (5, 7), (7, 9), (10, 14), (15, 18)]
+    assert decode_spans([0, 0, b_item, i_item, 0], offsets2, labels, text2) == \
+        [("item", 5, 14)]
+    # "21.5°": the decimal point inside the number stays, the degree sign after it does not.
+    text3 = "set it to 21.5°"
+    offsets3 = [(0, 3), (4, 6), (7, 9), (10, 12), (12, 13), (13, 14), (14, 15)]
+    assert decode_spans([0, 0, 0, b_t, b_t, b_t, b_t], offsets3, labels, text3) == \
+        [("temperature", 10, 14)]
+
+
+def test_score_reports_slot_f1_after_resolution_against_the_home():
+    from edge_slm.model.data import Batch
+    from edge_slm.model.evaluate import score
+    from edge_slm.runtime.resolve import HomeNames
+
+    labels = LabelSpace(["<none>", "HassTurnOn"], ["area", "name"])
+    b_area, b_name = labels.tags.index("B-area"), labels.tags.index("B-name")
+    text = "turn on man cave tv"
+    offsets = [(0, 4), (5, 7), (8, 11), (12, 16), (17, 19)]
+    rec = {"text": text, "intent": "HassTurnOn",
+           "slots": [{"name": "name", "text": "man cave tv", "start": 8, "end": 19}]}
+    tags = np.zeros((1, 6, len(labels.tags)), dtype=np.float32)
+    for pos, tag in enumerate([0, 0, b_area, labels.tags.index("I-area"), b_name]):
+        tags[0, 1 + pos, tag] = 5.0
+    batch = Batch(np.ones((1, 6), dtype=np.int32), np.array([1]), np.zeros((1, 6), np.int32),
+                  [offsets])
+    intent_logits = np.array([[0.0, 5.0]])
+    plain = score(intent_logits, tags, batch, [rec], labels)
+    assert plain["slot_f1"] == 0.0 and "slot_f1_resolved" not in plain
+    home = HomeNames.build(names=["man cave tv"], areas=["man cave"])
+    resolved = score(intent_logits, tags, batch, [rec], labels, home=home)
+    assert resolved["slot_f1"] == 0.0 and resolved["slot_f1_resolved"] == 1.0
+    assert resolved["exact_match"] == 1.0

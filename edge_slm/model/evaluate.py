@@ -10,16 +10,42 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
+from ..runtime.resolve import HomeNames, resolve_spans
 from .calibrate import accept, expected_calibration_error, softmax
 from .data import Batch, LabelSpace, decode_spans
 
 
 def to_corpus_format(rec: Dict[str, Any]) -> Dict[str, Any]:
-    """A dev-set record as a corpus-like one (slot values kept aside for text matching)."""
+    """A dev-set record as a corpus-like one (slot values kept aside for text matching; the
+    entities and areas the record says its home has kept for resolution)."""
     if isinstance(rec.get("slots"), list):
         return rec
     return {"text": rec["text"], "intent": rec.get("intent"), "slots": [],
-            "gold_values": rec.get("slots")}
+            "gold_values": rec.get("slots"), "home": rec.get("entities") or {}}
+
+
+def home_of(records: Sequence[Dict[str, Any]], inventory: Any = None) -> HomeNames:
+    """The home a set of corpus records was said in: the inventory they were sampled from plus
+    every name, area and floor their slots mention (synthetic names are devices of that home
+    too)."""
+    home = HomeNames.from_inventory(inventory) if inventory is not None else HomeNames()
+    said: Dict[str, List[str]] = {"name": [], "area": [], "floor": []}
+    for rec in records:
+        for s in rec.get("slots") or []:
+            if isinstance(s, dict) and s.get("name") in said:
+                said[s["name"]].append(s["text"])
+    return home.union(HomeNames.build(said["name"], said["area"], said["floor"]))
+
+
+def _record_home(rec: Dict[str, Any], home: Optional[HomeNames]) -> Optional[HomeNames]:
+    """`home` plus what a dev-format record lists under its entities and areas."""
+    extra = rec.get("home")
+    if not isinstance(extra, dict) or not extra:
+        return home
+    names = [e.get("name", "") for e in extra.get("entities") or [] if isinstance(e, dict)]
+    own = HomeNames.build(names, [a for a in extra.get("areas") or [] if isinstance(a, str)],
+                          [f for f in extra.get("floors") or [] if isinstance(f, str)])
+    return own if home is None else home.union(own)
 
 
 def _gold(rec: Dict[str, Any]) -> Optional[Set[Tuple[str, str]]]:
@@ -33,8 +59,12 @@ def _gold(rec: Dict[str, Any]) -> Optional[Set[Tuple[str, str]]]:
 
 def score(intent_logits: np.ndarray, tag_logits: np.ndarray, batch: Batch,
           records: Sequence[Dict[str, Any]], labels: LabelSpace, temperature: float = 1.0,
-          threshold: float = 0.0) -> Dict[str, float]:
-    """Metrics of one model on one set (records aligned with batch rows)."""
+          threshold: float = 0.0, home: Optional[HomeNames] = None) -> Dict[str, float]:
+    """Metrics of one model on one set (records aligned with batch rows).
+
+    `slot_f1` scores the tagger's spans as decoded; `slot_f1_resolved` scores them after
+    resolution against `home` (what the runtime engine answers), when a home is given.
+    """
     probs = softmax(intent_logits, temperature)
     pred = probs.argmax(-1)
     gold = batch.intents
@@ -42,32 +72,41 @@ def score(intent_logits: np.ndarray, tag_logits: np.ndarray, batch: Batch,
     final = np.where(accepted, pred, 0)
     is_cmd = gold != 0
     tag_pred = tag_logits.argmax(-1)
-    tp = fp = fn = 0
+    counts = {"raw": [0, 0, 0], "resolved": [0, 0, 0]}
     exact = 0
     for i, rec in enumerate(records):
         n = len(batch.offsets[i])
         spans = decode_spans(tag_pred[i, 1:1 + n].tolist(), batch.offsets[i], labels,
                              rec["text"])
-        predicted = {(name, rec["text"][a:b].lower()) for name, a, b in spans}
         g = _gold(rec)
         if g is None:
             continue
-        if "gold_values" in rec:
-            predicted = {p for p in predicted
-                         if p[0] not in ("domain", "device_class", "volume_step")}
-        tp += len(predicted & g)
-        fp += len(predicted - g)
-        fn += len(g - predicted)
-        exact += int(pred[i] == gold[i] and predicted == g)
+        variants = {"raw": spans}
+        rec_home = _record_home(rec, home)
+        if rec_home:
+            variants["resolved"] = resolve_spans(rec["text"], spans, rec_home)
+        for kind, found in variants.items():
+            predicted = {(name, rec["text"][a:b].lower()) for name, a, b in found}
+            if "gold_values" in rec:
+                predicted = {p for p in predicted
+                             if p[0] not in ("domain", "device_class", "volume_step")}
+            c = counts[kind]
+            c[0] += len(predicted & g)
+            c[1] += len(predicted - g)
+            c[2] += len(g - predicted)
+            if kind == ("resolved" if rec_home else "raw"):
+                exact += int(pred[i] == gold[i] and predicted == g)
     n_rows = max(1, len(records))
     out = {
         "n": float(len(records)),
         "intent_acc": float((pred == gold).mean()) if len(gold) else 0.0,
         "intent_acc_thresholded": float((final == gold).mean()) if len(gold) else 0.0,
-        "slot_f1": float(2 * tp / max(1, 2 * tp + fp + fn)),
+        "slot_f1": _f1(*counts["raw"]),
         "exact_match": exact / n_rows,
         "ece": expected_calibration_error(probs, gold) if len(gold) else 0.0,
     }
+    if home is not None or any(isinstance(r.get("home"), dict) and r["home"] for r in records):
+        out["slot_f1_resolved"] = _f1(*counts["resolved"])
     if (~is_cmd).any():
         out["false_accept"] = float(accepted[~is_cmd].mean())
         out["n_oos"] = float((~is_cmd).sum())
@@ -75,6 +114,10 @@ def score(intent_logits: np.ndarray, tag_logits: np.ndarray, batch: Batch,
         out["command_acc"] = float((pred[is_cmd] == gold[is_cmd]).mean())
         out["command_recall_thresholded"] = float((final[is_cmd] == gold[is_cmd]).mean())
     return out
+
+
+def _f1(tp: int, fp: int, fn: int) -> float:
+    return float(2 * tp / max(1, 2 * tp + fp + fn))
 
 
 def confusions(intent_logits: np.ndarray, batch: Batch, records: Sequence[Dict[str, Any]],

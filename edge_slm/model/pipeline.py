@@ -140,6 +140,8 @@ class Sets:
     valid: Batch
     valid_recs: List[Dict[str, Any]]
     evals: Dict[str, Tuple[Batch, List[Dict[str, Any]]]]
+    home: Any = None
+    """The names of the home the corpus was sampled in (for slot resolution)."""
 
 
 def run_training(config: TrainConfig, out: Path, dev_path: Optional[Path] = None,
@@ -204,8 +206,12 @@ def run_training(config: TrainConfig, out: Path, dev_path: Optional[Path] = None
 
     labels = LabelSpace.from_records(records)
     max_len = config.model.max_len
+    from ..corpus.inventory import load_inventory
+
+    inventory = load_inventory(Path(config.corpus.inventory) if config.corpus.inventory else None,
+                               config.corpus.lang)
     sets = _encode_sets(records, train_recs, extra_recs, fast, labels, max_len, cls_id,
-                        config.data.eval_sentences, dev_path)
+                        config.data.eval_sentences, dev_path, inventory)
     mcfg = ModelConfig(**{**asdict(config.model), "vocab_size": fast.get_vocab_size(),
                           "n_intents": len(labels.intents), "n_tags": len(labels.tags)})
 
@@ -340,8 +346,9 @@ def run_training(config: TrainConfig, out: Path, dev_path: Optional[Path] = None
 
 def _encode_sets(records: Sequence[Dict[str, Any]], train_recs: List[Dict[str, Any]],
                  extra_recs: List[Dict[str, Any]], fast: Any, labels: LabelSpace, max_len: int,
-                 cls_id: int, eval_n: int, dev_path: Optional[Path]) -> Sets:
-    from .evaluate import to_corpus_format
+                 cls_id: int, eval_n: int, dev_path: Optional[Path],
+                 inventory: Any = None) -> Sets:
+    from .evaluate import home_of, to_corpus_format
 
     valid = [r for r in records if r["split"] == "valid"][: max(eval_n, 2000)]
     held = [r for r in records if r["split"] == "heldout" and r["intent"]][:eval_n]
@@ -354,7 +361,8 @@ def _encode_sets(records: Sequence[Dict[str, Any]], train_recs: List[Dict[str, A
         evals["dev"] = (encode(dev, fast, labels, max_len, cls_id), dev)
     return Sets(labels, encode(train_recs, fast, labels, max_len, cls_id), train_recs,
                 encode(extra_recs, fast, labels, max_len, cls_id), extra_recs,
-                encode(valid, fast, labels, max_len, cls_id), valid, evals)
+                encode(valid, fast, labels, max_len, cls_id), valid, evals,
+                home_of(held + held_oos, inventory))
 
 
 def _concat(a: Batch, b: Batch) -> Batch:
@@ -424,7 +432,8 @@ def _evaluate_student(ckpt: Any, sets: Sets, config: TrainConfig) -> Dict[str, A
     for name, (_, recs) in sets.evals.items():
         b = enc(recs)
         li, lt = predict(ckpt.model, b.ids)
-        out[name] = score(li, lt, b, recs, sets.labels, cal["temperature"], cal["threshold"])
+        out[name] = score(li, lt, b, recs, sets.labels, cal["temperature"], cal["threshold"],
+                          home=sets.home)
     return out
 
 
@@ -448,7 +457,8 @@ def _evaluate_teacher(soft_of: Callable[[str], SoftLabels], sets: Sets, config: 
     out: Dict[str, Any] = {"params": n_params, "calibration": cal}
     for name, (b, recs) in sets.evals.items():
         li, lt = logits(name, b)
-        out[name] = score(li, lt, b, recs, sets.labels, cal["temperature"], cal["threshold"])
+        out[name] = score(li, lt, b, recs, sets.labels, cal["temperature"], cal["threshold"],
+                          home=sets.home)
     return out
 
 
@@ -456,6 +466,7 @@ def format_table(results: Dict[str, Dict[str, Any]]) -> str:
     """The closing table of a run, in markdown."""
     cols = [("params", None), ("held-out intent acc", ("heldout_templates", "intent_acc")),
             ("held-out slot F1", ("heldout_templates", "slot_f1")),
+            ("held-out slot F1 (resolved)", ("heldout_templates", "slot_f1_resolved")),
             ("OOS false accepts", ("heldout_oos", "false_accept")),
             ("dev intent acc", ("dev", "intent_acc")),
             ("dev acc (thresholded)", ("dev", "intent_acc_thresholded")),

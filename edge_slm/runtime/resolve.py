@@ -1,0 +1,204 @@
+"""Resolve tagged place spans (name, area, floor, device_class) against the home's names.
+
+A tagger alone cannot know whether "living room lamp" is an entity called that or the lamp in
+the living room, or whether "deadbolt lock" is the name or "deadbolt" plus a device word: Home
+Assistant's own matcher answers from the home's entity and area names, and so do we.
+`resolve_spans` takes the model's spans and returns them merged, split, trimmed or relabelled
+so that each name is one the home has, where the words allow it. Spans of other slots pass
+through untouched, and nothing changes when the home is empty.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, FrozenSet, Iterable, List, Optional, Sequence, Tuple
+
+Span = Tuple[str, int, int]
+
+PLACE_SLOTS = frozenset({"name", "area", "floor", "device_class"})
+#: Spans that may merge into one name ("man cave" area + "tv" name). A device class stays out:
+#: "garage door" said of covers is the class even in a home with an entity of that name.
+MERGEABLE = frozenset({"name", "area", "floor"})
+
+#: Words that name a kind of device rather than a device ("the gym light" is the light in the
+#: gym when the home has no entity called "gym light").
+DEVICE_WORDS = frozenset(
+    """light lights lamp lamps lighting bulb bulbs switch switches plug plugs outlet outlets
+    socket sockets fan fans tv television telly speaker speakers lock locks door doors gate
+    gates window windows blind blinds shade shades shutter shutters curtain curtains awning
+    awnings thermostat heater heating ac sensor sensors device devices""".split()
+)
+
+#: Words before a name that are not part of it ("my", "the").
+LEADING_WORDS = frozenset("my the our a an your his her their this that".split())
+
+_WORD = re.compile(r"[\w'’-]+")
+
+
+def norm(phrase: str) -> str:
+    """The form names are compared in: case-folded, single spaces, curly apostrophes plain."""
+    return " ".join(phrase.replace("’", "'").casefold().split())
+
+
+def _variants(phrase: str) -> Tuple[str, ...]:
+    """`phrase` and its singular/plural neighbours ("lamps" ~ "lamp")."""
+    p = norm(phrase)
+    out = [p]
+    if p.endswith("s") and len(p) > 3:
+        out.append(p[:-1])
+    else:
+        out.append(p + "s")
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class HomeNames:
+    """The names a home knows, in `norm` form: entities, areas and floors with aliases."""
+
+    names: FrozenSet[str] = field(default_factory=frozenset)
+    areas: FrozenSet[str] = field(default_factory=frozenset)
+    floors: FrozenSet[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def build(cls, names: Iterable[str] = (), areas: Iterable[str] = (),
+              floors: Iterable[str] = ()) -> "HomeNames":
+        """From plain lists of phrases."""
+        def clean(items: Iterable[str]) -> FrozenSet[str]:
+            return frozenset(n for n in (norm(i) for i in items) if n)
+        return cls(clean(names), clean(areas), clean(floors))
+
+    @classmethod
+    def from_inventory(cls, inventory: Any) -> "HomeNames":
+        """From an inventory with `entities`, `areas` and `floors` (names plus aliases)."""
+        def spoken(items: Iterable[Any]) -> List[str]:
+            return [s for it in items for s in (it.name,) + tuple(it.aliases)]
+        return cls.build(spoken(inventory.entities), spoken(inventory.areas),
+                         spoken(inventory.floors))
+
+    def union(self, other: "HomeNames") -> "HomeNames":
+        """A home with the names of both."""
+        return HomeNames(self.names | other.names, self.areas | other.areas,
+                         self.floors | other.floors)
+
+    def __bool__(self) -> bool:
+        return bool(self.names or self.areas or self.floors)
+
+    def is_name(self, phrase: str) -> bool:
+        return any(v in self.names for v in _variants(phrase))
+
+    def is_area(self, phrase: str) -> bool:
+        return any(v in self.areas for v in _variants(phrase))
+
+    def is_floor(self, phrase: str) -> bool:
+        return any(v in self.floors for v in _variants(phrase))
+
+
+def _words(text: str, start: int, end: int) -> List[Tuple[int, int]]:
+    return [(start + m.start(), start + m.end()) for m in _WORD.finditer(text[start:end])]
+
+
+def _adjacent(text: str, a: Span, b: Span) -> bool:
+    gap = text[a[2]:b[1]]
+    return a[2] <= b[1] and (not gap.strip() or gap.strip() in ("'s", "’s"))
+
+
+def resolve_spans(text: str, spans: Sequence[Span], home: Optional[HomeNames]) -> List[Span]:
+    """The spans after resolution against `home` (see the module docstring), in text order."""
+    out = sorted(spans, key=lambda s: s[1])
+    if not home:
+        return list(out)
+    out = _merge_adjacent(text, out, home)
+    out = _extend_names(text, out, home)
+    result: List[Span] = []
+    for span in out:
+        result.extend(_fix_one(text, span, home))
+    return result
+
+
+def _merge_adjacent(text: str, spans: List[Span], home: HomeNames) -> List[Span]:
+    """Neighbouring place spans whose words together are a known name become that name
+    ("man cave" area + "tv" name -> "man cave tv")."""
+    out: List[Span] = []
+    i = 0
+    while i < len(spans):
+        best = None
+        if spans[i][0] in MERGEABLE:
+            j = i
+            while (j + 1 < len(spans) and spans[j + 1][0] in MERGEABLE
+                   and _adjacent(text, spans[j], spans[j + 1])):
+                j += 1
+            for k in range(j, i, -1):  # longest run first
+                phrase = text[spans[i][1]:spans[k][2]]
+                if home.is_name(phrase) and not all(
+                        home.is_name(text[s[1]:s[2]]) and s[0] == "name"
+                        for s in spans[i:k + 1]):
+                    best = k
+                    break
+        if best is None:
+            out.append(spans[i])
+            i += 1
+        else:
+            out.append(("name", spans[i][1], spans[best][2]))
+            i = best + 1
+    return out
+
+
+def _extend_names(text: str, spans: List[Span], home: HomeNames) -> List[Span]:
+    """A name that is not known but becomes known with one or two untagged neighbouring words
+    grows to them ("spot" + "3" -> "spot 3")."""
+    out = list(spans)
+    for n, (slot, a, b) in enumerate(out):
+        if slot != "name" or home.is_name(text[a:b]):
+            continue
+        lo = out[n - 1][2] if n > 0 else 0
+        hi = out[n + 1][1] if n + 1 < len(out) else len(text)
+        after = _words(text, b, hi)[:2]
+        before = _words(text, lo, a)[-2:]
+        for k in (2, 1):
+            if len(after) >= k and home.is_name(text[a:after[k - 1][1]]):
+                out[n] = ("name", a, after[k - 1][1])
+                break
+            if len(before) >= k and home.is_name(text[before[-k][0]:b]):
+                out[n] = ("name", before[-k][0], b)
+                break
+    return out
+
+
+def _fix_one(text: str, span: Span, home: HomeNames) -> List[Span]:
+    slot, a, b = span
+    phrase = text[a:b]
+    if slot == "name" and not home.is_name(phrase):
+        if home.is_area(phrase):
+            return [("area", a, b)]
+        if home.is_floor(phrase):
+            return [("floor", a, b)]
+        words = _words(text, a, b)
+        # "deadbolt lock" -> "deadbolt"; "my porch light" -> "porch light"
+        for k in range(len(words) - 1, 0, -1):
+            head, tail = (a, words[k - 1][1]), (words[k][0], b)
+            tail_words = {norm(text[s:e]) for s, e in words[k:]}
+            if home.is_name(text[head[0]:head[1]]) and tail_words <= DEVICE_WORDS:
+                return [("name",) + head]
+        for k in range(1, len(words)):
+            lead = {norm(text[s:e]) for s, e in words[:k]}
+            tail = (words[k][0], b)
+            if home.is_name(text[tail[0]:tail[1]]):
+                if lead <= LEADING_WORDS:
+                    return [("name",) + tail]
+                if home.is_area(text[a:words[k - 1][1]]):
+                    return [("area", a, words[k - 1][1]), ("name",) + tail]
+        # "gym light" with no such entity: the area "gym" and a device word.
+        for k in range(len(words) - 1, 0, -1):
+            rest = {norm(text[s:e]) for s, e in words[k:]}
+            if home.is_area(text[a:words[k - 1][1]]) and rest <= DEVICE_WORDS:
+                return [("area", a, words[k - 1][1])]
+        return [span]
+    if slot == "area" and not home.is_area(phrase):
+        if home.is_name(phrase):
+            return [("name", a, b)]
+        if home.is_floor(phrase):
+            return [("floor", a, b)]
+    if slot == "floor" and not home.is_floor(phrase) and home.is_area(phrase):
+        return [("area", a, b)]
+    return [span]

@@ -1,0 +1,70 @@
+"""Resolution of place spans against the home's names."""
+
+from __future__ import annotations
+
+from edge_slm.runtime.resolve import HomeNames, resolve_spans
+
+HOME = HomeNames.build(
+    names=["man cave tv", "deadbolt", "spot 3", "tv", "star projector", "Kitchen Light"],
+    areas=["man cave", "gym", "kitchen", "playroom", "living room"],
+    floors=["second floor"],
+)
+
+
+def spans_text(text, spans):
+    return [(slot, text[a:b]) for slot, a, b in spans]
+
+
+def test_area_and_name_that_together_are_a_device_merge():
+    text = "so unmute man cave tv!"
+    got = resolve_spans(text, [("area", 10, 18), ("name", 19, 21)], HOME)
+    assert spans_text(text, got) == [("name", "man cave tv")]
+
+
+def test_two_known_names_side_by_side_are_left_alone():
+    text = "tv kitchen light"
+    spans = [("name", 0, 2), ("name", 3, 16)]
+    assert resolve_spans(text, spans, HOME) == spans
+
+
+def test_device_word_after_a_known_name_is_trimmed():
+    text = "is deadbolt lock on"
+    assert spans_text(text, resolve_spans(text, [("name", 3, 16)], HOME)) == \
+        [("name", "deadbolt")]
+
+
+def test_unknown_name_made_of_an_area_and_a_device_word_is_the_area():
+    text = "did we leave gym light off"
+    assert spans_text(text, resolve_spans(text, [("name", 13, 22)], HOME)) == [("area", "gym")]
+
+
+def test_area_then_known_device_splits():
+    text = "switch playroom star projector off"
+    assert spans_text(text, resolve_spans(text, [("name", 7, 30)], HOME)) == \
+        [("area", "playroom"), ("name", "star projector")]
+
+
+def test_name_grows_to_a_neighbouring_word_when_that_makes_it_known():
+    text = "turn on spot 3 now"
+    assert spans_text(text, resolve_spans(text, [("name", 8, 12)], HOME)) == \
+        [("name", "spot 3")]
+
+
+def test_relabels_by_what_the_home_calls_it():
+    text = "turn on living room and the floor second floor"
+    got = resolve_spans(text, [("name", 8, 19), ("area", 34, 46)], HOME)
+    assert spans_text(text, got) == [("area", "living room"), ("floor", "second floor")]
+
+
+def test_case_and_plural_are_ignored_and_other_slots_pass_through():
+    text = "set KITCHEN LIGHTS to 50 percent"
+    spans = [("name", 4, 18), ("brightness", 22, 24)]
+    assert resolve_spans(text, spans, HOME) == spans
+
+
+def test_unknown_words_and_an_empty_home_change_nothing():
+    text = "turn on the garden gnome"
+    spans = [("name", 12, 24)]
+    assert resolve_spans(text, spans, HOME) == spans
+    assert resolve_spans("man cave tv", [("area", 0, 8), ("name", 9, 11)], HomeNames()) == \
+        [("area", 0, 8), ("name", 9, 11)]
