@@ -29,9 +29,9 @@ class DistillConfig:
 
     epochs: float = 3.0
     """Passes over the training rows (fractions allowed)."""
-    batch_size: int = 128
+    batch_size: int = 32
     """Rows per step."""
-    lr: float = 2e-3
+    lr: float = 1.5e-3
     """Peak learning rate (AdamW), after a linear warm-up, then cosine decay to 5%."""
     warmup_frac: float = 0.05
     """Share of steps spent warming up."""
@@ -41,7 +41,7 @@ class DistillConfig:
     """Weight of the hard-label loss; 1 - alpha goes to distillation (when a teacher exists)."""
     temperature: float = 2.0
     """Distillation temperature."""
-    slot_weight: float = 1.0
+    slot_weight: float = 2.0
     """Weight of the slot terms relative to the intent terms."""
     seed: int = 0
     """Shuffling and initialization seed."""

@@ -43,7 +43,7 @@ class ModelConfig:
     """Intent classes including "no intent"."""
     n_tags: int = 1
     """BIO slot tags including O."""
-    dropout: float = 0.1
+    dropout: float = 0.0
     """Dropout in training."""
 
     @property

@@ -33,7 +33,7 @@ class TeacherConfig:
     """Passes over them."""
     batch_size: int = 32
     """Rows per step."""
-    lr: float = 8e-5
+    lr: float = 1e-4
     """Peak learning rate (AdamW, linear warm-up and decay)."""
     max_len: int = 48
     """Teacher tokens per sentence."""
