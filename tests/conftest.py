@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 
@@ -23,3 +25,31 @@ def en_records(en_builder):
     cfg = replace(en_builder.config, count=60000, seed=11)
     builder = CorpusBuilder(cfg, tset=en_builder.tset, inventory=en_builder.inventory)
     return list(builder.records())
+
+
+SMALL_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "small.yaml"
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory):
+    """The small training profile run once: (run folder, report, log lines)."""
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("torch")
+    from edge_slm.model.pipeline import load_train_config, run_training
+
+    out = tmp_path_factory.mktemp("train")
+    logs = []
+    report = run_training(load_train_config(SMALL_CONFIG), out, progress=False, log=logs.append)
+    return out, report, logs
+
+
+@pytest.fixture(scope="session")
+def small_bundles(small_run, tmp_path_factory):
+    """The small run converted (float, int8, int4) through the gate: (out folder, report)."""
+    from edge_slm.convert.build import ConvertConfig, convert
+
+    out = tmp_path_factory.mktemp("convert")
+    config = ConvertConfig(quants=["float", "int8", "int4"], eval_sentences=300,
+                           latency_runs=50, margin=100.0)
+    report = convert(small_run[0] / "model", out, config, log=lambda m: None, progress=False)
+    return out, report

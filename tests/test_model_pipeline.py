@@ -16,14 +16,6 @@ from edge_slm.model.pipeline import load_train_config, run_training  # noqa: E40
 SMALL = Path(__file__).resolve().parent.parent / "configs" / "small.yaml"
 
 
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("train")
-    logs = []
-    report = run_training(load_train_config(SMALL), out, progress=False, log=logs.append)
-    return out, report, logs
-
-
 def test_small_run_learns(small_run):
     out, report, _ = small_run
     res = report["results"]

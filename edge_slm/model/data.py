@@ -14,6 +14,9 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 
+# Span decoding lives with the runtime (the device decodes the same way); re-exported here.
+from ..runtime.decode import decode_spans, words_of  # noqa: F401
+
 NONE_INTENT = "<none>"
 IGNORE = -1
 
@@ -125,68 +128,3 @@ def encode(records: Sequence[Dict[str, Any]], fast_tokenizer: Any, labels: Label
         intents[i] = labels.intent_id(rec.get("intent"))
         all_offsets.append(offs)  # type: ignore[arg-type]
     return Batch(ids, intents, tags, all_offsets)
-
-
-#: Characters that end a word even when no space follows ("50%", "20°", "on?").
-_BREAKING = frozenset('%°?!.,:;"()[]{}')
-
-
-def words_of(offsets: Sequence[Tuple[int, int]], text: str,
-             tag_ids: Optional[Sequence[int]] = None) -> List[List[int]]:
-    """Token indices grouped into words: a token glued to the previous one (no space between,
-    neither of them breaking punctuation) continues its word ("kitch" + "##n", "twenty-six").
-    A glued token that starts with a symbol ("-seconds", "°") opens a word of its own when one
-    side is tagged O and the other is not ("11" + "-seconds" stays apart); word pieces that
-    start with a letter or digit never do ("cu" + "##mi" + "##n" is one word, whatever the
-    model says about "##mi")."""
-    words: List[List[int]] = []
-    for i, (a, b) in enumerate(offsets):
-        glued = (i > 0 and offsets[i - 1][1] == a and text[a:b] not in _BREAKING
-                 and text[offsets[i - 1][0]:offsets[i - 1][1]] not in _BREAKING)
-        if (glued and tag_ids is not None and a < len(text) and not text[a].isalnum()
-                and (tag_ids[i] == 0) != (tag_ids[words[-1][0]] == 0)):
-            glued = False
-        if words and glued:
-            words[-1].append(i)
-        else:
-            words.append([i])
-    return words
-
-
-def decode_spans(tag_ids: Sequence[int], offsets: Sequence[Tuple[int, int]],
-                 labels: LabelSpace, text: Optional[str] = None) -> List[Tuple[str, int, int]]:
-    """(slot, start, end) spans from per-token tag ids.
-
-    Decisions are per word (see `words_of`), an "O" word closes a span, and
-    when `text` is given, neighbouring words of the same slot with only spaces between are one
-    span (a model often starts every word of a multi-word value with B-).
-    """
-    tags = labels.tags
-    groups = (words_of(offsets, text, tag_ids) if text is not None
-              else [[i] for i in range(len(offsets))])
-    spans: List[List[Any]] = []
-    for group in groups:
-        # A word's tag is its first token's, or its first tagged piece's when the first
-        # piece is O ("wi" O + "##pe" B-item: the word "wipe" starts the item).
-        tag_id = next((tag_ids[k] for k in group if tag_ids[k] != 0), 0)
-        if text is not None and all(text[offsets[k][0]:offsets[k][1]] in _BREAKING
-                                    for k in group):
-            a, b = offsets[group[0]][0], offsets[group[-1]][1]
-            inside = 0 < a and b < len(text) and text[a - 1].isalnum() and text[b].isalnum()
-            if not inside:
-                tag_id = 0  # trailing punctuation ("20°", "50%", "on?") is not part of a value
-        a, b = offsets[group[0]][0], offsets[group[-1]][1]
-        tag = tags[tag_id] if 0 <= tag_id < len(tags) else "O"
-        if tag == "O":
-            if spans:
-                spans[-1][3] = False  # an "O" closes the open span
-            continue
-        kind, name = tag.split("-", 1)
-        if spans and spans[-1][0] == name and spans[-1][3] and (
-                kind == "I" or (text is not None and not text[spans[-1][2]:a].strip())):
-            spans[-1][2] = b
-            continue
-        if spans:
-            spans[-1][3] = False
-        spans.append([name, a, b, True])
-    return [(name, a, b) for name, a, b, _ in spans]

@@ -6,22 +6,14 @@ Works on corpus-format records (slot spans) and on dev-set-format records (`slot
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..runtime.metrics import UNSCORED, gold_pairs, record_names
 from ..runtime.resolve import HomeNames, resolve_spans
 from .calibrate import accept, expected_calibration_error, softmax
 from .data import Batch, LabelSpace, decode_spans
-
-
-def to_corpus_format(rec: Dict[str, Any]) -> Dict[str, Any]:
-    """A dev-set record as a corpus-like one (slot values kept aside for text matching; the
-    entities and areas the record says its home has kept for resolution)."""
-    if isinstance(rec.get("slots"), list):
-        return rec
-    return {"text": rec["text"], "intent": rec.get("intent"), "slots": [],
-            "gold_values": rec.get("slots"), "home": rec.get("entities") or {}}
 
 
 def home_of(records: Sequence[Dict[str, Any]], inventory: Any = None) -> HomeNames:
@@ -39,22 +31,11 @@ def home_of(records: Sequence[Dict[str, Any]], inventory: Any = None) -> HomeNam
 
 def _record_home(rec: Dict[str, Any], home: Optional[HomeNames]) -> Optional[HomeNames]:
     """`home` plus what a dev-format record lists under its entities and areas."""
-    extra = rec.get("home")
-    if not isinstance(extra, dict) or not extra:
+    own_names = record_names(rec)
+    if not any(own_names.values()):
         return home
-    names = [e.get("name", "") for e in extra.get("entities") or [] if isinstance(e, dict)]
-    own = HomeNames.build(names, [a for a in extra.get("areas") or [] if isinstance(a, str)],
-                          [f for f in extra.get("floors") or [] if isinstance(f, str)])
+    own = HomeNames.build(own_names["name"], own_names["area"], own_names["floor"])
     return own if home is None else home.union(own)
-
-
-def _gold(rec: Dict[str, Any]) -> Optional[Set[Tuple[str, str]]]:
-    if isinstance(rec.get("gold_values"), dict):
-        return {(k, str(v).lower().strip()) for k, v in rec["gold_values"].items()
-                if k not in ("domain", "device_class", "volume_step")}
-    if "gold_values" in rec:
-        return None  # intent-only label
-    return {(s["name"], s["text"].lower()) for s in rec["slots"]}
 
 
 def score(intent_logits: np.ndarray, tag_logits: np.ndarray, batch: Batch,
@@ -78,7 +59,7 @@ def score(intent_logits: np.ndarray, tag_logits: np.ndarray, batch: Batch,
         n = len(batch.offsets[i])
         spans = decode_spans(tag_pred[i, 1:1 + n].tolist(), batch.offsets[i], labels,
                              rec["text"])
-        g = _gold(rec)
+        g = gold_pairs(rec)
         if g is None:
             continue
         variants = {"raw": spans}
@@ -88,8 +69,7 @@ def score(intent_logits: np.ndarray, tag_logits: np.ndarray, batch: Batch,
         for kind, found in variants.items():
             predicted = {(name, rec["text"][a:b].lower()) for name, a, b in found}
             if "gold_values" in rec:
-                predicted = {p for p in predicted
-                             if p[0] not in ("domain", "device_class", "volume_step")}
+                predicted = {p for p in predicted if p[0] not in UNSCORED}
             c = counts[kind]
             c[0] += len(predicted & g)
             c[1] += len(predicted - g)

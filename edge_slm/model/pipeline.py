@@ -348,7 +348,8 @@ def _encode_sets(records: Sequence[Dict[str, Any]], train_recs: List[Dict[str, A
                  extra_recs: List[Dict[str, Any]], fast: Any, labels: LabelSpace, max_len: int,
                  cls_id: int, eval_n: int, dev_path: Optional[Path],
                  inventory: Any = None) -> Sets:
-    from .evaluate import home_of, to_corpus_format
+    from ..runtime.metrics import to_corpus_format
+    from .evaluate import home_of
 
     valid = [r for r in records if r["split"] == "valid"][: max(eval_n, 2000)]
     held = [r for r in records if r["split"] == "heldout" and r["intent"]][:eval_n]

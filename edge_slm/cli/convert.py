@@ -1,0 +1,53 @@
+"""`edge-slm convert`: float, int8 and int4 TFLite bundles, each through a task-level gate."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .train import DEFAULT_DEV
+
+
+def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Register the subcommand."""
+    p = sub.add_parser("convert", help="convert a trained model to TFLite bundles (gated)",
+                       description=__doc__)
+    p.add_argument("--model", type=Path, required=True,
+                   help="the trained model folder (RUN/model from `edge-slm train`)")
+    p.add_argument("--out", type=Path, required=True, help="folder for bundles and report")
+    p.add_argument("--quant", default="int8,int4",
+                   help="variants, comma-separated: float, int8, int4, int8-full "
+                        "(default int8,int4; float is always measured as the reference)")
+    p.add_argument("--margin", type=float, default=1.0,
+                   help="refuse a variant that loses more than this many points of intent "
+                        "accuracy against float (default 1.0)")
+    p.add_argument("--eval-sentences", type=int, default=2000,
+                   help="held-out template sentences the gate runs (default 2000)")
+    p.add_argument("--run", type=Path, dest="run_dir",
+                   help="the training run folder (default: the model folder's parent)")
+    p.add_argument("--dev", type=Path,
+                   help=f"dev set of real commands (default: {DEFAULT_DEV} when it exists)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the subcommand."""
+    from ..convert.build import ConvertConfig, convert, format_report
+
+    quants = [q.strip() for q in args.quant.split(",") if q.strip()]
+    dev = args.dev if args.dev is not None else (DEFAULT_DEV if DEFAULT_DEV.exists() else None)
+    if dev is not None and not dev.exists():
+        raise ValueError(f"--dev {dev}: no such file")
+    config = ConvertConfig(quants=quants, margin=args.margin,
+                           eval_sentences=args.eval_sentences)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    report = convert(args.model, args.out, config, dev_path=dev, run=args.run_dir, log=log,
+                     progress=not args.no_progress)
+    print(format_report(report))
+    print(f"\nreport: {args.out / 'report.md'}, {args.out / 'report.png'}")
+    return 1 if report["refused"] else 0

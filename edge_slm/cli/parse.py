@@ -1,0 +1,88 @@
+"""`edge-slm parse`: text -> intent and slots with the shipped (or a given) bundle.
+
+    edge-slm parse "turn off the kitchen lights"
+    edge-slm parse --jsonl < queries.jsonl > answers.jsonl
+
+With --jsonl every input line gives exactly one output line, in order: the parse, or
+{"error": ..., "line": n} for an empty, malformed or unparseable line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, BinaryIO, Dict, TextIO
+
+
+def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Register the subcommand."""
+    p = sub.add_parser("parse", help="parse a command (or JSON lines on stdin)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("text", nargs="*", help="the command to parse")
+    p.add_argument("--jsonl", action="store_true",
+                   help='read {"text": ...} lines on stdin, write one JSON object per line')
+    p.add_argument("--bundle", type=Path, help="model bundle (default: the shipped int8 one)")
+    p.add_argument("--home", type=Path,
+                   help="your home's inventory (YAML: entities, areas, floors) to resolve "
+                        "names against")
+    p.set_defaults(run=run)
+
+
+def load_engine(bundle: Any, home: Any = None) -> Any:
+    """The engine for a --bundle/--home pair (shared by parse, eval and serve)."""
+    from ..runtime.engine import IntentEngine, home_from_inventory
+
+    names = home_from_inventory(home) if home is not None else None
+    return IntentEngine.load(bundle, home=names)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the subcommand."""
+    if args.jsonl and args.text:
+        raise ValueError("give a text or --jsonl, not both")
+    if not args.jsonl and not args.text:
+        raise ValueError('nothing to parse: edge-slm parse "turn on the light" (or --jsonl)')
+    engine = load_engine(args.bundle, args.home)
+    if not args.jsonl:
+        from ..runtime.engine import InputError
+
+        try:
+            result = engine.parse(" ".join(args.text))
+        except InputError as err:
+            raise ValueError(str(err)) from err
+        print(json.dumps(result.to_dict(), indent=1, ensure_ascii=False))
+        return 0
+    return serve_jsonl(engine, sys.stdin.buffer, sys.stdout)
+
+
+def answer_line(engine: Any, raw: bytes, n: int) -> Dict[str, Any]:
+    """The output object of one --jsonl input line."""
+    from ..runtime.engine import InputError
+
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return {"error": f"not UTF-8: {err}", "line": n}
+    if not line.strip():
+        return {"error": "empty line", "line": n}
+    try:
+        query = json.loads(line)
+    except ValueError as err:
+        return {"error": f"not JSON: {err}", "line": n}
+    if not isinstance(query, dict) or "text" not in query:
+        return {"error": 'expected an object with "text"', "line": n}
+    try:
+        return engine.parse(query["text"]).to_dict()
+    except InputError as err:
+        return {"error": str(err), "line": n}
+
+
+def serve_jsonl(engine: Any, inp: BinaryIO, out: TextIO) -> int:
+    """Answer every line of `inp` on `out`, in order, one line each (flushed, so another
+    program can talk to us line by line)."""
+    for n, line in enumerate(inp, 1):
+        out.write(json.dumps(answer_line(engine, line, n), ensure_ascii=False) + "\n")
+        out.flush()
+    return 0

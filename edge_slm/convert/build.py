@@ -1,0 +1,400 @@
+"""`edge-slm convert`: a trained student -> TFLite variants -> quality gate -> bundles + report.
+
+    RUN/model (checkpoint) ─► float .tflite ─► int8 / int4 (dynamic range), int8-full
+                                   │
+             every variant as a bundle ─► IntentEngine (LiteRT) on held-out templates,
+             out-of-scope sentences and the dev set ─► refused if it loses more than
+             `margin` points of intent accuracy against float ─► OUT/<lang>-<quant>.slm
+                                   └─► OUT/report.md, report.json, report.png
+
+The evaluation sets come from the training run beside the checkpoint (`RUN/corpus.jsonl`,
+held-out split), so the figures match the training report's definitions.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .. import __version__
+from ..bundle import read_bundle, sha256, write_bundle
+from ..errors import EdgeSlmError
+from ..runtime.metrics import evaluate, said_names, to_corpus_format
+from ..runtime.values import ValueTables
+
+#: Sentences every golden check runs (besides a few held-out ones).
+GOLDEN_TEXTS = ("turn off the kitchen lights", "is the garage door open?",
+                "set the bedroom to 20 degrees", "what's the weather like",
+                "add milk to my shopping list", "tell me a joke")
+
+
+class GateRefused(EdgeSlmError):
+    """A variant lost more accuracy than the gate allows."""
+
+
+@dataclass
+class ConvertConfig:
+    """Settings of one conversion; saved in every bundle's manifest."""
+
+    quants: List[str] = field(default_factory=lambda: ["float", "int8", "int4"])
+    """Variants to build: float, int8, int4, int8-full."""
+    margin: float = 1.0
+    """Most points of intent accuracy a variant may lose against float (held-out and dev)."""
+    eval_sentences: int = 2000
+    """Held-out template sentences (and as many out-of-scope ones) the gate runs."""
+    golden_cases: int = 12
+    """Golden inputs stored in the manifest."""
+    golden_tolerance: float = 0.05
+    """Largest relative intent-logit difference a runtime may show on the golden inputs."""
+    latency_runs: int = 1000
+    """Model invocations timed per variant."""
+    representative: int = 500
+    """Sentences that calibrate the full-integer variant's activations."""
+
+
+def _package_versions() -> Dict[str, str]:
+    from importlib import metadata
+
+    out = {"edge-slm": __version__, "python": platform.python_version()}
+    for pkg in ("numpy", "tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert",
+                "ai-edge-quantizer", "tokenizers", "hassil", "home-assistant-intents", "torch"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _code_version() -> str:
+    try:
+        here = Path(__file__).resolve().parent
+        rev = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=here,
+                             capture_output=True, text=True, timeout=5)
+        if rev.returncode == 0 and rev.stdout.strip():
+            return f"{__version__}+{rev.stdout.strip()}"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return __version__
+
+
+def _read_jsonl(path: Path) -> List[Dict[str, Any]]:
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                out.append(json.loads(line))
+    return out
+
+
+@dataclass
+class EvalSets:
+    """What the gate measures on."""
+
+    heldout: List[Dict[str, Any]]
+    oos: List[Dict[str, Any]]
+    dev: List[Dict[str, Any]]
+    train: List[Dict[str, Any]]
+    names: Dict[str, List[str]]
+    """Names the held-out sentences mention (they are the home's devices)."""
+
+
+def load_eval_sets(run: Path, n: int, dev_path: Optional[Path]) -> EvalSets:
+    """Held-out commands and out-of-scope sentences of a training run, and the dev set."""
+    corpus = run / "corpus.jsonl"
+    if not corpus.exists():
+        raise EdgeSlmError(f"{corpus}: no corpus beside the model; convert a model inside its "
+                           "training run folder (RUN/model), or pass --run RUN")
+    held, oos, train = [], [], []
+    with open(corpus, encoding="utf-8") as fh:
+        for line in fh:
+            rec = json.loads(line)
+            if rec["split"] == "heldout":
+                (held if rec["intent"] else oos).append(rec)
+            elif rec["split"] == "train" and len(train) < 200000:
+                train.append(rec)
+    held, oos = held[:n], oos[:n]
+    dev = ([to_corpus_format(r) for r in _read_jsonl(dev_path)]
+           if dev_path is not None and dev_path.exists() else [])
+    return EvalSets(held, oos, dev, train, said_names(held + oos))
+
+
+def _home_json(run: Path) -> Dict[str, List[Any]]:
+    from ..corpus.inventory import load_inventory
+    from ..runtime.engine import home_names_of
+
+    cfg = json.loads((run / "train_config.json").read_text()) \
+        if (run / "train_config.json").exists() else {}
+    corpus = cfg.get("corpus", {})
+    inv_path = corpus.get("inventory")
+    inv = load_inventory(Path(inv_path) if inv_path else None, corpus.get("lang", "en"))
+    return home_names_of(inv)
+
+
+def convert(model_dir: Path, out: Path, config: ConvertConfig,
+            dev_path: Optional[Path] = None, run: Optional[Path] = None,
+            log: Callable[[str], None] = print, progress: bool = True) -> Dict[str, Any]:
+    """Build, gate and write the bundles; return the report (also written to OUT)."""
+    from tqdm import tqdm
+
+    from ..model.checkpoint import load_checkpoint
+    from . import quantize
+    from .export import float_tflite
+
+    unknown = [q for q in config.quants if q not in quantize.VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown --quant {', '.join(unknown)}; choose from "
+                         f"{', '.join(quantize.VARIANTS)}")
+    model_dir, out = Path(model_dir), Path(out)
+    run = Path(run) if run is not None else model_dir.parent
+    ckpt = load_checkpoint(model_dir)
+    sets = load_eval_sets(run, config.eval_sentences, dev_path)
+    train_cfg = json.loads((run / "train_config.json").read_text()) \
+        if (run / "train_config.json").exists() else {}
+    lang = train_cfg.get("corpus", {}).get("lang", "en")
+
+    common = {
+        "tokenizer.json": ckpt.tokenizer_json.encode("utf-8"),
+        "labels.json": json.dumps(ckpt.labels.to_dict(), indent=1).encode("utf-8"),
+        "config.json": json.dumps({
+            "lang": lang, "model_config": ckpt.model.config.to_dict(),
+            "calibration": ckpt.meta.get("calibration") or {"temperature": 1.0,
+                                                            "threshold": 0.0},
+        }, indent=1).encode("utf-8"),
+        "home.json": json.dumps(_home_json(run), ensure_ascii=False).encode("utf-8"),
+        "values.json": json.dumps(ValueTables.from_records(sets.train).to_dict(),
+                                  ensure_ascii=False).encode("utf-8"),
+    }
+    provenance = {"packages": _package_versions(), "code_version": _code_version(),
+                  "seed": {"corpus": train_cfg.get("corpus", {}).get("seed"),
+                           "distill": train_cfg.get("distill", {}).get("seed")},
+                  "train_config_sha256": sha256(json.dumps(train_cfg, sort_keys=True).encode()),
+                  "checkpoint": ckpt.meta.get("kind"), "convert_config": asdict(config),
+                  # what re-creates the gate's held-out sets (tests re-evaluate shipped bundles)
+                  "corpus_config": train_cfg.get("corpus", {}),
+                  "eval_sets": {"heldout_templates": len(sets.heldout), "oos": len(sets.oos),
+                                "dev": len(sets.dev)}}
+
+    log("convert: float TFLite")
+    t0 = time.perf_counter()
+    float_flat = float_tflite(ckpt.model)
+    flats: Dict[str, bytes] = {"float": float_flat}
+    for q in config.quants:
+        if q in ("int8", "int4"):
+            log(f"convert: {q} (dynamic range, every weight)")
+            flats[q] = quantize.dynamic(float_flat, q)
+        elif q == "int8-full":
+            log("convert: int8-full (int8 weights and activations, calibrated)")
+            from ..model.pipeline import _encoder_for
+
+            rep = _encoder_for(ckpt, ckpt.labels)(sets.train[:config.representative]).ids
+            flats[q] = quantize.full_integer(ckpt.model, rep)
+    convert_s = time.perf_counter() - t0
+
+    variants: Dict[str, Dict[str, Any]] = {}
+    float_top: Optional[np.ndarray] = None
+    order = ["float"] + [q for q in config.quants if q != "float"]
+    for q in tqdm(order, desc="gate", unit="variant", disable=not progress):
+        metrics, blob, top = gate_variant(lang, q, flats[q], common, provenance, sets, config,
+                                          float_top)
+        if q == "float":
+            float_top = top
+            metrics["agreement_with_float"] = 1.0
+        variants[q] = {"metrics": metrics, "blob": blob}
+
+    ref = variants["float"]["metrics"]
+    report: Dict[str, Any] = {"model": str(model_dir), "convert_seconds": round(convert_s, 1),
+                              "margin_points": config.margin, "variants": {}}
+    out.mkdir(parents=True, exist_ok=True)
+    refused = []
+    for q in order:
+        m = variants[q]["metrics"]
+        reasons = judge(ref, m, config.margin)
+        entry = {"metrics": dict(m), "status": "refused" if reasons else "ok",
+                 "reasons": reasons}
+        if reasons:
+            refused.append(q)
+            log(f"convert: {q} REFUSED: " + "; ".join(reasons))
+        elif q in config.quants:
+            path = out / f"{lang}-{q}.slm"
+            path.write_bytes(variants[q]["blob"])
+            entry["bundle"] = str(path)
+            log(f"convert: wrote {path} ({len(variants[q]['blob']):,} bytes)")
+        else:
+            entry["status"] = "reference"
+        report["variants"][q] = entry
+    report["refused"] = refused
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    (out / "report.md").write_text(format_report(report) + "\n")
+    _plot(report, out / "report.png")
+    return report
+
+
+def gate_variant(lang: str, quant: str, flat: bytes, common: Dict[str, bytes],
+                 provenance: Dict[str, Any], sets: EvalSets, config: ConvertConfig,
+                 float_top: Optional[np.ndarray] = None
+                 ) -> Tuple[Dict[str, Any], bytes, np.ndarray]:
+    """Measure one variant through the LiteRT interpreter as a bundle: (metrics, the bundle's
+    bytes with those metrics and its golden cases in the manifest, its top intent per
+    evaluated sentence)."""
+    from .export import op_names
+
+    members = dict(common, **{"model.tflite": flat})
+    manifest = _manifest(lang, quant, flat, provenance, {}, {"cases": []})
+    bundle = read_bundle(_bundle_bytes(members, manifest))
+    engine, golden = _engine_with_golden(bundle, members, manifest, sets, config)
+    metrics, top = _measure(engine, sets, config)
+    if float_top is not None:
+        metrics["agreement_with_float"] = float(np.mean(top == float_top))
+    metrics["model_bytes"] = len(flat)
+    metrics["ops"] = sorted(set(op_names(flat)))
+    manifest = _manifest(lang, quant, flat, provenance, dict(metrics), golden)
+    blob = _bundle_bytes(members, manifest)
+    metrics["bundle_bytes"] = len(blob)
+    return metrics, blob, top
+
+
+def judge(ref: Dict[str, Any], m: Dict[str, Any], margin: float) -> List[str]:
+    """Why a variant with metrics `m` is refused against the float reference `ref` (empty
+    when it passes): more than `margin` points of intent accuracy lost on the held-out
+    templates or the dev set."""
+    reasons = []
+    for set_name in ("heldout", "dev"):
+        if set_name in m and set_name in ref:
+            loss = 100 * (ref[set_name]["intent_acc"] - m[set_name]["intent_acc"])
+            if loss > margin:
+                acc = 100 * m[set_name]["intent_acc"]
+                reasons.append(f"{set_name} intent accuracy {acc:.2f}% is {loss:.2f} points "
+                               f"below float's {100 * ref[set_name]['intent_acc']:.2f}% "
+                               f"(margin {margin})")
+    return reasons
+
+
+def _manifest(lang: str, quant: str, flat: bytes, provenance: Dict[str, Any],
+              metrics: Dict[str, Any], golden: Dict[str, Any]) -> Dict[str, Any]:
+    return {"model_id": f"{lang}-{quant}-{sha256(flat)[:10]}", "lang": lang,
+            "quantization": quant, "metrics": metrics, "provenance": provenance,
+            "golden": golden, "min_runtime_version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def _bundle_bytes(members: Dict[str, bytes], manifest: Dict[str, Any]) -> bytes:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="edge-slm-bundle-") as tmp:
+        path = write_bundle(Path(tmp) / "b.slm", members, manifest)
+        return path.read_bytes()
+
+
+def _engine_with_golden(bundle: Any, members: Dict[str, bytes], manifest: Dict[str, Any],
+                        sets: EvalSets, config: ConvertConfig) -> Tuple[Any, Dict[str, Any]]:
+    """An engine on the variant and its golden cases (computed here, on the reference
+    runtime)."""
+    from ..runtime.engine import IntentEngine
+
+    engine = IntentEngine(bundle, check_golden=False)
+    texts = list(GOLDEN_TEXTS) + [r["text"] for r in sets.heldout[:max(
+        0, config.golden_cases - len(GOLDEN_TEXTS))]]
+    cases = []
+    for text in texts[:config.golden_cases]:
+        ids, offsets = engine.encode(text)
+        li, lt = engine.model.run(ids)
+        n = 1 + len(offsets)
+        cases.append({"text": text, "ids": ids.tolist(),
+                      "intent_logits": [round(float(x), 5) for x in li],
+                      "tags": lt.argmax(-1)[:n].tolist()})
+    golden = {"tolerance": config.golden_tolerance, "cases": cases}
+    engine.manifest = dict(manifest, golden=golden)
+    engine.check_golden()
+    return engine, golden
+
+
+def _measure(engine: Any, sets: EvalSets, config: ConvertConfig
+             ) -> Tuple[Dict[str, Any], np.ndarray]:
+    out: Dict[str, Any] = {"heldout": evaluate(engine, sets.heldout, sets.names),
+                           "oos": evaluate(engine, sets.oos)}
+    if sets.dev:
+        out["dev"] = evaluate(engine, sets.dev)
+    texts = [r["text"] for r in sets.heldout] + [r["text"] for r in sets.dev]
+    tops = []
+    for t in texts:
+        ids, _ = engine.encode(t)
+        li, _ = engine.model.run(ids)
+        tops.append(int(li.argmax()))
+    rows = [engine.encode(t)[0] for t in texts[:50]] or [engine.encode("turn on the light")[0]]
+    lat = []
+    for i in range(config.latency_runs):
+        row = rows[i % len(rows)]
+        t0 = time.perf_counter()
+        engine.model.run(row)
+        lat.append((time.perf_counter() - t0) * 1000)
+    out["model_p50_ms"] = float(np.percentile(lat, 50))
+    out["model_p99_ms"] = float(np.percentile(lat, 99))
+    out["runtime"] = engine.model.runtime
+    return out, np.asarray(tops)
+
+
+def format_report(report: Dict[str, Any]) -> str:
+    """The gate's table in markdown."""
+    head = ("| variant | status | bundle bytes | held-out intent | held-out slot F1 | "
+            "OOS false accepts | dev intent | agreement with float | model p50 ms | "
+            "model p99 ms | parse p50 ms |")
+    lines = [head, "|" + "---|" * 11]
+    for q, e in report["variants"].items():
+        m = e["metrics"]
+
+        def pct(path: Sequence[str]) -> str:
+            v: Any = m
+            for p in path:
+                if not isinstance(v, dict) or p not in v:
+                    return "-"
+                v = v[p]
+            return f"{100 * v:.2f}%"
+        lines.append(
+            f"| {q} | {e['status']} | {m.get('bundle_bytes', 0):,} | "
+            f"{pct(['heldout', 'intent_acc'])} | {pct(['heldout', 'slot_f1'])} | "
+            f"{pct(['oos', 'false_accept'])} | {pct(['dev', 'intent_acc'])} | "
+            f"{pct(['agreement_with_float'])} | {m['model_p50_ms']:.3f} | "
+            f"{m['model_p99_ms']:.3f} | {m['heldout']['parse_p50_ms']:.3f} |")
+    notes = [f"- {q}: " + "; ".join(e["reasons"]) for q, e in report["variants"].items()
+             if e["reasons"]]
+    if notes:
+        lines += ["", "Refused:"] + notes
+    return "\n".join(lines)
+
+
+def _plot(report: Dict[str, Any], path: Path) -> None:
+    """Size vs accuracy vs latency per variant."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for q, e in report["variants"].items():
+        m = e["metrics"]
+        kb = m["bundle_bytes"] / 1024
+        acc = 100 * m["heldout"]["intent_acc"]
+        colour = "tab:red" if e["status"] == "refused" else "tab:blue"
+        axes[0].scatter(kb, acc, s=40 + 400 * m["model_p50_ms"], c=colour, alpha=0.7)
+        axes[0].annotate(q, (kb, acc), textcoords="offset points", xytext=(6, 6))
+        axes[1].scatter(kb, m["model_p50_ms"], c=colour)
+        axes[1].annotate(q, (kb, m["model_p50_ms"]), textcoords="offset points",
+                         xytext=(6, 6))
+    axes[0].set_xlabel("bundle size (KiB)")
+    axes[0].set_ylabel("held-out intent accuracy (%)")
+    axes[0].set_title("accuracy vs size (marker area ~ latency)")
+    axes[1].set_xlabel("bundle size (KiB)")
+    axes[1].set_ylabel("model latency p50 (ms, 1 thread)")
+    axes[1].set_title("latency vs size (red: refused)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,108 @@
+"""Task-level metrics of the engine on labelled sentences (`edge-slm eval`, the convert gate).
+
+Takes corpus-format records (`slots` a list of spans) and dev-set-format records (`slots` a
+{name: value} dict or null, `entities`/`areas` the home the command was said in). Slot F1
+compares (slot, lower-cased words) pairs after resolution against the home, the same
+definition the training report uses (docs/model.md).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+import numpy as np
+
+#: Dev-set slots not scored (derived from the intent or not labelled consistently).
+UNSCORED = ("domain", "device_class", "volume_step")
+
+
+def to_corpus_format(rec: Dict[str, Any]) -> Dict[str, Any]:
+    """A dev-set record as a corpus-like one (slot values kept aside for text matching; the
+    entities and areas the record says its home has kept for resolution)."""
+    if isinstance(rec.get("slots"), list):
+        return rec
+    return {"text": rec["text"], "intent": rec.get("intent"), "slots": [],
+            "gold_values": rec.get("slots"), "home": rec.get("entities") or {}}
+
+
+def gold_pairs(rec: Dict[str, Any]) -> Optional[Set[Tuple[str, str]]]:
+    """The (slot, lower-cased text) pairs a record expects; None for an intent-only label."""
+    if isinstance(rec.get("gold_values"), dict):
+        return {(k, str(v).lower().strip()) for k, v in rec["gold_values"].items()
+                if k not in UNSCORED}
+    if "gold_values" in rec:
+        return None
+    return {(s["name"], s["text"].lower()) for s in rec.get("slots") or []}
+
+
+def record_names(rec: Dict[str, Any]) -> Dict[str, List[str]]:
+    """Names the record says its home has ({"name"|"area"|"floor": [...]})."""
+    extra = rec.get("home")
+    out: Dict[str, List[str]] = {"name": [], "area": [], "floor": []}
+    if isinstance(extra, dict):
+        out["name"] = [e.get("name", "") for e in extra.get("entities") or []
+                       if isinstance(e, dict) and isinstance(e.get("name"), str)]
+        out["area"] = [a for a in extra.get("areas") or [] if isinstance(a, str)]
+        out["floor"] = [f for f in extra.get("floors") or [] if isinstance(f, str)]
+    return out
+
+
+def said_names(records: Iterable[Dict[str, Any]]) -> Dict[str, List[str]]:
+    """Every name, area and floor the records' slots mention (a device someone names is a
+    device of that home)."""
+    out: Dict[str, List[str]] = {"name": [], "area": [], "floor": []}
+    for rec in records:
+        for s in rec.get("slots") or []:
+            if isinstance(s, dict) and s.get("name") in out:
+                out[s["name"]].append(s["text"])
+    return out
+
+
+def evaluate(engine: Any, records: Sequence[Dict[str, Any]],
+             names: Optional[Dict[str, List[str]]] = None) -> Dict[str, float]:
+    """Intent accuracy (as answered, below-threshold answers counted as "not recognized"; and
+    `top1_acc`, the model's best guess), slot F1, exact match, false accepts, parse latency."""
+    records = [to_corpus_format(r) for r in records]
+    tp = fp = fn = 0
+    correct = top1 = exact = accepted_oos = n_oos = n_cmd = cmd_ok = 0
+    lat: List[float] = []
+    for rec in records:
+        extra = record_names(rec)
+        if names:
+            extra = {k: extra.get(k, []) + names.get(k, []) for k in set(extra) | set(names)}
+        t0 = time.perf_counter()
+        res = engine.parse(rec["text"], names=extra)
+        lat.append(time.perf_counter() - t0)
+        gold_intent = rec.get("intent") or None
+        ok = res.intent == gold_intent
+        correct += ok
+        top1 += res.top_intent == gold_intent
+        if gold_intent is None:
+            n_oos += 1
+            accepted_oos += res.intent is not None
+        else:
+            n_cmd += 1
+            cmd_ok += ok
+        gold = gold_pairs(rec)
+        if gold is None:
+            continue
+        pred = {(s.name, s.raw.lower()) for s in res.slots}
+        if "gold_values" in rec:
+            pred = {p for p in pred if p[0] not in UNSCORED}
+        tp += len(pred & gold)
+        fp += len(pred - gold)
+        fn += len(gold - pred)
+        exact += int(ok and pred == gold)
+    n = max(1, len(records))
+    ms = np.asarray(lat) * 1000 if lat else np.zeros(1)
+    out = {"n": float(len(records)), "intent_acc": correct / n, "top1_acc": top1 / n,
+           "slot_f1": 2 * tp / max(1, 2 * tp + fp + fn), "exact_match": exact / n,
+           "parse_p50_ms": float(np.percentile(ms, 50)),
+           "parse_p99_ms": float(np.percentile(ms, 99))}
+    if n_oos:
+        out["false_accept"] = accepted_oos / n_oos
+        out["n_oos"] = float(n_oos)
+    if n_cmd:
+        out["command_acc"] = cmd_ok / n_cmd
+    return out

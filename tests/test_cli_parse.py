@@ -1,0 +1,65 @@
+"""`edge-slm parse`, `eval` and `models` as a user runs them (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def _cli(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "edge_slm", *args], input=stdin,
+                          capture_output=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def bundle(small_bundles):
+    return str(small_bundles[0] / "en-int4.slm")
+
+
+def test_parse_one_text(bundle):
+    r = _cli("parse", "--bundle", bundle, "turn off the kitchen lights")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["text"] == "turn off the kitchen lights" and "intent" in out
+
+
+def test_jsonl_keeps_order_and_count_and_reports_bad_lines(bundle):
+    texts = [f"turn on light number {i}" for i in range(40)]
+    lines = [json.dumps({"text": t}) for t in texts]
+    lines[5] = ""
+    lines[9] = "{not json"
+    lines[13] = json.dumps({"text": 12})
+    lines[17] = json.dumps(["text"])
+    stdin = ("\n".join(lines) + "\n").encode() + b'{"text": "\xff\xfe"}\n'
+    r = _cli("parse", "--jsonl", "--bundle", bundle, stdin=stdin)
+    assert r.returncode == 0, r.stderr
+    out = [json.loads(x) for x in r.stdout.decode().splitlines()]
+    assert len(out) == 41
+    for i, o in enumerate(out[:40]):
+        if i in (5, 9, 13, 17):
+            assert "error" in o and o["line"] == i + 1, o
+        else:
+            assert o["text"] == texts[i]
+    assert "error" in out[40] and "UTF-8" in out[40]["error"]
+
+
+def test_eval_prints_the_metrics(bundle, small_run):
+    r = _cli("eval", "--bundle", bundle, "--data", str(small_run[0] / "corpus.jsonl"),
+             "--split", "heldout", "--limit", "200", "--json")
+    assert r.returncode == 0, r.stderr
+    m = json.loads(r.stdout)
+    assert m["n"] == 200 and 0 < m["top1_acc"] <= 1 and 0 <= m["slot_f1"] <= 1
+    assert "false_accept" in m
+
+
+def test_a_broken_bundle_is_a_clear_error(tmp_path, bundle):
+    bad = tmp_path / "bad.slm"
+    data = bytearray(open(bundle, "rb").read())
+    data[len(data) // 2] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    r = _cli("parse", "--bundle", str(bad), "turn on the light")
+    assert r.returncode == 2
+    assert b"error" in r.stderr and b"Traceback" not in r.stderr

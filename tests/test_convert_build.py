@@ -1,0 +1,72 @@
+"""`edge-slm convert`: bundles, the report, and a gate that refuses a broken variant."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from edge_slm.bundle import read_bundle  # noqa: E402
+from edge_slm.convert.build import ConvertConfig, gate_variant, judge, load_eval_sets  # noqa: E402
+
+
+def test_convert_writes_gated_bundles_and_a_report(small_bundles):
+    out, report = small_bundles
+    for q in ("float", "int8", "int4"):
+        assert report["variants"][q]["status"] == "ok"
+        b = read_bundle(out / f"en-{q}.slm")
+        assert b.quantization == q
+    sizes = {q: (out / f"en-{q}.slm").stat().st_size for q in ("float", "int8", "int4")}
+    assert sizes["int4"] < sizes["int8"] < sizes["float"]
+    for q in ("int8", "int4"):
+        m = report["variants"][q]["metrics"]
+        assert m["agreement_with_float"] > 0.9
+        assert m["heldout"]["top1_acc"] > 0.3  # far above chance (43 classes)
+        assert "EMBEDDING_LOOKUP" in m["ops"] and "GATHER" not in m["ops"]
+    assert (out / "report.md").read_text().startswith("| variant |")
+    assert json.loads((out / "report.json").read_text())["variants"].keys() == \
+        report["variants"].keys()
+    assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _scramble(flat: bytes) -> bytes:
+    """The same graph with every large float weight shuffled: runs fine, means nothing."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils as fbu
+
+    model = fbu.convert_bytearray_to_object(bytearray(flat))
+    rng = np.random.default_rng(0)
+    for graph in model.subgraphs:
+        for t in graph.tensors:
+            buf = model.buffers[t.buffer]
+            if t.type == schema.TensorType.FLOAT32 and buf.data is not None \
+                    and len(buf.data) > 4000:
+                w = np.frombuffer(bytes(buf.data), np.float32).copy()
+                rng.shuffle(w)
+                buf.data = np.frombuffer(w.tobytes(), np.uint8)
+    return bytes(fbu.convert_object_to_bytearray(model))
+
+
+def test_gate_refuses_a_broken_variant(small_run, small_bundles):
+    out, _ = small_bundles
+    float_bundle = read_bundle(out / "en-float.slm")
+    common = {k: v for k, v in float_bundle.members.items()
+              if k not in ("manifest.json", "model.tflite")}
+    sets = load_eval_sets(small_run[0], 300, None)
+    config = ConvertConfig(latency_runs=20)
+    ref, _, top = gate_variant("en", "float", float_bundle.model, common, {}, sets, config)
+    assert judge(ref, ref, 1.0) == []
+    broken, blob, _ = gate_variant("en", "int8", _scramble(float_bundle.model), common, {},
+                                   sets, config, top)
+    reasons = judge(ref, broken, 1.0)
+    assert reasons and "points below float" in reasons[0], (ref["heldout"], broken["heldout"])
+    assert broken["agreement_with_float"] < 0.5
+    # the manifest of what was measured records those very numbers
+    with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+    assert manifest["metrics"]["heldout"] == broken["heldout"]

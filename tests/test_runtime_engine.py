@@ -1,0 +1,88 @@
+"""The engine on a bundle made by the project's own pipeline (small profile)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edge_slm.runtime.engine import InputError, IntentEngine, ParseResult
+
+
+@pytest.fixture(scope="module")
+def engine(small_bundles):
+    return IntentEngine.load(small_bundles[0] / "en-int8.slm")
+
+
+def test_parse_result_shape(engine):
+    res = engine.parse("turn off the kitchen lights")
+    assert isinstance(res, ParseResult)
+    d = res.to_dict()
+    assert set(d) == {"text", "intent", "confidence", "slots", "alternatives"}
+    assert 0.0 <= d["confidence"] <= 1.0
+    assert len(d["alternatives"]) <= 3
+    for alt in d["alternatives"]:
+        assert alt["confidence"] <= d["confidence"] + 1e-6
+    for s in d["slots"]:
+        assert set(s) == {"name", "value", "raw", "start", "end", "confidence"}
+        assert res.text[s["start"]:s["end"]] == s["raw"]
+    json.dumps(d)
+
+
+def test_engine_agrees_with_the_keras_model(small_run, engine):
+    """Same tokenizer ids and (to quantization error) the same decisions as training."""
+    from edge_slm.model.checkpoint import load_checkpoint
+    from edge_slm.model.data import read_jsonl
+    from edge_slm.model.pipeline import _encoder_for
+
+    ckpt = load_checkpoint(small_run[0] / "model")
+    recs = [r for r in read_jsonl(small_run[0] / "corpus.jsonl") if r["split"] == "heldout"]
+    recs = recs[:200]
+    batch = _encoder_for(ckpt, ckpt.labels)(recs)
+    keras_top = np.asarray(ckpt.model(batch.ids)[0]).argmax(-1)
+    same_ids = 0
+    for row, rec in zip(batch.ids, recs):
+        ids, _ = engine.encode(rec["text"])
+        same_ids += bool(np.array_equal(ids, row))
+    assert same_ids == len(recs)
+    tops = np.asarray([engine.model.run(engine.encode(r["text"])[0])[0].argmax() for r in recs])
+    assert (tops == keras_top).mean() > 0.95
+
+
+def test_below_threshold_is_not_recognized(engine):
+    engine_threshold = engine.threshold
+    engine.threshold = 1.01  # nothing is ever sure enough
+    try:
+        res = engine.parse("turn off the kitchen lights")
+        assert res.intent is None and res.slots == []
+        assert res.alternatives and res.alternatives[0].intent == res.top_intent
+    finally:
+        engine.threshold = engine_threshold
+
+
+@pytest.mark.parametrize("bad,message", [
+    (None, "must be a string"), (42, "must be a string"), ("", "empty"), ("   ", "empty"),
+    ("x" * 5000, "too long"),
+])
+def test_bad_input_is_an_input_error(engine, bad, message):
+    with pytest.raises(InputError, match=message):
+        engine.parse(bad)
+
+
+def test_parse_batch_keeps_order_and_reports_bad_items(engine):
+    texts = ["turn on the lamp", "", "set the bedroom to 20 degrees", 7]
+    out = engine.parse_batch(texts)
+    assert len(out) == 4
+    assert isinstance(out[0], ParseResult) and out[0].text == texts[0]
+    assert isinstance(out[1], InputError) and isinstance(out[3], InputError)
+    assert out[2].text == texts[2]
+
+
+def test_names_resolve_to_the_homes_spelling(engine):
+    """A slot the model tags as a name comes back in the home's own spelling."""
+    for text in ("turn on the Garden Fountain", "switch off garden fountains"):
+        res = engine.parse(text, names={"name": ["Garden Fountain"]})
+        for s in res.slots:
+            if s.name == "name" and "fountain" in s.raw.lower():
+                assert s.value == "Garden Fountain"
