@@ -89,3 +89,19 @@ def test_augment_reports_only_applied_flags():
     d2 = _draft()
     assert augment(d2, rng, "en", probs={k: 0.0 for k in AUGMENTERS}) == []
     assert d2.text == _draft().text
+
+
+def test_merged_words_never_glue_a_slot_to_its_neighbour():
+    from edge_slm.corpus.augment import asr_confusion
+
+    merged = 0
+    for seed in range(400):
+        d = Draft("please turn off driveway lamps now", [["area", "driveway", 16, 24, "area"]])
+        before = d.text
+        asr_confusion(d, random.Random(seed), "en")
+        s, e = d.slots[0][2], d.slots[0][3]
+        assert d.text[s:e] == "driveway"
+        assert (s == 0 or not d.text[s - 1].isalnum()) and \
+            (e == len(d.text) or not d.text[e].isalnum()), d.text
+        merged += d.text.replace(" ", "") == before.replace(" ", "") and d.text != before
+    assert merged > 0  # words elsewhere still merge

@@ -177,9 +177,13 @@ def asr_confusion(d: Draft, rng: random.Random, lang: str) -> bool:
             if e < len(d.text) and d.text[e] == " ":
                 return d.edit(s, e + 1, "")
             return d.edit(s - 1 if s > 0 else s, e, "")
-    if len(words) > 1:
-        i = int(rng.random() * (len(words) - 1))
-        gap_start, gap_end = words[i][1], words[i + 1][0]
+    # Merge two words, but never at a slot's edge: "offdriveway" would leave the area a piece
+    # of a word, which no word-level tagger (nor a reader) can mark.
+    edges = {row[2] for row in d.slots} | {row[3] for row in d.slots}
+    gaps = [(words[i][1], words[i + 1][0]) for i in range(len(words) - 1)
+            if words[i][1] not in edges and words[i + 1][0] not in edges]
+    if gaps:
+        gap_start, gap_end = _pick(rng, gaps)
         return d.edit(gap_start, gap_end, "")
     return False
 
