@@ -8,7 +8,9 @@ cores belong to the rest of the house.
 
 from __future__ import annotations
 
-from typing import Any, Tuple
+import contextlib
+import os
+from typing import Any, Iterator, Tuple
 
 import numpy as np
 
@@ -39,14 +41,32 @@ def interpreter_class() -> Tuple[Any, str]:
         raise ModelFormatError("no TFLite runtime: pip install ai-edge-litert") from err
 
 
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 (C++ logging) for the duration; Python errors still raise."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class TFLiteModel:
     """A loaded student: `run(ids)` -> (intent logits (I,), tag logits (T, K))."""
 
     def __init__(self, flat: bytes, num_threads: int = 1) -> None:
         cls, self.runtime = interpreter_class()
         try:
-            self._it = cls(model_content=bytes(flat), num_threads=num_threads)
-            self._it.allocate_tensors()
+            with _quiet_stderr():  # the runtime's "Created ... XNNPACK delegate" banner
+                self._it = cls(model_content=bytes(flat), num_threads=num_threads)
+                self._it.allocate_tensors()
             runner = self._it.get_signature_runner(SIGNATURE)
             inputs = runner.get_input_details()
             outputs = runner.get_output_details()
