@@ -136,3 +136,14 @@ def test_score_reports_slot_f1_after_resolution_against_the_home():
     resolved = score(intent_logits, tags, batch, [rec], labels, home=home)
     assert resolved["slot_f1"] == 0.0 and resolved["slot_f1_resolved"] == 1.0
     assert resolved["exact_match"] == 1.0
+
+
+def test_trained_vocabulary_never_glues_a_symbol_to_a_word():
+    pytest.importorskip("tokenizers")
+    from edge_slm.model.tokenizer_train import train_tokenizer
+
+    texts = ["set it to 21°", "set it to twenty-five°", "heat to 5° please"] * 50
+    tok = train_tokenizer(texts, vocab_size=200)
+    assert all(t in ("°", "##°") or "°" not in t for t in tok.vocab)
+    enc = tok.encode("twenty-five°")
+    assert enc.tokens[-1] == "##°" and enc.offsets[-1] == (11, 12)

@@ -80,6 +80,11 @@ def _stutters(draft: Draft) -> bool:
     return False
 
 
+def _plural_variants(phrase: str) -> Tuple[str, ...]:
+    p = " ".join(phrase.casefold().split())
+    return (p, p[:-1]) if p.endswith("s") else (p, p + "s")
+
+
 @dataclass
 class Sampled:
     """A sentence fresh from a template, before augmentation."""
@@ -154,9 +159,27 @@ class Sampler:
         """Walk `tpl` once (again, up to a few times, when the result stutters)."""
         for _ in range(MAX_RETRIES):
             sampled = self._sample_once(tpl, rng)
-            if not _stutters(sampled.draft):
+            if not _stutters(sampled.draft) and not self._shadows_a_name(sampled.draft):
                 return sampled
         return sampled
+
+    def _shadows_a_name(self, draft: Draft) -> bool:
+        """True when an area or floor and the one or two words after it are a device of the
+        home ("turn on the laundry lights" in a home with a "laundry light"): whether that
+        is the device or the room's lights is a coin toss, so such a sentence is not drawn."""
+        text = draft.text
+        for row in draft.slots:
+            if row[0] not in ("area", "floor"):
+                continue
+            end = row[3]
+            for _ in range(2):
+                m = _NEXT_WORD.match(text, end)
+                if m is None:
+                    break
+                end = m.end()
+                if any(v in self._known_names for v in _plural_variants(text[row[2]:end])):
+                    return True
+        return False
 
     def _sample_once(self, tpl: Template, rng: random.Random) -> Sampled:
         entity: Optional[Entity] = None

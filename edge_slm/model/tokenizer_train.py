@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Iterable, Union
 
@@ -23,10 +24,23 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 3000, min_frequency:
         # Every letter and digit alone and as a continuation, so no word becomes [UNK].
         initial_alphabet=list("abcdefghijklmnopqrstuvwxyz0123456789"))
     tok.train_from_iterator(texts, trainer=trainer)
-    text = tok.to_str()
+    text = _isolate_symbols(tok.to_str())
     if out is not None:
         Path(out).write_text(text, encoding="utf-8")
     return WordPieceTokenizer.from_json(text)
+
+
+def _isolate_symbols(json_text: str) -> str:
+    """Drop merged tokens that glue a symbol to a word ("five°", "5°"): the BERT
+    pre-tokenizer only splits punctuation, and a value must be able to end where the symbol
+    starts ("thirty-five" + "°"). The symbol alone and as a continuation stay."""
+    data = json.loads(json_text)
+    vocab = data["model"]["vocab"]
+    keep = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])
+            if t in SPECIAL_TOKENS or len(t.removeprefix("##")) <= 1
+            or t.removeprefix("##").isalnum()]
+    data["model"]["vocab"] = {t: i for i, t in enumerate(keep)}
+    return json.dumps(data, ensure_ascii=False)
 
 
 def fast_tokenizer(json_text: str):  # type: ignore[no-untyped-def]
