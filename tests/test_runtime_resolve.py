@@ -68,3 +68,20 @@ def test_unknown_words_and_an_empty_home_change_nothing():
     assert resolve_spans(text, spans, HOME) == spans
     assert resolve_spans("man cave tv", [("area", 0, 8), ("name", 9, 11)], HomeNames()) == \
         [("area", 0, 8), ("name", 9, 11)]
+
+
+def test_strict_drops_places_the_home_does_not_have():
+    text = "did our flood detector detect anything in the gym"
+    spans = [("name", 8, 22), ("area", 46, 49)]
+    assert spans_text(text, resolve_spans(text, spans, HOME)) == \
+        [("name", "flood detector"), ("area", "gym")]
+    assert spans_text(text, resolve_spans(text, spans, HOME, strict=True)) == [("area", "gym")]
+
+
+def test_strict_keeps_misspellings_and_relabels_known_places():
+    text = "is the star projecter on in the playroom"
+    spans = [("name", 7, 21), ("name", 32, 40)]
+    got = resolve_spans(text, spans, HOME, strict=True)
+    assert spans_text(text, got) == [("name", "star projecter"), ("area", "playroom")]
+    other = [("state", 23, 25)]  # not a place: never dropped
+    assert resolve_spans(text, other, HOME, strict=True) == other

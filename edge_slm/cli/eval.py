@@ -22,7 +22,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand."""
-    from ..runtime.metrics import evaluate, said_names
+    from ..runtime.metrics import evaluate
     from .parse import load_engine
 
     if not args.data.exists():
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if not records:
         raise ValueError(f"{args.data}: no records to evaluate")
     engine = load_engine(args.bundle)
-    m = evaluate(engine, records, said_names(records))
+    m = evaluate(engine, records)
     if args.json:
         print(json.dumps(m, indent=1))
         return 0

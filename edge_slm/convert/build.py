@@ -26,7 +26,7 @@ import numpy as np
 from .. import __version__
 from ..bundle import read_bundle, sha256, write_bundle
 from ..errors import EdgeSlmError
-from ..runtime.metrics import evaluate, said_names, to_corpus_format
+from ..runtime.metrics import evaluate, to_corpus_format
 from ..runtime.values import ValueTables
 
 #: Sentences every golden check runs (besides a few held-out ones).
@@ -101,8 +101,6 @@ class EvalSets:
     oos: List[Dict[str, Any]]
     dev: List[Dict[str, Any]]
     train: List[Dict[str, Any]]
-    names: Dict[str, List[str]]
-    """Names the held-out sentences mention (they are the home's devices)."""
 
 
 def load_eval_sets(run: Path, n: int, dev_path: Optional[Path]) -> EvalSets:
@@ -122,7 +120,7 @@ def load_eval_sets(run: Path, n: int, dev_path: Optional[Path]) -> EvalSets:
     held, oos = held[:n], oos[:n]
     dev = ([to_corpus_format(r) for r in _read_jsonl(dev_path)]
            if dev_path is not None and dev_path.exists() else [])
-    return EvalSets(held, oos, dev, train, said_names(held + oos))
+    return EvalSets(held, oos, dev, train)
 
 
 def _home_json(run: Path) -> Dict[str, List[Any]]:
@@ -317,7 +315,7 @@ def _engine_with_golden(bundle: Any, members: Dict[str, bytes], manifest: Dict[s
 
 def _measure(engine: Any, sets: EvalSets, config: ConvertConfig
              ) -> Tuple[Dict[str, Any], np.ndarray]:
-    out: Dict[str, Any] = {"heldout": evaluate(engine, sets.heldout, sets.names),
+    out: Dict[str, Any] = {"heldout": evaluate(engine, sets.heldout),
                            "oos": evaluate(engine, sets.oos)}
     if sets.dev:
         out["dev"] = evaluate(engine, sets.dev)

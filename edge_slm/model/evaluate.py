@@ -17,20 +17,14 @@ from .data import Batch, LabelSpace, decode_spans
 
 
 def home_of(records: Sequence[Dict[str, Any]], inventory: Any = None) -> HomeNames:
-    """The home a set of corpus records was said in: the inventory they were sampled from plus
-    every name, area and floor their slots mention (synthetic names are devices of that home
-    too)."""
-    home = HomeNames.from_inventory(inventory) if inventory is not None else HomeNames()
-    said: Dict[str, List[str]] = {"name": [], "area": [], "floor": []}
-    for rec in records:
-        for s in rec.get("slots") or []:
-            if isinstance(s, dict) and s.get("name") in said:
-                said[s["name"]].append(s["text"])
-    return home.union(HomeNames.build(said["name"], said["area"], said["floor"]))
+    """The home the corpus was sampled in: its inventory's devices, areas and floors. (Each
+    record adds the places it names itself: see `record_names`.)"""
+    return HomeNames.from_inventory(inventory) if inventory is not None else HomeNames()
 
 
 def _record_home(rec: Dict[str, Any], home: Optional[HomeNames]) -> Optional[HomeNames]:
-    """`home` plus what a dev-format record lists under its entities and areas."""
+    """`home` plus the places the record itself names (a device someone names is a device of
+    their home): its slots' canonical values, or a dev record's entities and areas."""
     own_names = record_names(rec)
     if not any(own_names.values()):
         return home
@@ -65,7 +59,7 @@ def score(intent_logits: np.ndarray, tag_logits: np.ndarray, batch: Batch,
         variants = {"raw": spans}
         rec_home = _record_home(rec, home)
         if rec_home:
-            variants["resolved"] = resolve_spans(rec["text"], spans, rec_home)
+            variants["resolved"] = resolve_spans(rec["text"], spans, rec_home, strict=True)
         for kind, found in variants.items():
             predicted = {(name, rec["text"][a:b].lower()) for name, a, b in found}
             if "gold_values" in rec:

@@ -121,6 +121,8 @@ class IntentEngine:
         self.cls_id = self.tokenizer.vocab[CLS]
         self.values = ValueTables.from_dict(bundle.json("values.json"))
         names = bundle.json("home.json")
+        self.strict = bool(home)
+        """Whether the home is the user's own (then places it does not have are dropped)."""
         if home:
             names = {k: list(names.get(k, [])) + list(home.get(k, []))
                      for k in set(names) | set(home)}
@@ -182,11 +184,13 @@ class IntentEngine:
         ids[1:1 + n] = enc.ids[:n]
         return ids, enc.offsets[:n]
 
-    def parse(self, text: Any, names: Optional[Dict[str, List[Any]]] = None) -> ParseResult:
+    def parse(self, text: Any, names: Optional[Dict[str, List[Any]]] = None,
+              strict: Optional[bool] = None) -> ParseResult:
         """Parse one text; raise InputError when it is not a sentence the engine can take.
 
         `names` adds names for this query only ({"name"|"area"|"floor": [...]}), as Hermes
-        `customEntities` or a record's own home do.
+        `customEntities` or a record's own home do. `strict` drops a name, area or floor the
+        home does not have (default: when the user's home was given at load, or `names`).
         """
         if not isinstance(text, str):
             raise InputError(f"text must be a string, not {type(text).__name__}")
@@ -197,7 +201,9 @@ class IntentEngine:
             raise InputError("text is empty")
         ids, offsets = self.encode(text)
         li, lt = self.model.run(ids)
-        return self._result(text, li, lt, offsets, names)
+        if strict is None:
+            strict = self.strict or bool(names and any(names.values()))
+        return self._result(text, li, lt, offsets, names, strict)
 
     def parse_batch(self, texts: Sequence[Any]) -> List[Union[ParseResult, InputError]]:
         """Parse each text; a bad one gives its InputError in its place, never an exception."""
@@ -210,7 +216,8 @@ class IntentEngine:
         return out
 
     def _result(self, text: str, li: np.ndarray, lt: np.ndarray, offsets: List[Any],
-                names: Optional[Dict[str, List[Any]]] = None) -> ParseResult:
+                names: Optional[Dict[str, List[Any]]] = None, strict: bool = False
+                ) -> ParseResult:
         z = li / self.temperature
         p = np.exp(z - z.max())
         p /= p.sum()
@@ -236,7 +243,7 @@ class IntentEngine:
             if names and any(names.values()):
                 home = home.union(_home_names(names))
                 index = HomeIndex({k: list(v) for k, v in names.items()})
-            spans = resolve_spans(text, spans, home)
+            spans = resolve_spans(text, spans, home, strict=strict)
             for name, a, b in spans:
                 inside = [k for k, (s, e) in enumerate(offsets) if s < b and e > a]
                 c = float(np.mean([tag_p[k, tag_ids[k]] for k in inside])) if inside else 0.0

@@ -9,7 +9,7 @@ definition the training report uses (docs/model.md).
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -37,30 +37,27 @@ def gold_pairs(rec: Dict[str, Any]) -> Optional[Set[Tuple[str, str]]]:
 
 
 def record_names(rec: Dict[str, Any]) -> Dict[str, List[str]]:
-    """Names the record says its home has ({"name"|"area"|"floor": [...]})."""
+    """The places a record says its home has ({"name"|"area"|"floor": [...]}): a dev record's
+    `entities`/`areas`, a corpus record's own name, area and floor slots by canonical value
+    (the device a command names is a device of that home; a misspelling in the text is not
+    its name)."""
     extra = rec.get("home")
     out: Dict[str, List[str]] = {"name": [], "area": [], "floor": []}
+    for s in rec.get("slots") or []:
+        if isinstance(s, dict) and s.get("name") in out and isinstance(s.get("value"), str):
+            out[s["name"]].append(s["value"])
     if isinstance(extra, dict):
-        out["name"] = [e.get("name", "") for e in extra.get("entities") or []
-                       if isinstance(e, dict) and isinstance(e.get("name"), str)]
-        out["area"] = [a for a in extra.get("areas") or [] if isinstance(a, str)]
-        out["floor"] = [f for f in extra.get("floors") or [] if isinstance(f, str)]
-    return out
-
-
-def said_names(records: Iterable[Dict[str, Any]]) -> Dict[str, List[str]]:
-    """Every name, area and floor the records' slots mention (a device someone names is a
-    device of that home)."""
-    out: Dict[str, List[str]] = {"name": [], "area": [], "floor": []}
-    for rec in records:
-        for s in rec.get("slots") or []:
-            if isinstance(s, dict) and s.get("name") in out:
-                out[s["name"]].append(s["text"])
+        out["name"] += [e.get("name", "") for e in extra.get("entities") or []
+                        if isinstance(e, dict) and isinstance(e.get("name"), str)]
+        out["area"] += [a for a in extra.get("areas") or [] if isinstance(a, str)]
+        out["floor"] += [f for f in extra.get("floors") or [] if isinstance(f, str)]
     return out
 
 
 def evaluate(engine: Any, records: Sequence[Dict[str, Any]],
              names: Optional[Dict[str, List[str]]] = None) -> Dict[str, float]:
+    # Each sentence is resolved strictly against the engine's home plus the places the record
+    # names itself (and `names`), as the training report does (docs/model.md, Metrics).
     """Intent accuracy (as answered, below-threshold answers counted as "not recognized"; and
     `top1_acc`, the model's best guess), slot F1, exact match, false accepts, parse latency."""
     records = [to_corpus_format(r) for r in records]
@@ -72,7 +69,7 @@ def evaluate(engine: Any, records: Sequence[Dict[str, Any]],
         if names:
             extra = {k: extra.get(k, []) + names.get(k, []) for k in set(extra) | set(names)}
         t0 = time.perf_counter()
-        res = engine.parse(rec["text"], names=extra)
+        res = engine.parse(rec["text"], names=extra, strict=True)
         lat.append(time.perf_counter() - t0)
         gold_intent = rec.get("intent") or None
         ok = res.intent == gold_intent

@@ -10,6 +10,7 @@ through untouched, and nothing changes when the home is empty.
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from typing import Any, FrozenSet, Iterable, List, Optional, Sequence, Tuple
@@ -31,6 +32,8 @@ DEVICE_WORDS = frozenset(
 )
 
 #: Words before a name that are not part of it ("my", "the").
+#: Similarity (difflib ratio) above which a phrase is taken for a misspelled known place.
+NEAR_MISS = 0.8
 LEADING_WORDS = frozenset("my the our a an your his her their this that".split())
 
 _WORD = re.compile(r"[\w'’-]+")
@@ -93,6 +96,16 @@ class HomeNames:
     def is_floor(self, phrase: str) -> bool:
         return any(v in self.floors for v in _variants(phrase))
 
+    def near_miss(self, slot: str, phrase: str, cutoff: float = NEAR_MISS) -> bool:
+        """Whether `phrase` is a misspelling of a `slot` ("name", "area", "floor") the home
+        has ("garagge door" for "garage door")."""
+        pool = {"name": self.names, "area": self.areas, "floor": self.floors}.get(slot, ())
+        p = norm(phrase)
+        if len(p) < 4 or not pool:
+            return False
+        return bool(difflib.get_close_matches(p, [n for n in pool if abs(len(n) - len(p)) <= 3],
+                                              n=1, cutoff=cutoff))
+
 
 def _words(text: str, start: int, end: int) -> List[Tuple[int, int]]:
     return [(start + m.start(), start + m.end()) for m in _WORD.finditer(text[start:end])]
@@ -103,8 +116,14 @@ def _adjacent(text: str, a: Span, b: Span) -> bool:
     return a[2] <= b[1] and (not gap.strip() or gap.strip() in ("'s", "’s"))
 
 
-def resolve_spans(text: str, spans: Sequence[Span], home: Optional[HomeNames]) -> List[Span]:
-    """The spans after resolution against `home` (see the module docstring), in text order."""
+def resolve_spans(text: str, spans: Sequence[Span], home: Optional[HomeNames],
+                  strict: bool = False) -> List[Span]:
+    """The spans after resolution against `home` (see the module docstring), in text order.
+
+    `strict` (the home is complete: the user's own inventory): a name, area or floor the home
+    does not have, under any label and not even as a near miss, is dropped ("did our flood
+    detector detect anything" names no device when the home has no "flood detector").
+    """
     out = sorted(spans, key=lambda s: s[1])
     if not home:
         return list(out)
@@ -113,7 +132,27 @@ def resolve_spans(text: str, spans: Sequence[Span], home: Optional[HomeNames]) -
     result: List[Span] = []
     for span in out:
         result.extend(_fix_one(text, span, home))
+    if strict:
+        result = [k for k in (_known(text, span, home) for span in result) if k is not None]
     return result
+
+
+def _known(text: str, span: Span, home: HomeNames) -> Optional[Span]:
+    """`span` as the home knows it (relabelled if the home has it as another place kind), or
+    None when the home has no such place."""
+    slot, a, b = span
+    if slot not in MERGEABLE:
+        return span
+    phrase = text[a:b]
+    checks = {"name": home.is_name, "area": home.is_area, "floor": home.is_floor}
+    if checks[slot](phrase):
+        return span
+    for other in ("name", "area", "floor"):
+        if other != slot and checks[other](phrase):
+            return (other, a, b)
+    if home.near_miss(slot, phrase):
+        return span
+    return None
 
 
 def _merge_adjacent(text: str, spans: List[Span], home: HomeNames) -> List[Span]:
