@@ -27,3 +27,9 @@ class TemplateError(EdgeSlmError):
 
 class ModelFormatError(EdgeSlmError):
     """A checkpoint or model file is missing, corrupt or of an unknown format."""
+
+
+class ProtocolError(EdgeSlmError):
+    """A protocol message payload that is not what its protocol says: empty, not UTF-8, not
+    a JSON object, a field missing or of the wrong type. The daemon answers it with an error
+    message and keeps serving."""

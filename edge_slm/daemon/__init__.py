@@ -1,0 +1,158 @@
+"""The daemon: the engine served over MQTT (`edge-slm serve`).
+
+    handlers.py  pure: (topic, payload, MQTT 5 properties) in -> list of Outgoing out
+    mqtt.py      the paho-mqtt 2 I/O layer: connect, subscribe, publish what handlers return
+
+This module holds `DaemonConfig`, built once at the CLI boundary, and the broker URL parser.
+Stdlib only, so the config can be built and checked without paho or the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Tuple
+from urllib.parse import unquote, urlsplit
+
+DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
+MQTT_PORT = 1883
+MQTTS_PORT = 8883
+DEFAULT_SITE = "default"
+
+AREA_INTENTS = (
+    "HassTurnOn", "HassTurnOff", "HassToggle", "HassLightSet", "HassGetState",
+    "HassClimateGetTemperature", "HassClimateSetTemperature", "HassClimateSetFanMode",
+    "HassSetPosition", "HassFanSetSpeed", "HassMediaPause", "HassMediaUnpause",
+    "HassMediaNext", "HassMediaPrevious", "HassSetVolume", "HassSetVolumeRelative",
+    "HassMediaPlayerMute", "HassMediaPlayerUnmute", "HassMediaSearchAndPlay",
+    "HassVacuumStart", "HassVacuumReturnToBase",
+)
+"""Intents that act on devices in a place: only these get a site's area filled in (a timer or
+the time of day has no area, and Home Assistant would refuse the extra slot)."""
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    """Where the broker is, from an `mqtt://` or `mqtts://` URL."""
+
+    host: str
+    """Host name or address (IPv6 without brackets)."""
+    port: int
+    """TCP port (1883 for mqtt://, 8883 for mqtts:// when the URL names none)."""
+    tls: bool = False
+    """True for mqtts://."""
+    username: Optional[str] = None
+    """User name from the URL, percent-decoded."""
+    password: Optional[str] = None
+    """Password from the URL, percent-decoded."""
+
+
+def parse_broker_url(url: str) -> BrokerAddress:
+    """`mqtt://[user[:password]@]host[:port]` or `mqtts://...`; ValueError when it is not."""
+    if not isinstance(url, str) or "://" not in url:
+        raise ValueError(f"broker {url!r}: expected mqtt://host:port or mqtts://host:port")
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise ValueError(f"broker {url!r}: scheme must be mqtt or mqtts, not {parts.scheme!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"broker {url!r}: a broker URL has no path, query or fragment")
+    try:
+        port = parts.port
+    except ValueError as err:
+        raise ValueError(f"broker {url!r}: bad port ({err})") from None
+    if not parts.hostname:
+        raise ValueError(f"broker {url!r}: no host")
+    tls = parts.scheme == "mqtts"
+    return BrokerAddress(
+        host=parts.hostname, port=port or (MQTTS_PORT if tls else MQTT_PORT), tls=tls,
+        username=unquote(parts.username) if parts.username is not None else None,
+        password=unquote(parts.password) if parts.password is not None else None)
+
+
+def _topic_level(value: str, what: str) -> None:
+    if not isinstance(value, str) or not value or any(c in value for c in "/+#"):
+        raise ValueError(f"{what} {value!r} cannot be an MQTT topic level "
+                         "(empty, or has / + #)")
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """Everything `edge-slm serve` needs besides the engine; built once by the CLI."""
+
+    broker: str = DEFAULT_BROKER
+    """Broker URL: mqtt://[user:pass@]host[:port] or mqtts://... (TLS)."""
+    site_ids: Tuple[str, ...] = ()
+    """Sites served (Hermes siteId, native topic level); empty: every site."""
+    site_areas: Mapping[str, str] = field(default_factory=dict)
+    """Area of a site ({"kitchen-satellite": "Kitchen"}): fills a missing `area` slot."""
+    area_intents: Tuple[str, ...] = AREA_INTENTS
+    """Intents whose missing `area` a site's area may fill."""
+    mqtt_version: str = "5"
+    """"5" (response topics, session expiry) or "3.1.1"."""
+    client_id: Optional[str] = None
+    """MQTT client id; stable, so the broker keeps our session (None: edge-slm-<status site>)."""
+    qos: int = 1
+    """QoS of subscriptions and replies: 1, so a query is delivered at least once."""
+    keepalive_s: int = 60
+    """MQTT keep-alive: the broker declares us dead (last will) after 1.5 times this."""
+    session_expiry_s: int = 3600
+    """MQTT 5: how long the broker keeps our session and queues queries while we are away."""
+    max_payload_bytes: int = 64 * 1024
+    """Larger payloads are refused unread (a query is a sentence or a few)."""
+    max_text_chars: int = 1000
+    """Longer texts are refused (the engine's own limit is MAX_TEXT_CHARS, 1000)."""
+    max_batch: int = 64
+    """Most texts in one native `texts` query."""
+    status_site: Optional[str] = None
+    """Site of the status topic edge-slm/<site>/status (None: the first site served, else
+    "default")."""
+    tls_ca: Optional[str] = None
+    """mqtts://: CA certificate file (None: the system's trust store)."""
+    tls_cert: Optional[str] = None
+    """mqtts://: client certificate file, for brokers that want one."""
+    tls_key: Optional[str] = None
+    """mqtts://: the client certificate's key file."""
+
+    def __post_init__(self) -> None:
+        address = parse_broker_url(self.broker)
+        if self.mqtt_version not in ("5", "3.1.1"):
+            raise ValueError(f"MQTT version must be 5 or 3.1.1, not {self.mqtt_version!r}")
+        if self.qos not in (0, 1, 2):
+            raise ValueError(f"QoS must be 0, 1 or 2, not {self.qos!r}")
+        for site in self.site_ids:
+            _topic_level(site, "site id")
+        for site, area in self.site_areas.items():
+            _topic_level(site, "site id")
+            if not isinstance(area, str) or not area.strip():
+                raise ValueError(f"site {site!r}: area must be a non-empty name")
+        if self.status_site is not None:
+            _topic_level(self.status_site, "status site")
+        for name in ("keepalive_s", "session_expiry_s", "max_payload_bytes", "max_text_chars",
+                     "max_batch"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if (self.tls_ca or self.tls_cert or self.tls_key) and not address.tls:
+            raise ValueError("TLS files given but the broker URL is not mqtts://")
+        if self.tls_key and not self.tls_cert:
+            raise ValueError("a TLS key needs its certificate (tls_cert)")
+
+    @property
+    def address(self) -> BrokerAddress:
+        """The broker URL parsed."""
+        return parse_broker_url(self.broker)
+
+    @property
+    def status_topic_site(self) -> str:
+        """The site of our status topic."""
+        if self.status_site:
+            return self.status_site
+        return self.site_ids[0] if self.site_ids else DEFAULT_SITE
+
+    @property
+    def mqtt_client_id(self) -> str:
+        """The client id used (stable across restarts: the broker keeps our session)."""
+        return self.client_id or f"edge-slm-{self.status_topic_site}"
+
+    def serves(self, site_id: str) -> bool:
+        """True when this daemon answers queries of `site_id`."""
+        return not self.site_ids or site_id in self.site_ids

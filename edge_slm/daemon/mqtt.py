@@ -1,0 +1,304 @@
+"""The MQTT I/O layer: paho-mqtt 2 in, `Handler` in the middle, paho-mqtt 2 out.
+
+    daemon = MqttDaemon(Handler(engine, config), config)
+    daemon.run_forever()          # always-on: until stop() (a signal handler may call it)
+    daemon.step(window_s=5.0)     # one duty cycle: connect, serve queued queries, disconnect
+
+It subscribes at the configured QoS to `hermes/nlu/query` and `edge-slm/<site>/query`,
+publishes whatever the handler returns (on the MQTT 5 Response Topic with the Correlation Data
+when a native query gives them), keeps a persistent session (MQTT 5: clean start off and a
+session expiry; 3.1.1: clean session off) under a stable client id, leaves a retained
+`offline` last will on `edge-slm/<site>/status` and publishes a retained `online` status once
+its subscriptions are acknowledged. Lost connections are retried with capped exponential
+backoff and jitter. A message that breaks the handler is logged and answered with an error;
+it never stops the daemon.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional
+
+from paho.mqtt.client import (
+    MQTT_ERR_SUCCESS,
+    CallbackAPIVersion,
+    Client,
+    MQTTMessage,
+    MQTTMessageInfo,
+    MQTTv5,
+    MQTTv311,
+)
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from . import DaemonConfig
+from .handlers import CORRELATION_DATA, RESPONSE_TOPIC, Handler, Outgoing
+
+_LOGGER = logging.getLogger(__name__)
+
+RECONNECT_MIN_S = 1.0
+"""Delay before the first retry of a lost or refused connection."""
+RECONNECT_MAX_S = 60.0
+"""Cap of the retry delay (a Pi whose broker reboots reconnects within a minute of it)."""
+RECONNECT_FACTOR = 2.0
+"""Each failed attempt in a row multiplies the delay by this."""
+RECONNECT_JITTER = 0.5
+"""Up to this fraction of each delay is taken off at random, so a fleet does not retry in
+step after a broker restart."""
+LOOP_TIMEOUT_S = 0.5
+"""Longest wait for network traffic in one loop pass; bounds how late stop() is noticed."""
+FLUSH_TIMEOUT_S = 5.0
+"""On stop or at the end of a step: longest wait for our QoS 1 publishes to be acknowledged."""
+_PAHO_LOGGER = logging.getLogger(__name__ + ".paho")
+
+
+class Backoff:
+    """Capped exponential backoff with jitter; `reset()` after a successful connection."""
+
+    def __init__(self, min_s: float = RECONNECT_MIN_S, max_s: float = RECONNECT_MAX_S,
+                 factor: float = RECONNECT_FACTOR, jitter: float = RECONNECT_JITTER,
+                 rng: Callable[[], float] = random.random) -> None:
+        if not 0 < min_s <= max_s or factor < 1 or not 0 <= jitter <= 1:
+            raise ValueError("backoff needs 0 < min_s <= max_s, factor >= 1, 0 <= jitter <= 1")
+        self.min_s, self.max_s, self.factor, self.jitter = min_s, max_s, factor, jitter
+        self.rng = rng
+        """Uniform [0, 1) numbers (injected: tests pass a fixed one)."""
+        self.failures = 0
+        """Failed attempts since the last reset."""
+
+    def next(self) -> float:
+        """The delay before the next attempt; counts one more failure."""
+        base = min(self.max_s, self.min_s * self.factor ** self.failures)
+        self.failures += 1
+        return base * (1.0 - self.jitter * self.rng())
+
+    def reset(self) -> None:
+        """Back to the shortest delay (call after connecting)."""
+        self.failures = 0
+
+
+def publish_properties(props: Mapping[str, Any]) -> Optional[Properties]:
+    """MQTT 5 PUBLISH properties from {"CorrelationData": ..., ...}; None when there are none."""
+    if not props:
+        return None
+    out = Properties(PacketTypes.PUBLISH)
+    for name, value in props.items():
+        setattr(out, name, value)
+    return out
+
+
+def received_properties(msg: MQTTMessage) -> Dict[str, Any]:
+    """The request/response properties of a received message ({} under MQTT 3.1.1)."""
+    props = getattr(msg, "properties", None)
+    if props is None:
+        return {}
+    out: Dict[str, Any] = {}
+    for name in (RESPONSE_TOPIC, CORRELATION_DATA):
+        value = getattr(props, name, None)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+class MqttDaemon:
+    """The handler on a broker (see module doc). Not thread-safe except `stop()`."""
+
+    def __init__(self, handler: Handler, config: DaemonConfig,
+                 backoff: Optional[Backoff] = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.handler = handler
+        self.config = config
+        self.backoff = backoff or Backoff()
+        """Reconnect delays."""
+        self.clock = clock
+        """Monotonic seconds, for windows and flush deadlines."""
+        self.client: Optional[Client] = None
+        """The paho client, made by setup()."""
+        self.ready = threading.Event()
+        """Set while connected with our subscriptions acknowledged (and `online` published)."""
+        self.handled = 0
+        """Messages received and handled (errors included)."""
+        self._stop = threading.Event()
+        self._open = False  # a socket is open (CONNACK may still be pending)
+        self._sub_mid: Optional[int] = None
+        self._pending: List[MQTTMessageInfo] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Make the paho client: protocol, client id, session, last will, TLS, credentials."""
+        cfg, address = self.config, self.config.address
+        if cfg.mqtt_version == "5":
+            client = Client(CallbackAPIVersion.VERSION2, client_id=cfg.mqtt_client_id,
+                            protocol=MQTTv5)
+        else:
+            client = Client(CallbackAPIVersion.VERSION2, client_id=cfg.mqtt_client_id,
+                            clean_session=False, protocol=MQTTv311)
+        client.enable_logger(_PAHO_LOGGER)
+        will = self.handler.status(online=False)
+        client.will_set(will.topic, will.payload, qos=will.qos, retain=True)
+        if address.tls:
+            client.tls_set(ca_certs=cfg.tls_ca, certfile=cfg.tls_cert, keyfile=cfg.tls_key)
+        if address.username is not None:
+            client.username_pw_set(address.username, address.password)
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self.client = client
+
+    def connect(self) -> bool:
+        """Open the connection (CONNACK arrives in a later loop pass); False when the broker
+        cannot be reached."""
+        if self.client is None:
+            self.setup()
+        assert self.client is not None
+        address = self.config.address
+        try:
+            if self.config.mqtt_version == "5":
+                props = Properties(PacketTypes.CONNECT)
+                props.SessionExpiryInterval = self.config.session_expiry_s
+                self.client.connect(address.host, address.port, self.config.keepalive_s,
+                                    clean_start=False, properties=props)
+            else:
+                self.client.connect(address.host, address.port, self.config.keepalive_s)
+        except OSError as err:  # refused, unreachable, TLS handshake failed
+            _LOGGER.warning("cannot reach broker %s:%s: %s", address.host, address.port, err)
+            return False
+        self._open = True
+        return True
+
+    def run_forever(self) -> None:
+        """Serve until stop(), reconnecting with backoff; publish `offline` on the way out."""
+        self._stop.clear()
+        try:
+            while not self._stop.is_set():
+                if not self._open:
+                    if not self.connect():
+                        self._stop.wait(self.backoff.next())
+                        continue
+                assert self.client is not None
+                rc = self.client.loop(timeout=LOOP_TIMEOUT_S)
+                if rc != MQTT_ERR_SUCCESS and not self._stop.is_set():
+                    self._lost()
+                    delay = self.backoff.next()
+                    _LOGGER.warning("connection lost (%s); retrying in %.1f s", rc, delay)
+                    self._stop.wait(delay)
+        finally:
+            self.close()
+
+    def step(self, window_s: float) -> int:
+        """One duty cycle: connect, serve what arrives (queued queries first) for `window_s`
+        seconds, flush the replies, disconnect. Returns how many messages were handled."""
+        before = self.handled
+        if not self.connect():
+            return 0
+        assert self.client is not None
+        end = self.clock() + window_s
+        while not self._stop.is_set():
+            left = end - self.clock()
+            if left <= 0:
+                break
+            rc = self.client.loop(timeout=min(LOOP_TIMEOUT_S, left))
+            if rc != MQTT_ERR_SUCCESS:
+                self._lost()
+                break
+        if self._open:
+            self._flush()
+            self.client.disconnect()
+        self._lost()
+        return self.handled - before
+
+    def stop(self) -> None:
+        """Ask run_forever() to return (safe from another thread or a signal handler)."""
+        self._stop.set()
+
+    def close(self) -> None:
+        """Publish the retained `offline` status and disconnect cleanly (no last will)."""
+        if self.client is None or not self._open:
+            return
+        if self.client.is_connected():
+            self._publish(self.handler.status(online=False))
+            self._flush()
+        self.client.disconnect()
+        self._lost()
+
+    # -- paho callbacks --------------------------------------------------------------------
+
+    def _on_connect(self, client: Client, userdata: Any, flags: Any, reason: Any,
+                    properties: Any) -> None:
+        if reason.is_failure:
+            _LOGGER.error("broker refused the connection: %s", reason)
+            return
+        self.backoff.reset()
+        _LOGGER.info("connected to %s (session present: %s)", self.config.broker,
+                     getattr(flags, "session_present", None))
+        topics = [(t, self.config.qos) for t in self.handler.subscriptions()]
+        _, self._sub_mid = client.subscribe(topics)
+
+    def _on_subscribe(self, client: Client, userdata: Any, mid: int, reasons: Any,
+                      properties: Any) -> None:
+        if mid != self._sub_mid:
+            return
+        refused = [r for r in reasons if r.is_failure]
+        if refused:
+            _LOGGER.error("broker refused subscriptions: %s", refused)
+            return
+        self._publish(self.handler.status(online=True))
+        self.ready.set()
+
+    def _on_disconnect(self, client: Client, userdata: Any, flags: Any, reason: Any,
+                       properties: Any) -> None:
+        self.ready.clear()
+        if reason is not None and getattr(reason, "is_failure", False):
+            _LOGGER.warning("disconnected: %s", reason)
+
+    def _on_message(self, client: Client, userdata: Any, msg: MQTTMessage) -> None:
+        self.handled += 1
+        props = received_properties(msg)
+        try:
+            out = self.handler.handle(msg.topic, msg.payload, props)
+        except Exception as err:  # the callback boundary: log, answer, keep serving
+            _LOGGER.exception("handling a message on %s failed", msg.topic)
+            try:
+                out = self.handler.error_reply(msg.topic, msg.payload, props,
+                                               f"internal error: {type(err).__name__}")
+            except Exception:
+                _LOGGER.exception("answering the failed message failed too")
+                out = []
+        for item in out:
+            self._publish(item)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _publish(self, item: Outgoing) -> None:
+        assert self.client is not None
+        props = publish_properties(item.properties) if self.config.mqtt_version == "5" else None
+        try:
+            info = self.client.publish(item.topic, item.payload, item.qos, item.retain,
+                                       properties=props)
+        except (ValueError, TypeError) as err:  # a topic or payload paho will not send
+            _LOGGER.error("cannot publish on %r: %s", item.topic, err)
+            return
+        self._pending = [p for p in self._pending if not p.is_published()]
+        if item.qos > 0:
+            self._pending.append(info)
+
+    def _flush(self) -> None:
+        """Run the network until our publishes are acknowledged (or FLUSH_TIMEOUT_S)."""
+        assert self.client is not None
+        deadline = self.clock() + FLUSH_TIMEOUT_S
+        while self.clock() < deadline:
+            self._pending = [p for p in self._pending if not p.is_published()]
+            if not self._pending and not self.client.want_write():
+                return
+            if self.client.loop(timeout=min(LOOP_TIMEOUT_S, 0.05)) != MQTT_ERR_SUCCESS:
+                return
+        _LOGGER.warning("%d publishes unacknowledged at disconnect", len(self._pending))
+
+    def _lost(self) -> None:
+        self._open = False
+        self.ready.clear()

@@ -1,0 +1,339 @@
+"""The daemon on a real mosquitto: Hermes, native and MQTT 5 request/response round trips,
+bad payloads answered while serving goes on, status and last will, reconnection, the
+duty-cycle step, and `edge-slm serve` as a process. Messages are awaited with timeouts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from mqtt_fixtures import WAIT_S, Mosquitto, Probe, mosquitto_fixture  # noqa: F401
+
+from edge_slm.daemon import DaemonConfig
+from edge_slm.daemon.handlers import Handler
+from edge_slm.daemon.mqtt import Backoff, MqttDaemon
+from edge_slm.runtime.engine import IntentEngine
+
+TEXT = "turn off the kitchen lights"
+REPO = Path(__file__).resolve().parent.parent
+
+
+# -- backoff (no broker) -----------------------------------------------------------------------
+
+
+def test_backoff_doubles_up_to_the_cap_and_resets():
+    b = Backoff(min_s=1.0, max_s=10.0, factor=2.0, jitter=0.5, rng=lambda: 0.0)
+    assert [b.next() for _ in range(6)] == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    assert b.failures == 6
+    b.reset()
+    assert b.next() == 1.0
+
+
+def test_backoff_jitter_takes_off_at_most_its_fraction():
+    b = Backoff(min_s=4.0, max_s=4.0, jitter=0.25, rng=lambda: 0.999999)
+    assert 3.0 <= b.next() < 3.0001
+    assert Backoff(min_s=4.0, max_s=4.0, jitter=0.25, rng=lambda: 0.0).next() == 4.0
+
+
+@pytest.mark.parametrize("kw", [{"min_s": 0}, {"min_s": 5, "max_s": 1}, {"factor": 0.5},
+                                {"jitter": 1.5}])
+def test_backoff_refuses_bad_settings(kw):
+    with pytest.raises(ValueError):
+        Backoff(**kw)
+
+
+# -- a daemon in a thread ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bundle(small_bundles):
+    return small_bundles[0] / "en-int8.slm"
+
+
+#: The engines' threshold in these tests: the small model is retrained every session, and its
+#: calibrated threshold may land close to the test sentence's confidence.
+THRESHOLD = 0.5
+
+
+def _engine(bundle):
+    engine = IntentEngine.load(bundle)
+    engine.threshold = THRESHOLD
+    return engine
+
+
+@pytest.fixture(scope="module")
+def oracle(bundle):
+    """An engine of the test's own (an interpreter is not shared across threads)."""
+    return _engine(bundle)
+
+
+class Running:
+    """An MqttDaemon serving in a thread with its own engine."""
+
+    def __init__(self, bundle: Path, broker: Mosquitto, **config) -> None:
+        self.config = DaemonConfig(broker=broker.url, **config)
+        self.engine = _engine(bundle)
+        self.daemon = MqttDaemon(Handler(self.engine, self.config), self.config,
+                                 backoff=Backoff(min_s=0.05, max_s=0.5))
+        self.thread = threading.Thread(target=self.daemon.run_forever, daemon=True)
+        self.thread.start()
+        assert self.daemon.ready.wait(WAIT_S), "daemon did not subscribe: " + broker.log_text()
+
+    def stop(self) -> None:
+        self.daemon.stop()
+        self.thread.join(WAIT_S)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture(scope="module")
+def served(bundle, mosquitto):
+    """The daemon (MQTT 5) for sites "kitchen" and "default"."""
+    running = Running(bundle, mosquitto, site_ids=("kitchen", "default"),
+                      site_areas={"kitchen": "Kitchen"}, client_id="edge-slm-test-main")
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def probe(mosquitto):
+    """A client subscribed to every reply topic (not to the retained status)."""
+    p = Probe(mosquitto, ["hermes/nlu/intentParsed", "hermes/intent/#",
+                          "hermes/nlu/intentNotRecognized", "hermes/error/nlu",
+                          "edge-slm/+/intent", "client/#"])
+    yield p
+    p.close()
+
+
+def test_online_status_is_retained(served, mosquitto):
+    late = Probe(mosquitto, ["edge-slm/kitchen/status"])
+    try:
+        msg = late.expect("edge-slm/kitchen/status")
+        assert msg.retain
+        assert json.loads(msg.payload) == {"state": "online",
+                                           "model_id": served.engine.bundle.model_id,
+                                           "version": "0.1.0"}
+    finally:
+        late.close()
+
+
+def test_hermes_round_trip_with_rhasspy_hermes(served, probe, oracle):
+    pytest.importorskip("rhasspyhermes")
+    from rhasspyhermes.nlu import NluIntent, NluIntentParsed, NluQuery
+
+    query = NluQuery(input=TEXT, site_id="kitchen", id="h1", session_id="s1", custom_data="cd",
+                     lang="en")
+    probe.publish(NluQuery.topic(), query.payload())
+    parsed = NluIntentParsed.from_json(probe.expect(NluIntentParsed.topic()).payload)
+    full = NluIntent.from_json(probe.expect("hermes/intent/HassTurnOff").payload)
+    want = oracle.parse(TEXT)
+    for msg in (parsed, full):
+        assert msg.intent.intent_name == want.intent
+        assert msg.intent.confidence_score == pytest.approx(want.confidence, abs=1e-4)
+        assert (msg.site_id, msg.id, msg.session_id) == ("kitchen", "h1", "s1")
+        assert [s.raw_value for s in msg.slots] == [s.raw for s in want.slots]
+    assert (full.custom_data, full.lang) == ("cd", "en")
+
+
+def test_hermes_not_recognized_and_filter(served, probe):
+    pytest.importorskip("rhasspyhermes")
+    from rhasspyhermes.nlu import NluIntentNotRecognized, NluQuery
+
+    query = NluQuery(input=TEXT, site_id="kitchen", id="h2", intent_filter=["HassNevermind"])
+    probe.publish(NluQuery.topic(), query.payload())
+    msg = NluIntentNotRecognized.from_json(probe.next().payload)
+    assert (msg.input, msg.id, msg.site_id) == (TEXT, "h2", "kitchen")
+
+
+def test_native_round_trip(served, probe, oracle):
+    probe.publish("edge-slm/kitchen/query", json.dumps({"id": "n1", "text": TEXT}))
+    msg = probe.expect("edge-slm/kitchen/intent")
+    reply = json.loads(msg.payload)
+    assert reply.pop("latency_ms") > 0
+    assert reply == dict(oracle.parse(TEXT).to_dict(), id="n1",
+                         model_id=oracle.bundle.model_id)
+
+
+def test_native_batch_round_trip(served, probe, oracle):
+    texts = ["turn on the kitchen light", "", TEXT]
+    probe.publish("edge-slm/default/query", json.dumps({"id": 5, "texts": texts}))
+    reply = json.loads(probe.expect("edge-slm/default/intent").payload)
+    assert reply["id"] == 5 and len(reply["results"]) == 3
+    assert reply["results"][0] == oracle.parse(texts[0]).to_dict()
+    assert "error" in reply["results"][1]
+    assert reply["results"][2] == oracle.parse(TEXT).to_dict()
+
+
+def test_mqtt5_response_topic_and_correlation_data(served, probe):
+    probe.publish("edge-slm/kitchen/query", json.dumps({"id": "r1", "text": TEXT}),
+                  ResponseTopic="client/abc/reply", CorrelationData=b"\x01corr")
+    msg = probe.next()
+    assert msg.topic == "client/abc/reply"
+    assert msg.properties.get("CorrelationData") == b"\x01corr"
+    assert json.loads(msg.payload)["id"] == "r1"
+    # a bad query with a response topic is answered there too
+    probe.publish("edge-slm/kitchen/query", b"{oops", ResponseTopic="client/abc/reply",
+                  CorrelationData=b"c2")
+    msg = probe.next()
+    assert msg.topic == "client/abc/reply" and msg.properties.get("CorrelationData") == b"c2"
+    assert "error" in json.loads(msg.payload)
+    # and neither reply went to the default topic: the next one there is this sentinel's
+    probe.publish("edge-slm/kitchen/query", json.dumps({"id": "sentinel", "text": TEXT}))
+    assert json.loads(probe.expect("edge-slm/kitchen/intent").payload)["id"] == "sentinel"
+
+
+BAD = [
+    ("hermes/nlu/query", b""), ("hermes/nlu/query", b"{no json"),
+    ("hermes/nlu/query", b'{"input": "\xff\xfe"}'), ("hermes/nlu/query", b'{"input": 42}'),
+    ("hermes/nlu/query", b"[]"),
+    ("hermes/nlu/query", json.dumps({"input": "x" * 1_000_000}).encode()),
+    ("edge-slm/kitchen/query", b""), ("edge-slm/kitchen/query", b"not json"),
+    ("edge-slm/kitchen/query", b'{"id": "b", "text": "\xc3\x28"}'),
+    ("edge-slm/kitchen/query", b'{"id": "b", "text": ["a"]}'),
+    ("edge-slm/kitchen/query", b'{"id": "b", "text": ""}'),
+    ("edge-slm/kitchen/query", json.dumps({"id": "b", "text": "y" * 1_000_000}).encode()),
+]
+
+
+def test_bad_payloads_are_answered_and_serving_goes_on(served, probe):
+    for topic, payload in BAD:
+        probe.publish(topic, payload)
+        msg = probe.next()
+        if topic.startswith("hermes"):
+            assert msg.topic == "hermes/error/nlu", (payload[:40], msg)
+            assert json.loads(msg.payload)["error"]
+        else:
+            assert msg.topic == "edge-slm/kitchen/intent", (payload[:40], msg)
+            assert set(json.loads(msg.payload)) == {"id", "error"}
+    assert served.thread.is_alive()
+    probe.publish("edge-slm/kitchen/query", json.dumps({"id": "after", "text": TEXT}))
+    reply = json.loads(probe.expect("edge-slm/kitchen/intent").payload)
+    assert reply["id"] == "after" and reply["intent"] == "HassTurnOff"
+
+
+def test_mqtt311_daemon(bundle, mosquitto, oracle):
+    legacy = Running(bundle, mosquitto, site_ids=("legacy",), mqtt_version="3.1.1")
+    p = Probe(mosquitto, ["edge-slm/legacy/intent", "hermes/intent/#",
+                          "hermes/nlu/intentParsed"], version=4)
+    try:
+        p.publish("edge-slm/legacy/query", json.dumps({"id": "l1", "text": TEXT}))
+        reply = json.loads(p.expect("edge-slm/legacy/intent").payload)
+        assert reply["id"] == "l1" and reply["intent"] == oracle.parse(TEXT).intent
+        p.publish("hermes/nlu/query", json.dumps({"input": TEXT, "siteId": "legacy"}))
+        assert json.loads(p.expect("hermes/nlu/intentParsed").payload)["siteId"] == "legacy"
+    finally:
+        p.close()
+        legacy.stop()
+
+
+def test_stop_publishes_offline(bundle, mosquitto):
+    running = Running(bundle, mosquitto, site_ids=("stopper",))
+    p = Probe(mosquitto, ["edge-slm/stopper/status"])
+    try:
+        assert json.loads(p.expect("edge-slm/stopper/status").payload)["state"] == "online"
+        running.stop()
+        msg = p.expect("edge-slm/stopper/status")
+        assert json.loads(msg.payload) == {"state": "offline", "model_id": None,
+                                           "version": None}
+    finally:
+        p.close()
+
+
+def test_reconnects_after_the_broker_restarts(bundle, tmp_path):
+    broker = Mosquitto(tmp_path).start()
+    running = None
+    try:
+        running = Running(bundle, broker, site_ids=("phoenix",))
+        broker.stop()
+        broker.start()  # same port, empty broker: no retained status, no session
+        p = Probe(broker, ["edge-slm/phoenix/status", "edge-slm/phoenix/intent"])
+        try:
+            status = json.loads(p.expect("edge-slm/phoenix/status").payload)
+            assert status["state"] == "online"  # published again after reconnecting
+            p.publish("edge-slm/phoenix/query", json.dumps({"id": "again", "text": TEXT}))
+            assert json.loads(p.expect("edge-slm/phoenix/intent").payload)["id"] == "again"
+        finally:
+            p.close()
+    finally:
+        if running is not None:
+            running.stop()
+        broker.stop()
+
+
+def test_step_drains_queries_queued_while_away(bundle, mosquitto):
+    config = DaemonConfig(broker=mosquitto.url, site_ids=("sleeper",),
+                          client_id="edge-slm-test-sleeper")
+    daemon = MqttDaemon(Handler(_engine(bundle), config), config)
+    p = Probe(mosquitto, ["edge-slm/sleeper/intent", "edge-slm/sleeper/status"])
+    try:
+        daemon.step(1.0)  # first wake-up: the broker learns our session and subscriptions
+        assert json.loads(p.expect("edge-slm/sleeper/status").payload)["state"] == "online"
+        assert not daemon.ready.is_set()
+        for i in range(3):  # while the daemon is away
+            p.publish("edge-slm/sleeper/query", json.dumps({"id": i, "text": TEXT}))
+        assert daemon.step(2.0) >= 3
+        ids = set()
+        while len(ids) < 3:
+            msg = p.next()
+            if msg.topic == "edge-slm/sleeper/intent":
+                ids.add(json.loads(msg.payload)["id"])
+        assert ids == {0, 1, 2}
+    finally:
+        p.close()
+
+
+# -- `edge-slm serve` as a process ---------------------------------------------------------
+
+
+def _serve(bundle, broker, tmp_path, site):
+    log = open(tmp_path / f"serve-{site}.log", "wb")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge_slm", "serve", "--bundle", str(bundle), "--broker",
+         broker.url, "--site-id", site, "--site-area", f"{site}=Kitchen"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(REPO))
+    log.close()
+    return proc
+
+
+def test_serve_command_answers_and_stops_cleanly_on_sigterm(bundle, mosquitto, tmp_path):
+    p = Probe(mosquitto, ["edge-slm/cli/status", "edge-slm/cli/intent", "hermes/intent/#",
+                          "hermes/nlu/intentNotRecognized"])
+    proc = _serve(bundle, mosquitto, tmp_path, "cli")
+    try:
+        status = p.expect("edge-slm/cli/status", timeout=120)
+        assert json.loads(status.payload)["state"] == "online"
+        p.publish("edge-slm/cli/query", json.dumps({"id": "c1", "text": TEXT}))
+        assert json.loads(p.expect("edge-slm/cli/intent").payload)["id"] == "c1"
+        p.publish("hermes/nlu/query", json.dumps({"input": TEXT, "siteId": "cli", "id": "c2"}))
+        msg = p.next()  # the calibrated threshold decides which of the two it is
+        assert msg.topic.startswith("hermes/intent/") or "NotRecognized" in msg.topic
+        assert json.loads(msg.payload)["id"] == "c2"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, (tmp_path / "serve-cli.log").read_text()
+        assert json.loads(p.expect("edge-slm/cli/status").payload)["state"] == "offline"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        p.close()
+
+
+def test_last_will_says_offline_when_the_daemon_dies(bundle, mosquitto, tmp_path):
+    p = Probe(mosquitto, ["edge-slm/doomed/status"])
+    proc = _serve(bundle, mosquitto, tmp_path, "doomed")
+    try:
+        status = p.expect("edge-slm/doomed/status", timeout=120)
+        assert json.loads(status.payload)["state"] == "online"
+        proc.kill()  # no clean disconnect: the broker publishes our last will
+        proc.wait(timeout=30)
+        msg = p.expect("edge-slm/doomed/status")
+        assert json.loads(msg.payload)["state"] == "offline"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        p.close()
