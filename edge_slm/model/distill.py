@@ -27,7 +27,7 @@ _LOGGER = logging.getLogger(__name__)
 class DistillConfig:
     """How the student is trained."""
 
-    epochs: float = 3.0
+    epochs: float = 5.0
     """Passes over the training rows (fractions allowed)."""
     batch_size: int = 32
     """Rows per step."""

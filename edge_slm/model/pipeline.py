@@ -50,7 +50,7 @@ class DataConfig:
     """Held-out rows evaluated (per set)."""
     vocab_size: int = 3000
     """WordPiece vocabulary before pruning."""
-    target_false_accept: float = 0.01
+    target_false_accept: float = 0.005
     """Rejection threshold target on out-of-scope validation sentences."""
 
 
@@ -70,7 +70,7 @@ class TrainConfig:
     """Student training (with and without the teacher)."""
     prune: PruneConfig = field(default_factory=PruneConfig)
     """Structured pruning."""
-    recover: DistillConfig = field(default_factory=lambda: DistillConfig(epochs=1.0, lr=1e-3))
+    recover: DistillConfig = field(default_factory=lambda: DistillConfig(epochs=2.0, lr=1e-3))
     """Distillation after pruning."""
 
     @classmethod
