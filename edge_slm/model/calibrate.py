@@ -2,8 +2,11 @@
 
 The intent confidence is the softmax of logits / T; T is fitted on the validation split by
 minimizing negative log-likelihood. A command is accepted when its best intent is not
-"no intent" and its confidence reaches the threshold, chosen as the lowest one whose
-false-accept rate on out-of-scope validation sentences stays within the target.
+"no intent" and its command score, 1 - p(no intent), reaches the threshold, chosen as the
+lowest one whose false-accept rate on out-of-scope validation sentences stays within the
+target. The score is not the best intent's own probability: "dim the hall" torn between
+HassLightSet and HassTurnOff is plainly a command, and rejecting it for that doubt threw
+away a tenth of the real commands of the dev set at the same false-accept rate.
 """
 
 from __future__ import annotations
@@ -56,11 +59,15 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     return float(ece)
 
 
+def command_score(probs: np.ndarray) -> np.ndarray:
+    """How sure the model is that a row is a command at all: 1 - p(no intent)."""
+    return 1.0 - probs[..., 0]
+
+
 def accept(probs: np.ndarray, threshold: float) -> Tuple[np.ndarray, np.ndarray]:
     """(accepted mask, predicted intent) with "no intent" (index 0) never accepted."""
     pred = probs.argmax(-1)
-    conf = probs[np.arange(len(pred)), pred]
-    return (pred != 0) & (conf >= threshold), pred
+    return (pred != 0) & (command_score(probs) >= threshold), pred
 
 
 def choose_threshold(oos_probs: np.ndarray, target_far: float) -> float:
@@ -68,8 +75,8 @@ def choose_threshold(oos_probs: np.ndarray, target_far: float) -> float:
     if len(oos_probs) == 0:
         return 0.5
     pred = oos_probs.argmax(-1)
-    conf = oos_probs[np.arange(len(pred)), pred]
-    accepted_conf = np.sort(conf[pred != 0])[::-1]  # confidences that would be false accepts
+    conf = command_score(oos_probs)
+    accepted_conf = np.sort(conf[pred != 0])[::-1]  # scores that would be false accepts
     allowed = int(np.floor(target_far * len(oos_probs)))
     if len(accepted_conf) <= allowed:
         return 0.0

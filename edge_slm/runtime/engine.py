@@ -223,7 +223,9 @@ class IntentEngine:
         p /= p.sum()
         order = np.argsort(-p)
         top = int(order[0])
-        accepted = top != 0 and p[top] >= self.threshold
+        # accepted when it is a command at all (1 - p(no intent)), however the intents share
+        # the rest (see edge_slm/model/calibrate.py)
+        accepted = top != 0 and 1.0 - float(p[0]) >= self.threshold
         intent = self.intents[top] if accepted else None
         conf = float(p[top])
         alternatives = [Alternative(self.intents[int(i)], float(p[int(i)]))
