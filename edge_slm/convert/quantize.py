@@ -1,8 +1,11 @@
 """Quantized variants of a float TFLite student.
 
-- `int8`, `int4`: dynamic range (weights int8 / channel-wise int4, activations float) through
-  the LiteRT quantizer, over every FULLY_CONNECTED, BATCH_MATMUL and EMBEDDING_LOOKUP weight,
-  the token embedding table included (export.py rewrites GATHER so the quantizer reaches it).
+- `int8`, `int4`: dynamic range (weights int8 / int4 per channel, activations float) through
+  the LiteRT quantizer, over every FULLY_CONNECTED and EMBEDDING_LOOKUP weight, the token
+  embedding table included (export.py rewrites GATHER so the quantizer reaches it). int4
+  scales are chosen by the quantizer's MSE search, not min/max: on the dev set of real
+  commands min/max int4 lost 0.55 points of intent accuracy, MSE 0.41 (the same on the
+  held-out templates as float).
 - `int8-full`: full-integer int8 (int8 activations too, calibrated on representative
   sentences) through TensorFlow's converter: the only kind TensorFlow Lite Micro runs, offered
   with its measured accuracy (often worse on small transformers; the gate decides).
@@ -15,12 +18,13 @@ import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
 
-#: Variant name -> LiteRT quantizer recipe function name.
-DYNAMIC_RECIPES: Dict[str, str] = {"int8": "dynamic_wi8_afp32", "int4": "dynamic_wi4_afp32"}
+#: Variant name -> (weight bits, LiteRT quantizer algorithm).
+DYNAMIC_RECIPES: Dict[str, Tuple[int, str]] = {"int8": (8, "min_max_uniform_quantize"),
+                                               "int4": (4, "MSE")}
 #: Every variant `edge-slm convert --quant` accepts.
 VARIANTS = ("float", "int8", "int4", "int8-full")
 
@@ -31,10 +35,15 @@ def dynamic(float_flat: bytes, variant: str) -> bytes:
         raise ValueError(f"unknown dynamic variant {variant!r}; choose from "
                          f"{', '.join(DYNAMIC_RECIPES)}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from ai_edge_quantizer import quantizer, recipe
+    from ai_edge_quantizer import algorithm_manager, qtyping, quantizer, recipe_manager
 
+    bits, algorithm = DYNAMIC_RECIPES[variant]
+    rm = recipe_manager.RecipeManager()
+    rm.add_dynamic_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+                          num_bits=bits, granularity=qtyping.QuantGranularity.CHANNELWISE,
+                          algorithm_key=algorithm_manager.AlgorithmName(algorithm))
     q = quantizer.Quantizer(float_flat)
-    q.load_quantization_recipe(getattr(recipe, DYNAMIC_RECIPES[variant])())
+    q.load_quantization_recipe(rm.get_quantization_recipe())
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         result = q.quantize()
     return bytes(result.quantized_model)
