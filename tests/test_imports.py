@@ -41,3 +41,16 @@ def test_every_module_imports_without_side_effects(capsys):
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
     assert logging.getLogger().handlers == handlers
+
+
+def test_the_engine_and_daemon_run_without_training_packages():
+    """What goes on a Pi: load the shipped bundle and parse, with the training stack blocked."""
+    code = BLOCKER + (
+        "import edge_slm.bundle, edge_slm.daemon.handlers, edge_slm.daemon.mqtt\n"
+        "import edge_slm.protocols.hermes, edge_slm.protocols.native\n"
+        "from edge_slm.runtime.engine import IntentEngine\n"
+        "r = IntentEngine.load().parse('turn off the kitchen lights')\n"
+        "print(r.intent, [s.name for s in r.slots])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "HassTurnOff ['area']"

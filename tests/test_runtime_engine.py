@@ -80,9 +80,28 @@ def test_parse_batch_keeps_order_and_reports_bad_items(engine):
 
 
 def test_names_resolve_to_the_homes_spelling(engine):
-    """A slot the model tags as a name comes back in the home's own spelling."""
-    for text in ("turn on the Garden Fountain", "switch off garden fountains"):
-        res = engine.parse(text, names={"name": ["Garden Fountain"]})
+    """A name said in another case or number comes back in the home's own spelling; one the
+    home lacks is dropped when the home is given (strict), kept otherwise."""
+    from edge_slm.runtime.values import HomeIndex
+
+    home = {"name": [["Aquarium Pump", "fish pump"]], "area": ["Boat House"]}
+    index = HomeIndex(home)
+    assert engine._value("name", "AQUARIUM PUMPS", "", index) == "Aquarium Pump"
+    assert engine._value("name", "fish pump", "", index) == "Aquarium Pump"
+    assert engine._value("area", "the boat house", "", index) == "Boat House"
+    for text in ("turn on the AQUARIUM PUMP", "switch off the aquarium pumps"):
+        res = engine.parse(text, names=home)
         for s in res.slots:
-            if s.name == "name" and "fountain" in s.raw.lower():
-                assert s.value == "Garden Fountain"
+            if s.name == "name" and s.raw.lower().rstrip("s") == "aquarium pump":
+                assert s.value == "Aquarium Pump"
+            if s.name == "name":  # strict: only places the home (or inventory) has
+                assert engine.home.union(_names(home)).is_name(s.value) or \
+                    engine.home_index.canonical("name", s.raw) or \
+                    index.canonical("name", s.raw), s
+
+
+def _names(home):
+    from edge_slm.runtime.resolve import HomeNames
+
+    return HomeNames.build([n for item in home.get("name", []) for n in item],
+                           home.get("area", []))

@@ -1,0 +1,61 @@
+"""The bundles inside the package: present, within their size budgets, loadable (golden
+outputs reproduced here), and the metrics their manifests claim reproduce on held-out
+template sentences re-created from the recorded corpus config."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge_slm.bundle import read_bundle
+from edge_slm.runtime.engine import IntentEngine, default_bundle_path, shipped_bundles
+
+BUDGET = {"int4": 1_000_000, "int8": 1_600_000}
+
+
+def test_int8_and_int4_ship():
+    names = [p.name for p in shipped_bundles()]
+    assert any("int8" in n for n in names) and any("int4" in n for n in names), names
+    assert default_bundle_path().exists()
+
+
+@pytest.mark.parametrize("quant", sorted(BUDGET))
+def test_size_budget_and_golden_outputs(quant):
+    path = default_bundle_path(quant)
+    assert path.stat().st_size <= BUDGET[quant]
+    engine = IntentEngine.load(path)  # checks the golden outputs on this runtime
+    assert engine.golden_max_diff <= engine.manifest["golden"]["tolerance"]
+
+
+@pytest.fixture(scope="module")
+def heldout_sets():
+    """The held-out commands and out-of-scope sentences the gate measured, re-created."""
+    pytest.importorskip("hassil")
+    from edge_slm.corpus.build import CorpusBuilder, CorpusConfig
+
+    prov = read_bundle(default_bundle_path("int8")).manifest["provenance"]
+    n_held, n_oos = prov["eval_sets"]["heldout_templates"], prov["eval_sets"]["oos"]
+    held, oos = [], []
+    for rec in CorpusBuilder(CorpusConfig(**prov["corpus_config"])).records():
+        if rec["split"] != "heldout":
+            continue
+        if rec["intent"] and len(held) < n_held:
+            held.append(rec)
+        elif not rec["intent"] and len(oos) < n_oos:
+            oos.append(rec)
+        if len(held) == n_held and len(oos) == n_oos:
+            break
+    return held, oos
+
+
+@pytest.mark.parametrize("quant", sorted(BUDGET))
+def test_manifest_metrics_reproduce(quant, heldout_sets):
+    from edge_slm.runtime.metrics import evaluate
+
+    held, oos = heldout_sets
+    engine = IntentEngine.load(default_bundle_path(quant))
+    claimed = engine.manifest["metrics"]
+    got_held = evaluate(engine, held)
+    got_oos = evaluate(engine, oos)
+    for key in ("intent_acc", "top1_acc", "slot_f1", "exact_match"):
+        assert got_held[key] == pytest.approx(claimed["heldout"][key], abs=0.002), key
+    assert got_oos["false_accept"] == pytest.approx(claimed["oos"]["false_accept"], abs=0.002)
