@@ -11,12 +11,17 @@ Offsets are character positions in the original text, so slot tags map back to e
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple, Union
 
 PAD, UNK, CLS, SEP = "[PAD]", "[UNK]", "[CLS]", "[SEP]"
+#: ASCII characters the normalizer removes (controls other than tab, newline, return).
+_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: An ASCII word (no whitespace, no punctuation) or one ASCII punctuation character.
+_ASCII_WORD = re.compile(r"[^ \t\n\r!-/:-@\[-`{-~]+|[!-/:-@\[-`{-~]")
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP)
 
 
@@ -117,6 +122,10 @@ class WordPieceTokenizer:
         return out
 
     def _words(self, text: str) -> List[Tuple[str, int, int]]:
+        if text.isascii() and not _ASCII_CONTROL.search(text):
+            # The common case, 10x faster: nothing to strip, lowercasing keeps positions.
+            low = text.lower() if self.lowercase else text
+            return [(m.group(), m.start(), m.end()) for m in _ASCII_WORD.finditer(low)]
         chars = self._normalize(text)
         words: List[Tuple[str, int, int]] = []
         cur: List[Tuple[str, int]] = []

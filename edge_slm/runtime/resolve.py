@@ -11,9 +11,10 @@ through untouched, and nothing changes when the home is empty.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from dataclasses import dataclass, field
-from typing import Any, FrozenSet, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
 
 Span = Tuple[str, int, int]
 
@@ -53,6 +54,34 @@ def _variants(phrase: str) -> Tuple[str, ...]:
     else:
         out.append(p + "s")
     return tuple(out)
+
+
+class NearMiss:
+    """Misspellings of known phrases: one edit away (a letter dropped, added, changed, or two
+    swapped) found through single-deletion variants, then ranked by similarity. Looks up
+    about a dozen keys instead of comparing against every name of the home."""
+
+    def __init__(self, phrases: Iterable[str]) -> None:
+        self._by_variant: Dict[str, Set[str]] = {}
+        for p in phrases:
+            for v in _deletions(p):
+                self._by_variant.setdefault(v, set()).add(p)
+
+    def find(self, phrase: str, cutoff: float = NEAR_MISS) -> Optional[str]:
+        """The known phrase `phrase` is a misspelling of (similarity >= cutoff), or None."""
+        found: Set[str] = set()
+        for v in _deletions(phrase):
+            found |= self._by_variant.get(v, set())
+        best, best_ratio = None, cutoff
+        for cand in sorted(found):
+            r = difflib.SequenceMatcher(None, phrase, cand).ratio()
+            if r >= best_ratio:
+                best, best_ratio = cand, r
+        return best
+
+
+def _deletions(p: str) -> Set[str]:
+    return {p} | {p[:i] + p[i + 1:] for i in range(len(p))}
 
 
 @dataclass(frozen=True)
@@ -99,12 +128,16 @@ class HomeNames:
     def near_miss(self, slot: str, phrase: str, cutoff: float = NEAR_MISS) -> bool:
         """Whether `phrase` is a misspelling of a `slot` ("name", "area", "floor") the home
         has ("garagge door" for "garage door")."""
-        pool = {"name": self.names, "area": self.areas, "floor": self.floors}.get(slot, ())
+        index = self._near.get(slot)
         p = norm(phrase)
-        if len(p) < 4 or not pool:
+        if len(p) < 4 or index is None:
             return False
-        return bool(difflib.get_close_matches(p, [n for n in pool if abs(len(n) - len(p)) <= 3],
-                                              n=1, cutoff=cutoff))
+        return index.find(p, cutoff) is not None
+
+    @functools.cached_property
+    def _near(self) -> Dict[str, NearMiss]:
+        return {"name": NearMiss(self.names), "area": NearMiss(self.areas),
+                "floor": NearMiss(self.floors)}
 
 
 def _words(text: str, start: int, end: int) -> List[Tuple[int, int]]:

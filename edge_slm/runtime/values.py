@@ -12,12 +12,11 @@ Everything here is table-driven from `values.json` and `home.json`, so a languag
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Union
 
-from .resolve import norm
+from .resolve import NearMiss, norm
 
 Value = Union[int, float, str]
 
@@ -176,6 +175,7 @@ class HomeIndex:
                     table.setdefault(key, canonical)
                     table.setdefault(key[:-1] if key.endswith("s") else key + "s", canonical)
             self._by_slot[slot] = table
+        self._near = {slot: NearMiss(table) for slot, table in self._by_slot.items()}
 
     def canonical(self, slot: str, raw: str, cutoff: float = 0.85) -> Optional[str]:
         """The home's spelling of `raw` as a `slot`, or None when the home has no such."""
@@ -186,5 +186,5 @@ class HomeIndex:
         for k in (key, " ".join(w for w in key.split() if w not in ("the", "my", "our"))):
             if k in table:
                 return table[k]
-        close = difflib.get_close_matches(key, list(table), n=1, cutoff=cutoff)
-        return table[close[0]] if close else None
+        close = self._near[slot].find(key, cutoff)
+        return table[close] if close else None
