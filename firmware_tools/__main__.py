@@ -1,5 +1,5 @@
-"""`firmware-tools`: keys and signatures for model bundles (serial flashing, OTA and the
-TensorFlow Lite Micro export are further subcommands as they land).
+"""`firmware-tools`: keys and signatures for model bundles, and the TensorFlow Lite Micro
+export (serial flashing and OTA are further subcommands as they land).
 
 Any error exits with status 2 and one line that says what is wrong."""
 
@@ -26,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", type=Path)
     p.add_argument("--pubkey", type=Path, required=True, action="append",
                    help="trusted public key (PEM); repeat for several")
+    p = sub.add_parser("export-c", help="the model and its tables as C sources for TFLM")
+    p.add_argument("bundle", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="folder for the .h/.cc files")
+    p.add_argument("--name", default="edge_slm", help="C identifier prefix (default edge_slm)")
     return parser
 
 
@@ -44,6 +48,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         elif args.command == "verify":
             b = signing.verify(args.bundle, args.pubkey)
             print(f"{args.bundle}: OK ({b.model_id}, signed by a trusted key)")
+        elif args.command == "export-c":
+            from .carray import export_c
+
+            res = export_c(args.bundle, args.out, args.name)
+            for f in res.files:
+                print(f)
+            print(f"operators: {', '.join(res.ops)}")
+            for w in res.warnings:
+                print(f"firmware-tools export-c: warning: {w}", file=sys.stderr)
         return 0
     except EdgeSlmError as err:
         print(f"firmware-tools {args.command}: error: {err}", file=sys.stderr)
