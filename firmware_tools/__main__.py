@@ -1,5 +1,5 @@
 """`firmware-tools`: keys and signatures for model bundles, and the TensorFlow Lite Micro
-export (serial flashing and OTA are further subcommands as they land).
+export, and flashing over a serial link (OTA is a further subcommand as it lands).
 
 Any error exits with status 2 and one line that says what is wrong."""
 
@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import List, Optional
 
 from edge_slm.errors import EdgeSlmError
+
+from .flash import add_serial_args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +32,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", type=Path)
     p.add_argument("--out", type=Path, required=True, help="folder for the .h/.cc files")
     p.add_argument("--name", default="edge_slm", help="C identifier prefix (default edge_slm)")
+    p = sub.add_parser("flash", help="send a bundle to a device's serial agent (resumes)")
+    p.add_argument("bundle", type=Path)
+    add_serial_args(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return parser
+
+
+def _flash(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from .flash import FlashConfig, describe, flash_bundle
+
+    try:
+        data = args.bundle.read_bytes()
+    except OSError as err:
+        raise ValueError(f"{args.bundle}: cannot read ({err})") from err
+    with tqdm(total=len(data), unit="B", unit_scale=True, file=sys.stderr,
+              disable=args.no_progress, desc=args.bundle.name) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.update(done - bar.n)
+
+        result = flash_bundle(args.port, data, progress, FlashConfig(baud=args.baud))
+    print("\n".join(describe(result)))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -57,8 +81,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"operators: {', '.join(res.ops)}")
             for w in res.warnings:
                 print(f"firmware-tools export-c: warning: {w}", file=sys.stderr)
+        elif args.command == "flash":
+            _flash(args)
         return 0
-    except EdgeSlmError as err:
+    except (EdgeSlmError, ValueError) as err:
         print(f"firmware-tools {args.command}: error: {err}", file=sys.stderr)
         return 2
 
