@@ -1,0 +1,396 @@
+"""An embedded MQTT broker for a one-machine setup (`edge-slm serve --embedded-broker`).
+
+    with EmbeddedBroker(port=0) as broker:      # or: url = broker.start(); ...; broker.stop()
+        config = DaemonConfig(broker=broker.url, mqtt_version=broker.mqtt_version)
+
+Two backends, tried in this order:
+
+- `mosquitto`: the system binary (Debian/Raspberry Pi OS package `mosquitto`) started as a
+  child process with a generated config: one listener on 127.0.0.1 (loopback only), anonymous
+  clients, no persistence. The most reliable choice, and it speaks MQTT 5 and 3.1.1, keeps
+  persistent sessions and queues QoS 1 messages for absent clients (what the duty-cycled modes
+  rely on).
+- `amqtt` (PyPI `amqtt`): a pure-Python asyncio broker run in a thread with its own event
+  loop. It speaks MQTT 3.1.1 only (it refuses an MQTT 5 CONNECT), so the daemon must use
+  `mqtt_version="3.1.1"` with it (`EmbeddedBroker.mqtt_version` says which), and it has no
+  MQTT 5 shared subscriptions. amqtt 0.12.1 drops an anonymous client's session when it
+  disconnects and queues nothing for it (only authenticated clean-session-off sessions are
+  kept), so with it a duty-cycled daemon would lose the queries sent while it sleeps:
+  `EmbeddedBroker.persistent_sessions` is False, and only `always-on` should use it.
+
+When neither is there, `start()` raises `EmbeddedBrokerError` saying what to install. A child
+mosquitto is asked (Linux) to get SIGTERM when its parent dies, so a killed daemon does not
+leave a broker behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, List, Optional, Sequence
+
+from ..errors import EdgeSlmError
+
+_LOGGER = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+"""The only address the embedded broker listens on: it is for this machine alone."""
+MOSQUITTO = "mosquitto"
+AMQTT = "amqtt"
+BACKENDS = (MOSQUITTO, AMQTT)
+"""Backends in order of preference."""
+MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
+"""Where Debian and a source build put mosquitto (/usr/sbin is not on a user's PATH)."""
+START_TIMEOUT_S = 10.0
+"""Longest wait for the broker to accept connections (a Pi Zero on a slow SD card)."""
+STOP_TIMEOUT_S = 5.0
+"""Longest wait for the broker to exit after SIGTERM (or the amqtt thread to end) before it
+is killed (or abandoned)."""
+POLL_S = 0.05
+"""Pause between two connection attempts while waiting for the broker to listen."""
+CONNECT_PROBE_TIMEOUT_S = 0.2
+"""Timeout of one such connection attempt."""
+PORT_ATTEMPTS = 3
+"""With port=0: how many free ports to try (another process may take the one we picked)."""
+MAX_QUEUED_MESSAGES = 1000
+"""mosquitto's own default: QoS 1 messages it queues per client (for a sleeping duty-cycled
+daemon, or one that falls behind) before it drops new ones."""
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+INSTALL_HINT = ("install mosquitto (Debian, Raspberry Pi OS: sudo apt-get install mosquitto) "
+                "or amqtt (pip install amqtt)")
+
+
+class EmbeddedBrokerError(EdgeSlmError):
+    """The embedded broker cannot be started (none installed, port taken, it exited)."""
+
+
+def find_mosquitto() -> Optional[str]:
+    """The mosquitto binary (PATH first, then MOSQUITTO_PATHS), or None."""
+    found = shutil.which(MOSQUITTO)
+    if found:
+        return found
+    return next((p for p in MOSQUITTO_PATHS if os.access(p, os.X_OK)), None)
+
+
+def amqtt_installed() -> bool:
+    """True when the amqtt package can be imported."""
+    import importlib.util
+
+    return importlib.util.find_spec("amqtt") is not None
+
+
+def available_backends(mosquitto_path: Optional[str] = None) -> List[str]:
+    """The backends that can run here, in order of preference."""
+    out = []
+    path = find_mosquitto() if mosquitto_path is None else mosquitto_path
+    if path and os.access(path, os.X_OK):
+        out.append(MOSQUITTO)
+    if amqtt_installed():
+        out.append(AMQTT)
+    return out
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port nobody listens on now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_free(host: str, port: int) -> bool:
+    """True when a server could listen on `port` now (SO_REUSEADDR, as brokers bind: the
+    TIME_WAIT connections a stopped broker leaves do not count)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+            s.listen(1)
+            return True
+        except OSError:
+            return False
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_PROBE_TIMEOUT_S).close()
+        return True
+    except OSError:
+        return False
+
+
+def _user_name() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Ask Linux to send the child SIGTERM when its parent exits."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    except (OSError, AttributeError):
+        pass
+
+
+class _Mosquitto:
+    """mosquitto as a child process with a generated config."""
+
+    mqtt_version = "5"
+    persistent_sessions = True
+
+    def __init__(self, path: str, max_queued: int) -> None:
+        self.path = path
+        self.max_queued = max_queued
+        self.proc: Optional[subprocess.Popen] = None
+        self.folder = tempfile.TemporaryDirectory(prefix="edge-slm-broker-")
+        self.log_path = Path(self.folder.name) / "mosquitto.log"
+
+    def start(self, host: str, port: int) -> bool:
+        """Start and wait until it listens; False when the port was taken."""
+        conf = Path(self.folder.name) / "mosquitto.conf"
+        # persistence off: the embedded broker lives and dies with the daemon. `user` is who
+        # we are: started as root, mosquitto would switch to its own user, and a change of
+        # user clears the parent-death signal.
+        conf.write_text(f"listener {port} {host}\nallow_anonymous true\npersistence false\n"
+                        f"user {_user_name()}\nmax_queued_messages {self.max_queued}\n"
+                        "log_dest stderr\nlog_type error\nlog_type warning\n")
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [self.path, "-c", str(conf)], stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                if "in use" in self.log_text():
+                    return False
+                raise EmbeddedBrokerError(f"mosquitto exited with {self.proc.returncode}: "
+                                          + self.log_text().strip())
+            if _listening(host, port):
+                return True
+            try:
+                self.proc.wait(timeout=POLL_S)  # notices an early exit at once
+            except subprocess.TimeoutExpired:
+                pass
+        self.stop()
+        raise EmbeddedBrokerError(f"mosquitto did not listen on {host}:{port} within "
+                                  f"{START_TIMEOUT_S:g} s: " + self.log_text().strip())
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after STOP_TIMEOUT_S."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                _LOGGER.warning("mosquitto ignored SIGTERM; killing it")
+                self.proc.kill()
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+        self.folder.cleanup()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class _Amqtt:
+    """amqtt's Broker in a thread with its own asyncio loop (it must be created inside a
+    running loop)."""
+
+    mqtt_version = "3.1.1"
+    persistent_sessions = False  # amqtt 0.12.1 queues nothing for anonymous clients
+
+    def __init__(self) -> None:
+        self.thread: Optional[threading.Thread] = None
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.stopping: Optional[asyncio.Event] = None
+        self.ready = threading.Event()
+        self.error: Optional[BaseException] = None
+
+    def start(self, host: str, port: int) -> bool:
+        """Start the thread and wait until the broker listens; False when the port was
+        taken."""
+        config = {"listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
+                  # anonymous only: no $SYS topics, no packet logging
+                  "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
+                              {"allow_anonymous": True}}}
+        self.ready.clear()
+        self.error = None
+        self.thread = threading.Thread(target=self._run, args=(config,),
+                                       name="edge-slm-amqtt", daemon=True)
+        self.thread.start()
+        if not self.ready.wait(START_TIMEOUT_S):
+            self.stop()
+            raise EmbeddedBrokerError(f"amqtt did not start within {START_TIMEOUT_S:g} s")
+        if self.error is not None:
+            if isinstance(self.error, OSError) or "in use" in str(self.error):
+                return False
+            raise EmbeddedBrokerError(f"amqtt failed to start: {self.error!r}")
+        return _listening(host, port)
+
+    def _run(self, config: Any) -> None:
+        loop = asyncio.new_event_loop()
+        self.loop = loop
+        try:
+            loop.run_until_complete(self._serve(config))
+        except BaseException as err:  # the thread's boundary: hand it to start()
+            if not self.ready.is_set():
+                self.error = err
+            else:
+                _LOGGER.exception("the amqtt broker failed")
+        finally:
+            self.ready.set()
+            loop.close()
+
+    async def _serve(self, config: Any) -> None:
+        from amqtt.broker import Broker
+
+        self.stopping = asyncio.Event()
+        broker = Broker(config)
+        await broker.start()
+        self.ready.set()
+        await self.stopping.wait()
+        await broker.shutdown()
+
+    def stop(self) -> None:
+        """Ask the loop to shut the broker down and wait for the thread."""
+        loop, stopping = self.loop, self.stopping
+        if loop is not None and stopping is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(stopping.set)
+            except RuntimeError:  # the loop closed meanwhile
+                pass
+        if self.thread is not None:
+            self.thread.join(STOP_TIMEOUT_S)
+            if self.thread.is_alive():
+                _LOGGER.warning("the amqtt thread did not end within %.0f s", STOP_TIMEOUT_S)
+
+    def alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+
+class EmbeddedBroker:
+    """A loopback MQTT broker owned by this process (see module doc). Not thread-safe."""
+
+    def __init__(self, port: int = 0, backends: Sequence[str] = BACKENDS,
+                 mosquitto_path: Optional[str] = None, host: str = LOOPBACK,
+                 max_queued_messages: int = MAX_QUEUED_MESSAGES) -> None:
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port must be 0 (any free one) to 65535, not {port!r}")
+        if max_queued_messages < 0:
+            raise ValueError(f"max_queued_messages must be 0 (no limit) or more, "
+                             f"not {max_queued_messages!r}")
+        unknown = [b for b in backends if b not in BACKENDS]
+        if unknown or not backends:
+            raise ValueError(f"backends must be among {', '.join(BACKENDS)}, not {unknown}")
+        self.requested_port = port
+        """The port asked for (0: any free one)."""
+        self.backends = tuple(backends)
+        """The backends to try, in order."""
+        self.mosquitto_path = mosquitto_path
+        """The mosquitto binary (None: look for it)."""
+        self.host = host
+        """The listening address."""
+        self.max_queued_messages = max_queued_messages
+        """mosquitto: QoS 1 messages queued per client beyond those in flight (0: no limit)."""
+        self.port: Optional[int] = None
+        """The port it listens on, once started."""
+        self.backend: Optional[str] = None
+        """"mosquitto" or "amqtt", once started."""
+        self._impl: Any = None
+
+    @property
+    def url(self) -> str:
+        """`mqtt://127.0.0.1:<port>` (only once started)."""
+        if self.port is None:
+            raise EmbeddedBrokerError("the embedded broker is not started")
+        return f"mqtt://{self.host}:{self.port}"
+
+    @property
+    def mqtt_version(self) -> str:
+        """The newest MQTT version the running backend speaks: "5" or "3.1.1"."""
+        if self._impl is None:
+            raise EmbeddedBrokerError("the embedded broker is not started")
+        return str(self._impl.mqtt_version)
+
+    @property
+    def persistent_sessions(self) -> bool:
+        """True when the running backend queues QoS 1 messages for an absent anonymous client
+        with a persistent session (what `--mode periodic` and `adaptive` need)."""
+        if self._impl is None:
+            raise EmbeddedBrokerError("the embedded broker is not started")
+        return bool(self._impl.persistent_sessions)
+
+    def start(self) -> str:
+        """Start the first available backend; returns the broker URL."""
+        if self._impl is not None:
+            return self.url
+        factory = self._factory()
+        ports: Callable[[], int] = (lambda: free_port(self.host)) if not self.requested_port \
+            else (lambda: self.requested_port)
+        attempts = PORT_ATTEMPTS if not self.requested_port else 1
+        for _ in range(attempts):
+            port = ports()
+            if not port_free(self.host, port):
+                # checked first: a broker already there would answer our readiness probe
+                continue
+            impl = factory()
+            if impl.start(self.host, port):
+                self._impl, self.port = impl, port
+                _LOGGER.info("embedded %s broker on %s", self.backend, self.url)
+                return self.url
+            impl.stop()
+        raise EmbeddedBrokerError(f"port {self.requested_port or port} on {self.host} is "
+                                  "already in use (another broker running? pick another port)")
+
+    def _factory(self) -> Callable[[], Any]:
+        for backend in self.backends:
+            if backend == MOSQUITTO:
+                path = self.mosquitto_path or find_mosquitto()
+                if path and os.access(path, os.X_OK):
+                    self.backend = MOSQUITTO
+                    return lambda: _Mosquitto(path, self.max_queued_messages)
+            elif backend == AMQTT and amqtt_installed():
+                self.backend = AMQTT
+                return _Amqtt
+        raise EmbeddedBrokerError(f"no MQTT broker to embed ({' or '.join(self.backends)} "
+                                  f"wanted): {INSTALL_HINT}")
+
+    @property
+    def pid(self) -> Optional[int]:
+        """The mosquitto child's process id (None for amqtt, or when not started)."""
+        proc = getattr(self._impl, "proc", None)
+        return proc.pid if proc is not None else None
+
+    def alive(self) -> bool:
+        """True while the broker runs."""
+        return self._impl is not None and self._impl.alive()
+
+    def stop(self) -> None:
+        """Stop the broker and free its port (idempotent)."""
+        impl, self._impl = self._impl, None
+        if impl is not None:
+            impl.stop()
+            _LOGGER.info("embedded %s broker on port %s stopped", self.backend, self.port)
+        self.port = None
+
+    def __enter__(self) -> "EmbeddedBroker":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
