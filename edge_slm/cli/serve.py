@@ -4,13 +4,22 @@ low-power duty cycle.
     edge-slm serve --broker mqtt://127.0.0.1:1883
     edge-slm serve --bundle en-int8.slm --broker mqtts://user:pass@hub:8883 --tls-ca ca.pem \\
         --site-id kitchen --site-area kitchen=Kitchen --home inventory.yaml
+    edge-slm serve --config /etc/edge-slm.toml --share-group nlu
     edge-slm serve --mode periodic --period 10 --window 2 --board pi-zero-2w
     edge-slm serve --mode adaptive --period 10 --min-period 5 --max-period 120
 
 Hermes (Rhasspy 2.5): hermes/nlu/query -> hermes/nlu/intentParsed + hermes/intent/<name>, or
 hermes/nlu/intentNotRecognized, or hermes/error/nlu. Native: edge-slm/<site>/query ->
 edge-slm/<site>/intent (or the MQTT 5 response topic). SIGTERM or SIGINT publishes the
-retained offline status and exits.
+retained offline status and exits. SIGHUP loads the bundle (and --home) again, checks it and
+swaps it in; a bad bundle is refused and the old model keeps serving.
+
+Every option can also come from a TOML file (--config, or EDGE_SLM_CONFIG; keys are the flag
+names with underscores: `period = 10`) or from the environment (EDGE_SLM_ and the name in
+capitals: EDGE_SLM_PERIOD=10). Flags win over the environment, which wins over the file.
+
+--share-group NAME subscribes through MQTT 5 shared subscriptions ($share/NAME/...), so the
+daemons of one group share the queries and each query is answered once.
 
 --mode periodic wakes every --period seconds, drains for --window seconds what the broker
 queued for its persistent session, answers it and disconnects; --mode adaptive shortens the
@@ -22,22 +31,59 @@ retained on edge-slm/<site>/telemetry; `edge-slm status` prints it. See docs/dae
 from __future__ import annotations
 
 import argparse
+import os
 import signal
+import socket
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Mapping, Optional
+
+
+class _Default:
+    """Marks an argparse default, so that a flag left out can be told from one given (flags
+    win over the environment and the config file only when given)."""
+
+
+class _DefaultStr(_Default, str):
+    """A default string."""
+
+
+class _DefaultInt(_Default, int):
+    """A default integer."""
+
+
+class _DefaultFloat(_Default, float):
+    """A default number."""
+
+
+def flag_default(value: Any) -> Any:
+    """`value` marked as a default (it still compares, prints and computes as itself)."""
+    if isinstance(value, str):
+        return _DefaultStr(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _DefaultInt(value)
+    if isinstance(value, float):
+        return _DefaultFloat(value)
+    raise TypeError(f"no default marker for {type(value).__name__}")
+
+
+def given(value: Any) -> bool:
+    """True when an argparse value came from the command line (not None, not a default)."""
+    return value is not None and not isinstance(value, _Default)
 
 
 def add_mqtt_args(p: argparse.ArgumentParser) -> None:
     """The broker arguments (shared by every subcommand that speaks MQTT)."""
-    p.add_argument("--broker", default="mqtt://127.0.0.1:1883",
+    from ..daemon import DEFAULT_BROKER
+
+    p.add_argument("--broker", default=flag_default(DEFAULT_BROKER),
                    help="broker URL: mqtt://[user:pass@]host[:port] or mqtts://... "
                         "(default: %(default)s)")
-    p.add_argument("--mqtt-version", choices=("5", "3.1.1"), default="5",
+    p.add_argument("--mqtt-version", choices=("5", "3.1.1"), default=flag_default("5"),
                    help="MQTT protocol version (default: %(default)s)")
     p.add_argument("--client-id", help="MQTT client id (default: edge-slm-<site>); keep it "
                                        "stable so the broker keeps the session")
-    p.add_argument("--qos", type=int, choices=(0, 1, 2), default=1,
+    p.add_argument("--qos", type=int, choices=(0, 1, 2), default=flag_default(1),
                    help="QoS of subscriptions and replies (default: %(default)s)")
     p.add_argument("--tls-ca", type=Path, help="mqtts://: CA certificate file")
     p.add_argument("--tls-cert", type=Path, help="mqtts://: client certificate file")
@@ -48,15 +94,30 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     """Register the subcommand."""
     p = sub.add_parser("serve", help="serve intents over MQTT (Hermes and native JSON)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", type=Path, metavar="FILE.toml",
+                   help="read the options from this TOML file (default: $EDGE_SLM_CONFIG); "
+                        "flags and EDGE_SLM_* variables win over it")
     p.add_argument("--bundle", type=Path, help="model bundle (default: the shipped int8 one)")
     p.add_argument("--home", type=Path,
                    help="your home's inventory (YAML: entities, areas, floors) to resolve "
                         "names against")
     add_mqtt_args(p)
-    p.add_argument("--site-id", action="append", default=[], metavar="ID",
+    p.add_argument("--keepalive", type=int, metavar="S",
+                   help="MQTT keep-alive seconds (default: 60)")
+    p.add_argument("--session-expiry", type=int, metavar="S",
+                   help="MQTT 5: seconds the broker keeps our session and queues queries while "
+                        "we are away (default: 3600)")
+    p.add_argument("--site-id", action="append", metavar="ID",
                    help="serve only this site (repeat for several; default: every site)")
-    p.add_argument("--site-area", action="append", default=[], metavar="SITE=AREA",
+    p.add_argument("--site-area", action="append", metavar="SITE=AREA",
                    help="the area a site is in: fills a missing area slot (repeatable)")
+    p.add_argument("--status-site", metavar="ID",
+                   help="site of the status and telemetry topics (default: the first "
+                        "--site-id, else default); give each daemon of a share group its own")
+    p.add_argument("--share-group", metavar="NAME",
+                   help="MQTT 5 shared subscription group: daemons of one group share the "
+                        "queries, each answered once (default client id then: "
+                        "edge-slm-<site>-<host>-<pid>)")
     add_duty_args(p)
     p.set_defaults(run=run)
 
@@ -67,57 +128,47 @@ def add_duty_args(p: argparse.ArgumentParser) -> None:
     from ..daemon.energy import DEFAULT_BOARD, PROFILES
     from ..protocols.telemetry import ALWAYS_ON, MODES
 
-    p.add_argument("--mode", choices=MODES, default=ALWAYS_ON,
+    p.add_argument("--mode", choices=MODES, default=flag_default(ALWAYS_ON),
                    help="always-on (event driven), periodic (wake every --period) or "
                         "adaptive (period follows traffic) (default: %(default)s)")
-    p.add_argument("--period", type=float, default=duty.DEFAULT_PERIOD_S, metavar="S",
-                   help="periodic: seconds from wake to wake; adaptive: the first period "
-                        "(default: %(default)s)")
-    p.add_argument("--window", type=float, default=duty.DEFAULT_WINDOW_S, metavar="S",
-                   help="seconds connected per wake (default: %(default)s)")
-    p.add_argument("--min-period", type=float, default=duty.DEFAULT_MIN_PERIOD_S, metavar="S",
-                   help="adaptive: shortest period (default: %(default)s)")
-    p.add_argument("--max-period", type=float, default=duty.DEFAULT_MAX_PERIOD_S, metavar="S",
-                   help="adaptive: longest period (default: %(default)s)")
-    p.add_argument("--board", choices=sorted(PROFILES), default=DEFAULT_BOARD,
+    p.add_argument("--period", type=float, default=flag_default(duty.DEFAULT_PERIOD_S),
+                   metavar="S", help="periodic: seconds from wake to wake; adaptive: the first "
+                                     "period (default: %(default)s)")
+    p.add_argument("--window", type=float, default=flag_default(duty.DEFAULT_WINDOW_S),
+                   metavar="S", help="seconds connected per wake (default: %(default)s)")
+    p.add_argument("--min-period", type=float, default=flag_default(duty.DEFAULT_MIN_PERIOD_S),
+                   metavar="S", help="adaptive: shortest period (default: %(default)s)")
+    p.add_argument("--max-period", type=float, default=flag_default(duty.DEFAULT_MAX_PERIOD_S),
+                   metavar="S", help="adaptive: longest period (default: %(default)s)")
+    p.add_argument("--board", choices=sorted(PROFILES), default=flag_default(DEFAULT_BOARD),
                    help="power profile the energy is estimated for (default: %(default)s)")
 
 
-def site_areas(pairs: List[str]) -> Dict[str, str]:
-    """{"kitchen": "Kitchen"} from ["kitchen=Kitchen"]; ValueError for a malformed pair."""
-    out: Dict[str, str] = {}
-    for pair in pairs:
-        site, sep, area = pair.partition("=")
-        if not sep or not site.strip() or not area.strip():
-            raise ValueError(f"--site-area {pair!r}: expected SITE=AREA")
-        out[site.strip()] = area.strip()
-    return out
+def build_settings(args: argparse.Namespace,
+                   environ: Optional[Mapping[str, str]] = None) -> Any:
+    """The ServeSettings of the command line, the environment (default: os.environ) and the
+    config file, flags first (argparse stops here)."""
+    from ..daemon.settings import OPTIONS, load_settings
+
+    flags = {o.name: getattr(args, o.name) for o in OPTIONS if given(getattr(args, o.name, None))}
+    return load_settings(flags, os.environ if environ is None else environ,
+                         getattr(args, "config", None), host=socket.gethostname(),
+                         pid=os.getpid())
 
 
 def build_config(args: argparse.Namespace) -> Any:
-    """The DaemonConfig of the command line (argparse stops here)."""
-    from ..daemon import DaemonConfig
-
-    def opt(path: Any) -> Any:
-        return str(path) if path is not None else None
-
-    return DaemonConfig(
-        broker=args.broker, site_ids=tuple(args.site_id), site_areas=site_areas(args.site_area),
-        mqtt_version=args.mqtt_version, client_id=args.client_id, qos=args.qos,
-        tls_ca=opt(args.tls_ca), tls_cert=opt(args.tls_cert), tls_key=opt(args.tls_key))
+    """The DaemonConfig of the command line, environment and config file."""
+    return build_settings(args).daemon
 
 
 def build_duty_config(args: argparse.Namespace) -> Any:
-    """The DutyConfig of the command line."""
-    from ..daemon.duty import DutyConfig
-
-    return DutyConfig(mode=args.mode, period_s=args.period, window_s=args.window,
-                      min_period_s=args.min_period, max_period_s=args.max_period)
+    """The DutyConfig of the command line, environment and config file."""
+    return build_settings(args).duty
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand."""
-    config = build_config(args)  # a bad option fails before the model is loaded
+    settings = build_settings(args)  # a bad option fails before the model is loaded
     from ..daemon.duty import DutyLoop, check_session
     from ..daemon.energy import PROFILES, EnergyMeter
     from ..daemon.handlers import Handler
@@ -126,11 +177,12 @@ def run(args: argparse.Namespace) -> int:
     from .parse import load_engine
     from .status import publish_retained
 
-    duty = build_duty_config(args)
+    config, duty = settings.daemon, settings.duty
     check_session(duty, config)
-    engine = load_engine(args.bundle, args.home)
+    engine = load_engine(settings.bundle, settings.home)
     handler = Handler(engine, config)
-    daemon = MqttDaemon(handler, config)
+    daemon = MqttDaemon(handler, config, share_group=settings.share_group,
+                        reload=lambda: load_engine(settings.bundle, settings.home))
     telemetry_topic = Telemetry.topic(site_id=config.status_topic_site)
     # The daemon's own connection is closed when a wake ends, so telemetry goes out on a
     # second, short one under a client id of its own (never the daemon's: that would take
@@ -140,19 +192,27 @@ def run(args: argparse.Namespace) -> int:
     def report(telemetry: Telemetry) -> None:
         publish_retained(config, [(telemetry_topic, telemetry.to_payload())], publisher_id)
 
-    loop = DutyLoop(daemon, duty, EnergyMeter(PROFILES[args.board]), report=report)
+    loop = DutyLoop(daemon, duty, EnergyMeter(PROFILES[settings.board]), report=report)
     loop.setup()
 
     def on_signal(signum: int, frame: Any) -> None:
         loop.stop()
 
+    def on_hangup(signum: int, frame: Any) -> None:
+        daemon.request_reload()  # only a flag: the daemon's loop does the loading
+
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    hangup = getattr(signal, "SIGHUP", None)  # POSIX only
+    if hangup is not None:
+        previous[hangup] = signal.signal(hangup, on_hangup)
     sites = ", ".join(config.site_ids) or "every site"
     cycle = duty.mode if duty.mode == ALWAYS_ON else (
         f"{duty.mode}, every {duty.period_s:g} s for {duty.window_s:g} s")
+    group = f", share group {settings.share_group}" if settings.share_group else ""
     print(f"edge-slm serve: {engine.bundle.model_id} on {config.address.host}:"
-          f"{config.address.port} (MQTT {config.mqtt_version}, {sites}, {cycle}); "
-          "SIGTERM or Ctrl-C stops", file=sys.stderr)
+          f"{config.address.port} (MQTT {config.mqtt_version}, {sites}, {cycle}{group}, "
+          f"client id {config.mqtt_client_id}); SIGTERM or Ctrl-C stops, SIGHUP reloads",
+          file=sys.stderr)
     try:
         loop.run_forever()
     finally:

@@ -74,21 +74,56 @@ def _unsaid_slot(name: str, value: Any) -> h.HermesSlot:
                         confidence=1.0, range=None)
 
 
+@dataclass(frozen=True)
+class Served:
+    """What a handler serves with: swapped as one object when the bundle is reloaded."""
+
+    engine: Any
+    """The loaded IntentEngine."""
+    model_id: str
+    """Its bundle's model id."""
+    lang: Optional[str]
+    """Its language ("en"), or None when the bundle does not say."""
+
+    @classmethod
+    def of(cls, engine: Any) -> "Served":
+        """The engine with the model id and language its bundle declares."""
+        return cls(engine, str(engine.bundle.model_id), engine.manifest.get("lang"))
+
+
 class Handler:
     """Answers Hermes and native queries with an `IntentEngine`; pure (see module doc)."""
 
     def __init__(self, engine: Any, config: DaemonConfig,
                  clock: Callable[[], float] = time.perf_counter) -> None:
-        self.engine = engine
-        """The loaded IntentEngine."""
         self.config = config
         """What to serve and the limits."""
         self.clock = clock
         """Seconds, for latency only (injected: tests pass a fake)."""
-        self.model_id: str = str(engine.bundle.model_id)
+        self.served = Served.of(engine)
+        """The engine with its model id and language; replaced whole by `swap()`."""
+
+    @property
+    def engine(self) -> Any:
+        """The loaded IntentEngine."""
+        return self.served.engine
+
+    @property
+    def model_id(self) -> str:
         """The bundle served, reported in replies and status."""
-        self.lang: Optional[str] = engine.manifest.get("lang")
+        return self.served.model_id
+
+    @property
+    def lang(self) -> Optional[str]:
         """The model's language ("en"), or None when the bundle does not say."""
+        return self.served.lang
+
+    def swap(self, engine: Any) -> str:
+        """Serve `engine` from the next message on, in one assignment (a reply never mixes
+        two models); returns the model id it replaced. The caller checked the engine."""
+        old = self.served.model_id
+        self.served = Served.of(engine)
+        return old
 
     # -- what the I/O layer asks -----------------------------------------------------------
 

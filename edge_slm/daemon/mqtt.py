@@ -3,6 +3,7 @@
     daemon = MqttDaemon(Handler(engine, config), config)
     daemon.run_forever()          # always-on: until stop() (a signal handler may call it)
     daemon.step(window_s=5.0)     # one duty cycle: connect, serve queued queries, disconnect
+    daemon.request_reload()       # from a SIGHUP handler: reload the bundle in the loop
 
 It subscribes at the configured QoS to `hermes/nlu/query` and `edge-slm/<site>/query`,
 publishes whatever the handler returns (on the MQTT 5 Response Topic with the Correlation Data
@@ -12,6 +13,12 @@ session expiry; 3.1.1: clean session off) under a stable client id, leaves a ret
 its subscriptions are acknowledged. Lost connections are retried with capped exponential
 backoff and jitter. A message that breaks the handler is logged and answered with an error;
 it never stops the daemon.
+
+With a share group, the subscriptions are MQTT 5 shared ones (`$share/<group>/<topic>`): the
+broker gives each query to one daemon of the group. `request_reload()` only sets a flag; the
+loop (run_forever's next pass, or the next step) calls the injected loader, swaps the new
+engine into the handler and republishes the status. A loader that fails leaves the old
+engine serving.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from paho.mqtt.client import (
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from ..errors import EdgeSlmError
 from . import DaemonConfig
 from .handlers import CORRELATION_DATA, RESPONSE_TOPIC, Handler, Outgoing
 
@@ -52,6 +60,8 @@ LOOP_TIMEOUT_S = 0.5
 """Longest wait for network traffic in one loop pass; bounds how late stop() is noticed."""
 FLUSH_TIMEOUT_S = 5.0
 """On stop or at the end of a step: longest wait for our QoS 1 publishes to be acknowledged."""
+SHARE_PREFIX = "$share"
+"""MQTT 5 shared subscriptions: `$share/<group>/<topic filter>`."""
 _PAHO_LOGGER = logging.getLogger(__name__ + ".paho")
 
 
@@ -78,6 +88,15 @@ class Backoff:
     def reset(self) -> None:
         """Back to the shortest delay (call after connecting)."""
         self.failures = 0
+
+
+def shared_topic(group: Optional[str], topic: str) -> str:
+    """`topic` as a subscription of the share group (unchanged without a group)."""
+    if group is None:
+        return topic
+    if not group or any(c in group for c in "/+#"):
+        raise ValueError(f"share group {group!r} cannot be an MQTT topic level")
+    return f"{SHARE_PREFIX}/{group}/{topic}"
 
 
 def publish_properties(props: Mapping[str, Any]) -> Optional[Properties]:
@@ -108,9 +127,21 @@ class MqttDaemon:
 
     def __init__(self, handler: Handler, config: DaemonConfig,
                  backoff: Optional[Backoff] = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 share_group: Optional[str] = None,
+                 reload: Optional[Callable[[], Any]] = None) -> None:
+        if share_group is not None:
+            shared_topic(share_group, "check")  # ValueError for a bad group name
+            if config.mqtt_version != "5":
+                raise ValueError("shared subscriptions need MQTT 5")
         self.handler = handler
         self.config = config
+        self.share_group = share_group
+        """MQTT 5 shared-subscription group (None: every query comes to us)."""
+        self.reload = reload
+        """Makes a new, checked engine from the bundle on disk (None: reloading refused)."""
+        self.reload_requested = False
+        """Set by request_reload() (a plain flag: safe in a signal handler)."""
         self.backoff = backoff or Backoff()
         """Reconnect delays."""
         self.clock = clock
@@ -176,6 +207,8 @@ class MqttDaemon:
         self._stop.clear()
         try:
             while not self._stop.is_set():
+                if self.reload_requested:
+                    self.reload_now()
                 if not self._open:
                     if not self.connect():
                         self._stop.wait(self.backoff.next())
@@ -194,6 +227,8 @@ class MqttDaemon:
         """One duty cycle: connect, serve what arrives (queued queries first) for `window_s`
         seconds, flush the replies, disconnect. Returns how many messages were handled."""
         before = self.handled
+        if self.reload_requested:  # before connecting: the online status names the new model
+            self.reload_now()
         if not self.connect():
             return 0
         assert self.client is not None
@@ -216,6 +251,38 @@ class MqttDaemon:
         """Ask run_forever() to return (safe from another thread or a signal handler)."""
         self._stop.set()
 
+    def request_reload(self) -> None:
+        """Ask the loop to reload the bundle (safe from a signal handler: sets a flag only).
+        Noticed within LOOP_TIMEOUT_S while connected, else at the next connection attempt
+        or step."""
+        self.reload_requested = True
+
+    def subscriptions(self) -> List[str]:
+        """The topic filters we subscribe to (shared ones with a share group)."""
+        return [shared_topic(self.share_group, t) for t in self.handler.subscriptions()]
+
+    def reload_now(self) -> bool:
+        """Load, check and swap in a new engine (the daemon's thread only); republish the
+        status when connected. False, with the old engine still serving, when it fails."""
+        self.reload_requested = False
+        if self.reload is None:
+            _LOGGER.error("reload refused: this daemon has no bundle loader")
+            return False
+        old = self.handler.model_id
+        try:
+            engine = self.reload()
+        except (EdgeSlmError, OSError, ValueError) as err:  # a bad or missing bundle
+            _LOGGER.error("reload refused, still serving %s: %s", old, err)
+            return False
+        except Exception:  # the loop boundary: never let a reload stop serving
+            _LOGGER.exception("reload refused, still serving %s", old)
+            return False
+        self.handler.swap(engine)
+        _LOGGER.warning("reloaded: serving %s (was %s)", self.handler.model_id, old)
+        if self.client is not None and self.ready.is_set():
+            self._publish(self.handler.status(online=True))
+        return True
+
     def close(self) -> None:
         """Publish the retained `offline` status and disconnect cleanly (no last will)."""
         if self.client is None or not self._open:
@@ -223,7 +290,13 @@ class MqttDaemon:
         if self.client.is_connected():
             self._publish(self.handler.status(online=False))
             self._flush()
-        self.client.disconnect()
+        props = None
+        if self.share_group is not None:
+            # A share group's broker keeps handing a stopped member's session its share of
+            # the queries; ending the session now gives them to the members still running.
+            props = Properties(PacketTypes.DISCONNECT)
+            props.SessionExpiryInterval = 0
+        self.client.disconnect(properties=props)
         self._lost()
 
     # -- paho callbacks --------------------------------------------------------------------
@@ -236,7 +309,7 @@ class MqttDaemon:
         self.backoff.reset()
         _LOGGER.info("connected to %s (session present: %s)", self.config.broker,
                      getattr(flags, "session_present", None))
-        topics = [(t, self.config.qos) for t in self.handler.subscriptions()]
+        topics = [(t, self.config.qos) for t in self.subscriptions()]
         _, self._sub_mid = client.subscribe(topics)
 
     def _on_subscribe(self, client: Client, userdata: Any, mid: int, reasons: Any,

@@ -1,0 +1,290 @@
+"""`edge-slm serve` settings from a TOML file, the environment and the command line.
+
+    settings = load_settings(flags={"broker": "mqtt://hub:1883"}, environ=os.environ,
+                             host=socket.gethostname(), pid=os.getpid())
+    settings.daemon, settings.duty, settings.bundle, settings.home, settings.board
+
+Each option has one name. In the file it is a top-level key (`period = 10`), in the
+environment `EDGE_SLM_` and the name in capitals (`EDGE_SLM_PERIOD=10`), on the command line
+the flag of that name with dashes (`--period 10`). Precedence: flags, then the environment,
+then the file (`--config FILE` or `EDGE_SLM_CONFIG`), then the dataclasses' defaults. A key
+the file does not know, a value of the wrong type or out of range is a ValueError that names
+the key and where it came from. Relative paths in the file are relative to the file's folder.
+
+This module builds the existing typed configs (`DaemonConfig`, `DutyConfig`) once, at the CLI
+boundary; nothing here reads a file or the environment unless asked to. Stdlib only
+(`tomllib`, or `tomli` on Python 3.10).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from ..protocols.telemetry import MODES
+from . import DaemonConfig
+from .duty import DutyConfig
+from .energy import DEFAULT_BOARD, PROFILES
+
+try:  # Python 3.11+
+    import tomllib as _toml
+except ModuleNotFoundError:  # Python 3.10: the same parser, packaged as tomli
+    import tomli as _toml  # type: ignore[no-redef]
+
+ENV_PREFIX = "EDGE_SLM_"
+"""Environment variables are this prefix and the option's name in capitals."""
+CONFIG_ENV = ENV_PREFIX + "CONFIG"
+"""The environment variable naming the TOML file (`--config` wins over it)."""
+SHARED_CLIENT_ID = "edge-slm-{site}-{host}-{pid}"
+"""Client id of a daemon in a share group when none is configured: unique per process, so
+several daemons on one host never take over each other's session."""
+
+# kinds of option values
+_STR, _INT, _FLOAT, _PATH, _LIST, _AREAS = "str", "int", "float", "path", "list", "areas"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its name, type, limits and the config field it fills."""
+
+    name: str
+    """The file key; the flag is `--` and the name with dashes, the variable EDGE_SLM_NAME."""
+    kind: str
+    """str, int, float, path, list (of names) or areas (site=area pairs)."""
+    target: str
+    """Where the value goes: "daemon.<field>", "duty.<field>" or a ServeSettings field."""
+    choices: Tuple[Any, ...] = ()
+    """The allowed values (empty: any of the kind)."""
+    positive: bool = False
+    """Numbers only: must be above zero."""
+
+    @property
+    def env(self) -> str:
+        """The environment variable."""
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag."""
+        return "--" + self.name.replace("_", "-")
+
+
+OPTIONS: Tuple[Option, ...] = (
+    Option("bundle", _PATH, "bundle"),
+    Option("home", _PATH, "home"),
+    Option("broker", _STR, "daemon.broker"),
+    Option("mqtt_version", _STR, "daemon.mqtt_version", choices=("5", "3.1.1")),
+    Option("client_id", _STR, "daemon.client_id"),
+    Option("qos", _INT, "daemon.qos", choices=(0, 1, 2)),
+    Option("keepalive", _INT, "daemon.keepalive_s", positive=True),
+    Option("session_expiry", _INT, "daemon.session_expiry_s", positive=True),
+    Option("tls_ca", _PATH, "daemon.tls_ca"),
+    Option("tls_cert", _PATH, "daemon.tls_cert"),
+    Option("tls_key", _PATH, "daemon.tls_key"),
+    Option("site_id", _LIST, "daemon.site_ids"),
+    Option("site_area", _AREAS, "daemon.site_areas"),
+    Option("status_site", _STR, "daemon.status_site"),
+    Option("share_group", _STR, "share_group"),
+    Option("mode", _STR, "duty.mode", choices=MODES),
+    Option("period", _FLOAT, "duty.period_s", positive=True),
+    Option("window", _FLOAT, "duty.window_s", positive=True),
+    Option("min_period", _FLOAT, "duty.min_period_s", positive=True),
+    Option("max_period", _FLOAT, "duty.max_period_s", positive=True),
+    Option("board", _STR, "board", choices=tuple(sorted(PROFILES))),
+)
+"""Every option of `edge-slm serve` that a file, the environment or a flag can set."""
+_BY_NAME = {o.name: o for o in OPTIONS}
+_SHARE_GROUP = re.compile(r"^[^/+#]+$")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Everything `edge-slm serve` runs with, merged from defaults, file, environment, flags."""
+
+    daemon: DaemonConfig
+    """The MQTT side: broker, sites, session, TLS."""
+    duty: DutyConfig
+    """always-on, periodic or adaptive, with the period and window."""
+    bundle: Optional[Path] = None
+    """The model bundle (None: the shipped int8 one); SIGHUP reloads it from this path."""
+    home: Optional[Path] = None
+    """The home's inventory YAML (None: the bundle's own names)."""
+    board: str = DEFAULT_BOARD
+    """Power profile of the energy estimate."""
+    share_group: Optional[str] = None
+    """MQTT 5 shared-subscription group (None: this daemon gets every query)."""
+    config_file: Optional[Path] = None
+    """The TOML file read, if any."""
+    origins: Mapping[str, str] = field(default_factory=dict)
+    """Where each option that was set came from ({"period": "EDGE_SLM_PERIOD"})."""
+
+
+def read_file(path: Path) -> Dict[str, Any]:
+    """The TOML file's options by name; ValueError for a missing or malformed file or an
+    unknown key (named, with the file)."""
+    try:
+        with open(path, "rb") as f:
+            data = _toml.load(f)
+    except FileNotFoundError:
+        raise ValueError(f"config file {path}: not found") from None
+    except OSError as err:
+        raise ValueError(f"config file {path}: cannot read it ({err})") from None
+    except _toml.TOMLDecodeError as err:
+        raise ValueError(f"config file {path}: not valid TOML ({err})") from None
+    unknown = sorted(set(data) - set(_BY_NAME))
+    if unknown:
+        raise ValueError(f"config file {path}: unknown key {unknown[0]!r} (known: "
+                         f"{', '.join(o.name for o in OPTIONS)})")
+    return data
+
+
+def load_settings(flags: Optional[Mapping[str, Any]] = None,
+                  environ: Optional[Mapping[str, str]] = None,
+                  config_file: Optional[Path] = None, host: str = "localhost",
+                  pid: int = 0) -> ServeSettings:
+    """Merge the options (flags > environment > file > defaults) into the configs.
+
+    `flags` holds only the options given on the command line, by name, as argparse typed
+    them. `config_file` (else `EDGE_SLM_CONFIG` in `environ`) is the TOML file. `host` and
+    `pid` make the client id of a share-group daemon that has none configured."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    environ = environ or {}
+    unknown = sorted(set(flags) - set(_BY_NAME))
+    if unknown:
+        raise ValueError(f"unknown option {unknown[0]!r}")
+    if config_file is None and environ.get(CONFIG_ENV):
+        config_file = Path(environ[CONFIG_ENV])
+    from_file = read_file(config_file) if config_file is not None else {}
+    values: Dict[str, Any] = {}
+    origins: Dict[str, str] = {}
+    for option in OPTIONS:
+        if option.name in flags:
+            where = option.flag
+            value = _convert(option, flags[option.name], where, None)
+        elif environ.get(option.env):  # an empty variable counts as unset
+            where = option.env
+            value = _convert(option, environ[option.env], where, None)
+        elif option.name in from_file:
+            where = f"{config_file}: {option.name}"
+            value = _convert(option, from_file[option.name], where,
+                             Path(config_file).parent if config_file else None)
+        else:
+            continue
+        values[option.name], origins[option.name] = value, where
+    return _build(values, origins, config_file, host, pid)
+
+
+def _build(values: Dict[str, Any], origins: Dict[str, str], config_file: Optional[Path],
+           host: str, pid: int) -> ServeSettings:
+    daemon: Dict[str, Any] = {}
+    duty: Dict[str, Any] = {}
+    top: Dict[str, Any] = {}
+    for name, value in values.items():
+        target = _BY_NAME[name].target
+        if target.startswith("daemon."):
+            daemon[target[7:]] = str(value) if isinstance(value, Path) else value
+        elif target.startswith("duty."):
+            duty[target[5:]] = value
+        else:
+            top[target] = value
+    group = top.get("share_group")
+    if group is not None:
+        if not _SHARE_GROUP.match(group):
+            raise ValueError(f"{origins['share_group']}: share group {group!r} cannot be an "
+                             "MQTT topic level (empty, or has / + #)")
+        if daemon.get("mqtt_version", "5") != "5":
+            raise ValueError(f"{origins['share_group']}: shared subscriptions need MQTT 5")
+    try:
+        daemon_config = DaemonConfig(**daemon)
+        if group is not None and not daemon_config.client_id:
+            # each member of the group needs a client id of its own (see docs/daemon.md)
+            daemon_config = DaemonConfig(**dict(daemon, client_id=SHARED_CLIENT_ID.format(
+                site=daemon_config.status_topic_site, host=_client_id_part(host), pid=pid)))
+        duty_config = DutyConfig(**duty)
+    except ValueError as err:
+        raise ValueError(f"{err} (settings from {_describe(origins)})") from None
+    return ServeSettings(daemon=daemon_config, duty=duty_config, bundle=top.get("bundle"),
+                         home=top.get("home"), board=top.get("board", DEFAULT_BOARD),
+                         share_group=group, config_file=config_file, origins=origins)
+
+
+def _describe(origins: Mapping[str, str]) -> str:
+    return ", ".join(f"{k} from {v}" for k, v in origins.items()) or "the defaults only"
+
+
+def _client_id_part(host: str) -> str:
+    """The host name as a client-id part (letters, digits, dashes)."""
+    return re.sub(r"[^0-9A-Za-z-]+", "-", host).strip("-") or "host"
+
+
+def _convert(option: Option, value: Any, where: str, base: Optional[Path]) -> Any:
+    """The value of one option, typed and checked; text (environment) is parsed first."""
+    kind = option.kind
+    if kind in (_STR, _PATH):
+        if isinstance(value, Path):
+            value = str(value)
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{where}: expected a non-empty string, not {value!r}")
+        if kind == _PATH:
+            path = Path(value).expanduser()
+            return base / path if base is not None and not path.is_absolute() else path
+    elif kind == _INT:
+        if isinstance(value, str):
+            value = _parse(int, value, where, "an integer")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{where}: expected an integer, not {value!r}")
+    elif kind == _FLOAT:
+        if isinstance(value, str):
+            value = _parse(float, value, where, "a number")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            raise ValueError(f"{where}: expected a number, not {value!r}")
+        value = float(value)
+    elif kind == _LIST:
+        value = _names(value, where)
+    else:
+        value = _areas(value, where)
+    if option.choices and value not in option.choices:
+        raise ValueError(f"{where}: {value!r} is not one of "
+                         f"{', '.join(str(c) for c in option.choices)}")
+    if option.positive and value <= 0:
+        raise ValueError(f"{where}: must be above zero, not {value!r}")
+    return value
+
+
+def _parse(kind: Any, text: str, where: str, what: str) -> Any:
+    try:
+        return kind(text.strip())
+    except ValueError:
+        raise ValueError(f"{where}: expected {what}, not {text!r}") from None
+
+
+def _names(value: Any, where: str) -> Tuple[str, ...]:
+    """Site ids: a TOML list or string, a comma-separated variable, or repeated flags."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",")]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v
+                                                       for v in value):
+        raise ValueError(f"{where}: expected a list of names, not {value!r}")
+    return tuple(value)
+
+
+def _areas(value: Any, where: str) -> Dict[str, str]:
+    """Site areas: a TOML table, "site=Area,site2=Area 2" text, or repeated SITE=AREA flags."""
+    if isinstance(value, str):
+        value = value.split(",")
+    if isinstance(value, (list, tuple)):
+        pairs: Dict[str, Any] = {}
+        for pair in value:
+            site, sep, area = str(pair).partition("=")
+            if not sep or not site.strip() or not area.strip():
+                raise ValueError(f"{where}: {pair!r} is not SITE=AREA")
+            pairs[site.strip()] = area.strip()
+        value = pairs
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                              and v.strip() for k, v in value.items()):
+        raise ValueError(f"{where}: expected a table of site = \"Area\", not {value!r}")
+    return dict(value)

@@ -1,0 +1,203 @@
+"""`edge-slm serve` settings: a TOML file, EDGE_SLM_* variables and flags merged into the
+typed configs (flags > environment > file > defaults); unknown keys and bad values refused
+with the key and its source named. No broker, no model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge_slm.cli import build_parser, main
+from edge_slm.cli.serve import build_settings, given
+from edge_slm.daemon import DaemonConfig
+from edge_slm.daemon.duty import DutyConfig
+from edge_slm.daemon.settings import OPTIONS, load_settings, read_file
+
+REPO = Path(__file__).resolve().parent.parent
+
+FILE = """
+broker = "mqtt://file-host:1883"
+client_id = "from-file"
+qos = 2
+site_id = ["kitchen", "hall"]
+mode = "periodic"
+period = 30
+window = 3.5
+board = "pi-zero-2w"
+bundle = "models/en.slm"
+
+[site_area]
+kitchen = "Kitchen"
+"""
+
+
+@pytest.fixture
+def toml(tmp_path):
+    """Writes a TOML file and returns its path."""
+    def write(text: str, name: str = "edge-slm.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+    return write
+
+
+def _settings(argv, environ=None):
+    return build_settings(build_parser().parse_args(["serve", *argv]), environ or {})
+
+
+def test_defaults_without_file_env_or_flags():
+    s = _settings([])
+    assert s.daemon == DaemonConfig() and s.duty == DutyConfig()
+    assert (s.bundle, s.home, s.board, s.share_group, s.config_file) == (
+        None, None, "pi-4", None, None)
+    assert dict(s.origins) == {}
+
+
+def test_file_values_reach_the_configs(toml):
+    path = toml(FILE)
+    s = _settings(["--config", str(path)])
+    assert s.daemon == DaemonConfig(broker="mqtt://file-host:1883", client_id="from-file",
+                                    qos=2, site_ids=("kitchen", "hall"),
+                                    site_areas={"kitchen": "Kitchen"})
+    assert s.duty == DutyConfig(mode="periodic", period_s=30.0, window_s=3.5)
+    assert s.board == "pi-zero-2w"
+    assert s.bundle == path.parent / "models" / "en.slm"  # relative to the file
+    assert s.origins["period"] == f"{path}: period"
+
+
+def test_environment_beats_file_and_flags_beat_both(toml):
+    path = toml(FILE)
+    env = {"EDGE_SLM_BROKER": "mqtt://env-host:1", "EDGE_SLM_PERIOD": "20",
+           "EDGE_SLM_SITE_ID": "attic, cellar", "EDGE_SLM_MODE": "adaptive",
+           "EDGE_SLM_MIN_PERIOD": "4", "EDGE_SLM_BUNDLE": "/env/b.slm",
+           "EDGE_SLM_SITE_AREA": "attic=Attic,cellar=Cellar", "EDGE_SLM_QOS": "",  # unset
+           "EDGE_SLM_CONFIG": str(path)}
+    s = _settings([], env)
+    assert s.config_file == path
+    assert s.daemon.broker == "mqtt://env-host:1"
+    assert s.daemon.site_ids == ("attic", "cellar")
+    assert s.daemon.site_areas == {"attic": "Attic", "cellar": "Cellar"}
+    assert s.daemon.qos == 2 and s.daemon.client_id == "from-file"  # the file's
+    assert (s.duty.mode, s.duty.period_s, s.duty.min_period_s, s.duty.window_s) == (
+        "adaptive", 20.0, 4.0, 3.5)
+    assert s.bundle == Path("/env/b.slm")
+    assert s.origins["broker"] == "EDGE_SLM_BROKER" and s.origins["qos"] == f"{path}: qos"
+
+    s = _settings(["--broker", "mqtt://flag-host:2", "--period", "25", "--site-id", "porch",
+                   "--qos", "1", "--mode", "periodic", "--bundle", "flag.slm"], env)
+    assert s.daemon.broker == "mqtt://flag-host:2"
+    assert s.daemon.site_ids == ("porch",) and s.daemon.qos == 1
+    assert (s.duty.mode, s.duty.period_s) == ("periodic", 25.0)
+    assert s.bundle == Path("flag.slm")  # a flag's relative path is the shell's
+    assert s.daemon.site_areas == {"attic": "Attic", "cellar": "Cellar"}  # env still
+    assert s.origins["period"] == "--period"
+
+
+def test_config_flag_beats_the_config_variable(toml):
+    first = toml('broker = "mqtt://one:1"', "a.toml")
+    second = toml('broker = "mqtt://two:2"', "b.toml")
+    s = _settings(["--config", str(second)], {"EDGE_SLM_CONFIG": str(first)})
+    assert s.daemon.broker == "mqtt://two:2"
+
+
+def test_a_flag_given_with_its_default_value_still_wins(toml):
+    path = toml('mode = "periodic"\nqos = 2\nboard = "pi-5"\n')
+    s = _settings(["--config", str(path), "--mode", "always-on", "--qos", "1",
+                   "--board", "pi-4"])
+    assert (s.duty.mode, s.daemon.qos, s.board) == ("always-on", 1, "pi-4")
+
+
+def test_parsed_defaults_are_not_taken_for_flags():
+    args = build_parser().parse_args(["serve"])
+    assert args.mode == "always-on" and args.period == 10.0 and args.qos == 1
+    assert not any(given(getattr(args, o.name, None)) for o in OPTIONS)
+    assert given(build_parser().parse_args(["serve", "--period", "10"]).period)
+
+
+def test_every_option_has_a_serve_flag():
+    args = build_parser().parse_args(["serve"])
+    for option in OPTIONS:
+        assert hasattr(args, option.name), option.flag
+
+
+def test_share_group_makes_a_unique_client_id():
+    s = load_settings({"share_group": "nlu", "status_site": "w1"}, host="pi.local", pid=42)
+    assert s.share_group == "nlu"
+    assert s.daemon.client_id == "edge-slm-w1-pi-local-42"
+    other = load_settings({"share_group": "nlu", "status_site": "w1"}, host="pi.local", pid=43)
+    assert other.daemon.client_id != s.daemon.client_id
+    chosen = load_settings({"share_group": "nlu", "client_id": "mine"}, host="h", pid=1)
+    assert chosen.daemon.client_id == "mine"
+    assert load_settings({}, host="h", pid=1).daemon.mqtt_client_id == "edge-slm-default"
+
+
+def test_unknown_key_names_the_key_and_the_file(toml):
+    path = toml('broker = "mqtt://h:1"\nperiod_s = 10\n')
+    with pytest.raises(ValueError) as err:
+        read_file(path)
+    assert "period_s" in str(err.value) and str(path) in str(err.value)
+
+
+def test_unknown_key_fails_the_command_with_status_2(toml, capsys):
+    path = toml('brokers = "mqtt://h:1"\n')
+    assert main(["serve", "--config", str(path)]) == 2
+    message = capsys.readouterr().err
+    assert "unknown key 'brokers'" in message and str(path) in message
+
+
+@pytest.mark.parametrize("text, words", [
+    ('qos = "one"', ["qos", "integer"]),
+    ("qos = 3", ["qos", "not one of"]),
+    ("qos = true", ["qos", "integer"]),
+    ('period = "ten"', ["period", "number"]),
+    ("period = -1", ["period", "above zero"]),
+    ('mode = "sometimes"', ["mode", "not one of"]),
+    ('board = "pi-9"', ["board", "not one of"]),
+    ('site_id = [1, 2]', ["site_id", "list of names"]),
+    ('site_area = ["kitchen"]', ["site_area", "SITE=AREA"]),
+    ('broker = "http://h"', ["scheme must be mqtt", "broker from"]),
+    ('share_group = "a/b"', ["share_group", "topic level"]),
+    ('share_group = "g"\nmqtt_version = "3.1.1"', ["share_group", "MQTT 5"]),
+    ('mode = "periodic"\nperiod = 2\nwindow = 5', ["window", "never sleep"]),
+    ("broker = ", ["not valid TOML"]),
+])
+def test_bad_file_values_are_refused_clearly(toml, text, words):
+    path = toml(text + "\n")
+    with pytest.raises(ValueError) as err:
+        _settings(["--config", str(path)])
+    for word in words:
+        assert word in str(err.value), str(err.value)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"EDGE_SLM_PERIOD": "soon"}, ["EDGE_SLM_PERIOD", "number"]),
+    ({"EDGE_SLM_PERIOD": "nan"}, ["EDGE_SLM_PERIOD", "number"]),
+    ({"EDGE_SLM_QOS": "1.5"}, ["EDGE_SLM_QOS", "integer"]),
+    ({"EDGE_SLM_MODE": "never"}, ["EDGE_SLM_MODE", "not one of"]),
+    ({"EDGE_SLM_SITE_AREA": "kitchen"}, ["EDGE_SLM_SITE_AREA", "SITE=AREA"]),
+    ({"EDGE_SLM_SESSION_EXPIRY": "0"}, ["EDGE_SLM_SESSION_EXPIRY", "above zero"]),
+])
+def test_bad_environment_values_name_the_variable(env, words):
+    with pytest.raises(ValueError) as err:
+        _settings([], env)
+    for word in words:
+        assert word in str(err.value), str(err.value)
+
+
+def test_bad_flag_value_from_the_command_line(capsys):
+    assert main(["serve", "--period", "-3"]) == 2
+    assert "--period: must be above zero" in capsys.readouterr().err
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ValueError, match="not found"):
+        _settings(["--config", str(tmp_path / "nope.toml")])
+
+
+def test_the_example_file_loads():
+    s = _settings(["--config", str(REPO / "examples" / "edge-slm.toml")])
+    assert s.daemon.site_ids == ("kitchen", "hall")
+    assert s.daemon.site_areas == {"kitchen": "Kitchen", "hall": "Hall"}
+    assert s.duty == DutyConfig()
