@@ -14,6 +14,7 @@ from typing import List, Optional
 from ..errors import EdgeSlmError
 from . import convert as convert_cmd
 from . import corpus as corpus_cmd
+from . import demo as demo_cmd
 from . import eval as eval_cmd
 from . import models as models_cmd
 from . import parse as parse_cmd
@@ -24,8 +25,8 @@ from . import train as train_cmd
 
 _LOGGER = logging.getLogger(__name__)
 
-_COMMANDS = (corpus_cmd, train_cmd, convert_cmd, parse_cmd, eval_cmd, models_cmd, serve_cmd,
-             status_cmd, serial_agent_cmd)
+_COMMANDS = (demo_cmd, corpus_cmd, train_cmd, convert_cmd, parse_cmd, eval_cmd, models_cmd,
+             serve_cmd, status_cmd, serial_agent_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

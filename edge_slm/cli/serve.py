@@ -118,6 +118,10 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
                    help="MQTT 5 shared subscription group: daemons of one group share the "
                         "queries, each answered once (default client id then: "
                         "edge-slm-<site>-<host>-<pid>)")
+    p.add_argument("--embedded-broker", action="store_true",
+                   help="start a broker for a one-machine setup on the --broker port of "
+                        "127.0.0.1 (mosquitto when installed, else amqtt: always-on only) "
+                        "and stop it on exit")
     add_duty_args(p)
     p.set_defaults(run=run)
 
@@ -180,6 +184,9 @@ def run(args: argparse.Namespace) -> int:
     config, duty = settings.daemon, settings.duty
     check_session(duty, config)
     engine = load_engine(settings.bundle, settings.home)
+    embedded = None
+    if getattr(args, "embedded_broker", False):
+        config, embedded = _start_embedded_broker(config, duty.mode != ALWAYS_ON)
     handler = Handler(engine, config)
     daemon = MqttDaemon(handler, config, share_group=settings.share_group,
                         reload=lambda: load_engine(settings.bundle, settings.home))
@@ -222,4 +229,23 @@ def run(args: argparse.Namespace) -> int:
             # asleep, the daemon holds no connection whose close() could say so
             offline = handler.status(online=False)
             publish_retained(config, [(offline.topic, offline.payload)], publisher_id)
+        if embedded is not None:
+            embedded.stop()  # after the offline status went out
     return 0
+
+
+def _start_embedded_broker(config: Any, sleeps: bool) -> Any:
+    """(config pointing at it, the running EmbeddedBroker) for --embedded-broker."""
+    from dataclasses import replace
+
+    from ..daemon.broker import EmbeddedBroker
+
+    broker = EmbeddedBroker(port=config.address.port)
+    url = broker.start()
+    if sleeps and not broker.persistent_sessions:
+        broker.stop()
+        raise ValueError("the embedded amqtt broker queues nothing for a sleeping daemon: "
+                         "install mosquitto (apt-get install mosquitto) or use --mode always-on")
+    version = "5" if broker.mqtt_version == "5" and config.mqtt_version == "5" else "3.1.1"
+    print(f"edge-slm serve: embedded {broker.backend} broker at {url}", file=sys.stderr)
+    return replace(config, broker=url, mqtt_version=version), broker

@@ -155,7 +155,7 @@ class MqttDaemon:
         self._stop = threading.Event()
         self._open = False  # a socket is open (CONNACK may still be pending)
         self._sub_mid: Optional[int] = None
-        self._pending: List[MQTTMessageInfo] = []
+        self._pending: Dict[int, MQTTMessageInfo] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -179,6 +179,7 @@ class MqttDaemon:
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
         self.client = client
 
     def connect(self) -> bool:
@@ -329,6 +330,10 @@ class MqttDaemon:
         if reason is not None and getattr(reason, "is_failure", False):
             _LOGGER.warning("disconnected: %s", reason)
 
+    def _on_publish(self, client: Client, userdata: Any, mid: int, reason: Any,
+                    properties: Any) -> None:
+        self._pending.pop(mid, None)
+
     def _on_message(self, client: Client, userdata: Any, msg: MQTTMessage) -> None:
         self.handled += 1
         props = received_properties(msg)
@@ -356,16 +361,18 @@ class MqttDaemon:
         except (ValueError, TypeError) as err:  # a topic or payload paho will not send
             _LOGGER.error("cannot publish on %r: %s", item.topic, err)
             return
-        self._pending = [p for p in self._pending if not p.is_published()]
-        if item.qos > 0:
-            self._pending.append(info)
+        # acknowledged ones leave through _on_publish (a dict: a burst of thousands of
+        # replies must not be rescanned on every publish)
+        if item.qos > 0 and not info.is_published():
+            self._pending[info.mid] = info
 
     def _flush(self) -> None:
         """Run the network until our publishes are acknowledged (or FLUSH_TIMEOUT_S)."""
         assert self.client is not None
         deadline = self.clock() + FLUSH_TIMEOUT_S
         while self.clock() < deadline:
-            self._pending = [p for p in self._pending if not p.is_published()]
+            for mid in [m for m, p in self._pending.items() if p.is_published()]:
+                self._pending.pop(mid, None)
             if not self._pending and not self.client.want_write():
                 return
             if self.client.loop(timeout=min(LOOP_TIMEOUT_S, 0.05)) != MQTT_ERR_SUCCESS:
