@@ -337,3 +337,34 @@ def test_last_will_says_offline_when_the_daemon_dies(bundle, mosquitto, tmp_path
         if proc.poll() is None:
             proc.kill()
         p.close()
+
+
+def test_home_assistant_discovery_and_diagnostics(bundle, mosquitto):
+    """With discovery on, the daemon announces its sensors (retained) and publishes their
+    state: the last intent it answered and its latency."""
+    from edge_slm.protocols.diagnostics import Diagnostics
+
+    running = Running(bundle, mosquitto, site_ids=("attic",), client_id="edge-slm-test-ha",
+                      discovery_prefix="homeassistant")
+    probe = Probe(mosquitto, ["homeassistant/#", "edge-slm/attic/diagnostics"])
+    try:
+        configs = {}
+        while len(configs) < 5:  # retained: they arrive even though we subscribed late
+            msg = probe.next()
+            if msg.topic.startswith("homeassistant/") and msg.topic.endswith("/config"):
+                configs[msg.topic] = json.loads(msg.payload)
+        assert all(c["device"]["model"] == "edge-slm" for c in configs.values())
+        assert any(c.get("state_topic") == "edge-slm/attic/diagnostics"
+                   for c in configs.values())
+        probe.publish("edge-slm/attic/query",
+                      json.dumps({"id": 1, "text": "turn off the kitchen lights"}))
+        while True:  # at most one publication per DIAGNOSTICS_MIN_INTERVAL_S (10 s)
+            msg = probe.next(timeout=3 * WAIT_S)
+            if msg.topic == "edge-slm/attic/diagnostics":
+                diag = Diagnostics.from_payload(msg.payload)
+                if diag.last_intent is not None:
+                    break
+        assert diag.last_intent == "HassTurnOff" and diag.last_latency_ms > 0
+    finally:
+        probe.close()
+        running.stop()

@@ -118,6 +118,9 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
                    help="MQTT 5 shared subscription group: daemons of one group share the "
                         "queries, each answered once (default client id then: "
                         "edge-slm-<site>-<host>-<pid>)")
+    p.add_argument("--ha-discovery", nargs="?", const="homeassistant", metavar="PREFIX",
+                   help="announce diagnostic sensors to Home Assistant by MQTT discovery "
+                        "(prefix default homeassistant) and publish their state")
     p.add_argument("--embedded-broker", action="store_true",
                    help="start a broker for a one-machine setup on the --broker port of "
                         "127.0.0.1 (mosquitto when installed, else amqtt: always-on only) "
@@ -199,7 +202,10 @@ def run(args: argparse.Namespace) -> int:
     def report(telemetry: Telemetry) -> None:
         publish_retained(config, [(telemetry_topic, telemetry.to_payload())], publisher_id)
 
-    loop = DutyLoop(daemon, duty, EnergyMeter(PROFILES[settings.board]), report=report)
+    meter = EnergyMeter(PROFILES[settings.board])
+    if duty.mode != ALWAYS_ON:
+        daemon.duty_cycle = lambda: meter.duty_cycle  # what Home Assistant's sensor shows
+    loop = DutyLoop(daemon, duty, meter, report=report)
     loop.setup()
 
     def on_signal(signum: int, frame: Any) -> None:

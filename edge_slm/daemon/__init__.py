@@ -111,6 +111,9 @@ class DaemonConfig:
     """mqtts://: client certificate file, for brokers that want one."""
     tls_key: Optional[str] = None
     """mqtts://: the client certificate's key file."""
+    discovery_prefix: Optional[str] = None
+    """Home Assistant MQTT discovery prefix ("homeassistant"): announce diagnostic sensors
+    (last intent, latency, commands per hour, duty cycle) and publish their state; None: off."""
 
     def __post_init__(self) -> None:
         address = parse_broker_url(self.broker)

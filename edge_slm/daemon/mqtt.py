@@ -43,6 +43,7 @@ from paho.mqtt.properties import Properties
 
 from ..errors import EdgeSlmError
 from . import DaemonConfig
+from .discovery import DiagnosticsTracker, discovery_messages
 from .handlers import CORRELATION_DATA, RESPONSE_TOPIC, Handler, Outgoing
 
 _LOGGER = logging.getLogger(__name__)
@@ -149,6 +150,11 @@ class MqttDaemon:
         self.client: Optional[Client] = None
         """The paho client, made by setup()."""
         self.ready = threading.Event()
+        self.diagnostics = (DiagnosticsTracker(started_at=time.time())
+                            if config.discovery_prefix else None)
+        """Last intent, latency and load for Home Assistant (None: discovery off)."""
+        self.duty_cycle: Callable[[], float] = lambda: 1.0
+        """The duty cycle reported to Home Assistant (the duty loop sets it)."""
         """Set while connected with our subscriptions acknowledged (and `online` published)."""
         self.handled = 0
         """Messages received and handled (errors included)."""
@@ -216,6 +222,7 @@ class MqttDaemon:
                         continue
                 assert self.client is not None
                 rc = self.client.loop(timeout=LOOP_TIMEOUT_S)
+                self._publish_diagnostics()
                 if rc != MQTT_ERR_SUCCESS and not self._stop.is_set():
                     self._lost()
                     delay = self.backoff.next()
@@ -243,6 +250,7 @@ class MqttDaemon:
                 self._lost()
                 break
         if self._open:
+            self._publish_diagnostics()
             self._flush()
             self.client.disconnect()
         self._lost()
@@ -322,6 +330,11 @@ class MqttDaemon:
             _LOGGER.error("broker refused subscriptions: %s", refused)
             return
         self._publish(self.handler.status(online=True))
+        if self.config.discovery_prefix:
+            for item in discovery_messages(self.config.status_topic_site,
+                                           prefix=self.config.discovery_prefix,
+                                           qos=self.config.qos):
+                self._publish(item)
         self.ready.set()
 
     def _on_disconnect(self, client: Client, userdata: Any, flags: Any, reason: Any,
@@ -337,6 +350,8 @@ class MqttDaemon:
     def _on_message(self, client: Client, userdata: Any, msg: MQTTMessage) -> None:
         self.handled += 1
         props = received_properties(msg)
+        t0 = self.clock()
+        out: List[Outgoing] = []
         try:
             out = self.handler.handle(msg.topic, msg.payload, props)
         except Exception as err:  # the callback boundary: log, answer, keep serving
@@ -347,8 +362,17 @@ class MqttDaemon:
             except Exception:
                 _LOGGER.exception("answering the failed message failed too")
                 out = []
+        if self.diagnostics is not None:
+            self.diagnostics.record(out, (self.clock() - t0) * 1000.0)
         for item in out:
             self._publish(item)
+
+    def _publish_diagnostics(self) -> None:
+        """The retained diagnostics for Home Assistant, when due (at most every 10 s)."""
+        now = time.time()
+        if self.diagnostics is not None and self._open and self.diagnostics.due(now):
+            self._publish(self.diagnostics.message(self.config.status_topic_site, now,
+                                                   self.duty_cycle(), self.config.qos))
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -88,6 +88,7 @@ OPTIONS: Tuple[Option, ...] = (
     Option("site_area", _AREAS, "daemon.site_areas"),
     Option("status_site", _STR, "daemon.status_site"),
     Option("share_group", _STR, "share_group"),
+    Option("ha_discovery", _STR, "daemon.discovery_prefix"),
     Option("mode", _STR, "duty.mode", choices=MODES),
     Option("period", _FLOAT, "duty.period_s", positive=True),
     Option("window", _FLOAT, "duty.window_s", positive=True),
