@@ -170,7 +170,10 @@ class _Mosquitto:
             self.proc = subprocess.Popen(
                 [self.path, "-c", str(conf)], stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                # a session of its own: Ctrl-C in the terminal (or `timeout`) signals the
+                # daemon's process group, and the broker must outlive the daemon's goodbye
+                start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
