@@ -12,7 +12,11 @@ Hermes (Rhasspy 2.5): hermes/nlu/query -> hermes/nlu/intentParsed + hermes/inten
 hermes/nlu/intentNotRecognized, or hermes/error/nlu. Native: edge-slm/<site>/query ->
 edge-slm/<site>/intent (or the MQTT 5 response topic). SIGTERM or SIGINT publishes the
 retained offline status and exits. SIGHUP loads the bundle (and --home) again, checks it and
-swaps it in; a bad bundle is refused and the old model keeps serving.
+swaps it in; a bad bundle is refused and the old model keeps serving. With --trusted-key
+PUB.pem (repeatable) the bundle must be signed by one of the keys, at start and on reload.
+
+--serial URL (any pyserial URL; --baud, default 115200) answers text lines on a serial port
+instead of serving MQTT: one JSON line per line, the objects of `edge-slm parse --jsonl`.
 
 Every option can also come from a TOML file (--config, or EDGE_SLM_CONFIG; keys are the flag
 names with underscores: `period = 10`) or from the environment (EDGE_SLM_ and the name in
@@ -125,6 +129,14 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
                    help="start a broker for a one-machine setup on the --broker port of "
                         "127.0.0.1 (mosquitto when installed, else amqtt: always-on only) "
                         "and stop it on exit")
+    p.add_argument("--trusted-key", type=Path, action="append", metavar="PUB.pem",
+                   help="trusted Ed25519 public key (PEM; repeat for several): the bundle "
+                        "must be signed by one of them, at start and on every SIGHUP reload")
+    p.add_argument("--serial", metavar="URL",
+                   help="answer text lines on this serial port (any pyserial URL: "
+                        "/dev/ttyS0, socket://host:port, loop://) instead of serving MQTT")
+    p.add_argument("--baud", type=int, metavar="N",
+                   help="--serial: baud rate (default: 115200)")
     add_duty_args(p)
     p.set_defaults(run=run)
 
@@ -173,26 +185,52 @@ def build_duty_config(args: argparse.Namespace) -> Any:
     return build_settings(args).duty
 
 
+def engine_loader(settings: Any) -> Any:
+    """A function loading the engine of the settings' bundle and home; with trusted keys
+    (read now: a bad key file fails here) it refuses a bundle that none of them signed
+    (SignatureError, an EdgeSlmError)."""
+    from .parse import load_engine
+
+    if not settings.trusted_keys:
+        return lambda: load_engine(settings.bundle, settings.home)
+    from firmware_tools.signing import load_public, verify_bundle
+
+    from ..bundle import read_bundle
+    from ..runtime.engine import default_bundle_path
+
+    keys = [load_public(k) for k in settings.trusted_keys]
+
+    def load() -> Any:
+        bundle = read_bundle(settings.bundle if settings.bundle is not None
+                             else default_bundle_path())
+        verify_bundle(bundle, keys)
+        return load_engine(bundle, settings.home)
+
+    return load
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand."""
     settings = build_settings(args)  # a bad option fails before the model is loaded
+    if settings.serial is not None:
+        return run_serial(settings)
     from ..daemon.duty import DutyLoop, check_session
     from ..daemon.energy import PROFILES, EnergyMeter
     from ..daemon.handlers import Handler
     from ..daemon.mqtt import MqttDaemon
     from ..protocols.telemetry import ALWAYS_ON, Telemetry
-    from .parse import load_engine
     from .status import publish_retained
 
     config, duty = settings.daemon, settings.duty
     check_session(duty, config)
-    engine = load_engine(settings.bundle, settings.home)
+    loader = engine_loader(settings)
+    engine = loader()
     embedded = None
     if getattr(args, "embedded_broker", False):
         config, embedded = _start_embedded_broker(config, duty.mode != ALWAYS_ON)
     handler = Handler(engine, config)
     daemon = MqttDaemon(handler, config, share_group=settings.share_group,
-                        reload=lambda: load_engine(settings.bundle, settings.home))
+                        reload=loader)
     telemetry_topic = Telemetry.topic(site_id=config.status_topic_site)
     # The daemon's own connection is closed when a wake ends, so telemetry goes out on a
     # second, short one under a client id of its own (never the daemon's: that would take
@@ -237,6 +275,39 @@ def run(args: argparse.Namespace) -> int:
             publish_retained(config, [(offline.topic, offline.payload)], publisher_id)
         if embedded is not None:
             embedded.stop()  # after the offline status went out
+    return 0
+
+
+def run_serial(settings: Any) -> int:
+    """--serial: answer text lines on the port until SIGTERM or SIGINT; SIGHUP reloads."""
+    from firmware_tools.flash import open_port
+
+    from ..daemon.serial_lines import READ_TIMEOUT_S, SerialLines
+
+    loader = engine_loader(settings)
+    engine = loader()
+    # a port that cannot be opened is a FlashError (an EdgeSlmError: exit status 2)
+    port = open_port(settings.serial, settings.baud, timeout=READ_TIMEOUT_S)
+    lines = SerialLines(engine, port, reload=loader)
+
+    def on_signal(signum: int, frame: Any) -> None:
+        lines.stop()
+
+    def on_hangup(signum: int, frame: Any) -> None:
+        lines.request_reload()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    hangup = getattr(signal, "SIGHUP", None)
+    if hangup is not None:
+        previous[hangup] = signal.signal(hangup, on_hangup)
+    print(f"edge-slm serve: {engine.bundle.model_id} on serial {settings.serial} "
+          f"({settings.baud} baud); SIGTERM or Ctrl-C stops, SIGHUP reloads", file=sys.stderr)
+    try:
+        lines.run_forever()
+    finally:
+        for s, previous_handler in previous.items():
+            signal.signal(s, previous_handler)
+        port.close()
     return 0
 
 

@@ -38,12 +38,15 @@ ENV_PREFIX = "EDGE_SLM_"
 """Environment variables are this prefix and the option's name in capitals."""
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
 """The environment variable naming the TOML file (`--config` wins over it)."""
+DEFAULT_BAUD = 115200
+"""Baud rate of a --serial port when none is given."""
 SHARED_CLIENT_ID = "edge-slm-{site}-{host}-{pid}"
 """Client id of a daemon in a share group when none is configured: unique per process, so
 several daemons on one host never take over each other's session."""
 
 # kinds of option values
 _STR, _INT, _FLOAT, _PATH, _LIST, _AREAS = "str", "int", "float", "path", "list", "areas"
+_PATHS = "paths"
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,8 @@ class Option:
     name: str
     """The file key; the flag is `--` and the name with dashes, the variable EDGE_SLM_NAME."""
     kind: str
-    """str, int, float, path, list (of names) or areas (site=area pairs)."""
+    """str, int, float, path, list (of names), paths (a list of paths) or areas (site=area
+    pairs)."""
     target: str
     """Where the value goes: "daemon.<field>", "duty.<field>" or a ServeSettings field."""
     choices: Tuple[Any, ...] = ()
@@ -95,6 +99,9 @@ OPTIONS: Tuple[Option, ...] = (
     Option("min_period", _FLOAT, "duty.min_period_s", positive=True),
     Option("max_period", _FLOAT, "duty.max_period_s", positive=True),
     Option("board", _STR, "board", choices=tuple(sorted(PROFILES))),
+    Option("trusted_key", _PATHS, "trusted_keys"),
+    Option("serial", _STR, "serial"),
+    Option("baud", _INT, "baud", positive=True),
 )
 """Every option of `edge-slm serve` that a file, the environment or a flag can set."""
 _BY_NAME = {o.name: o for o in OPTIONS}
@@ -121,6 +128,13 @@ class ServeSettings:
     """The TOML file read, if any."""
     origins: Mapping[str, str] = field(default_factory=dict)
     """Where each option that was set came from ({"period": "EDGE_SLM_PERIOD"})."""
+    trusted_keys: Tuple[Path, ...] = ()
+    """Ed25519 public keys (PEM); with any, the bundle must be signed by one of them, at start
+    and on every reload (empty: signatures are not checked)."""
+    serial: Optional[str] = None
+    """A pyserial URL: answer text lines on it instead of serving MQTT (None: MQTT)."""
+    baud: int = DEFAULT_BAUD
+    """The --serial port's baud rate."""
 
 
 def read_file(path: Path) -> Dict[str, Any]:
@@ -209,7 +223,9 @@ def _build(values: Dict[str, Any], origins: Dict[str, str], config_file: Optiona
         raise ValueError(f"{err} (settings from {_describe(origins)})") from None
     return ServeSettings(daemon=daemon_config, duty=duty_config, bundle=top.get("bundle"),
                          home=top.get("home"), board=top.get("board", DEFAULT_BOARD),
-                         share_group=group, config_file=config_file, origins=origins)
+                         share_group=group, config_file=config_file, origins=origins,
+                         trusted_keys=top.get("trusted_keys", ()), serial=top.get("serial"),
+                         baud=top.get("baud", DEFAULT_BAUD))
 
 
 def _describe(origins: Mapping[str, str]) -> str:
@@ -246,6 +262,10 @@ def _convert(option: Option, value: Any, where: str, base: Optional[Path]) -> An
         value = float(value)
     elif kind == _LIST:
         value = _names(value, where)
+    elif kind == _PATHS:
+        value = tuple(_convert(Option(option.name, _PATH, option.target), v, where, base)
+                      for v in _names([str(v) if isinstance(v, Path) else v for v in value]
+                                      if isinstance(value, (list, tuple)) else value, where))
     else:
         value = _areas(value, where)
     if option.choices and value not in option.choices:
@@ -264,7 +284,8 @@ def _parse(kind: Any, text: str, where: str, what: str) -> Any:
 
 
 def _names(value: Any, where: str) -> Tuple[str, ...]:
-    """Site ids: a TOML list or string, a comma-separated variable, or repeated flags."""
+    """Site ids (or key paths): a TOML list or string, a comma-separated variable, or
+    repeated flags."""
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",")]
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v
