@@ -36,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", type=Path)
     add_serial_args(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p = sub.add_parser("ota", help="send a bundle to a device over MQTT (resumes)")
+    p.add_argument("bundle", type=Path)
+    p.add_argument("--broker", required=True, help="mqtt://[user:pass@]host[:port]")
+    p.add_argument("--site", required=True, help="the device's site id")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return parser
 
 
@@ -53,7 +58,17 @@ def _flash(args: argparse.Namespace) -> None:
         def progress(done: int, total: int) -> None:
             bar.update(done - bar.n)
 
-        result = flash_bundle(args.port, data, progress, FlashConfig(baud=args.baud))
+        if args.command == "ota":
+            from .mqtt_link import sender_link
+
+            link = sender_link(args.broker, args.site)
+            try:
+                # MQTT has no line rate to pace by: the protocol's window and timers still hold
+                result = flash_bundle(link, data, progress, FlashConfig())
+            finally:
+                link.close()
+        else:
+            result = flash_bundle(args.port, data, progress, FlashConfig(baud=args.baud))
     print("\n".join(describe(result)))
 
 
@@ -81,7 +96,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"operators: {', '.join(res.ops)}")
             for w in res.warnings:
                 print(f"firmware-tools export-c: warning: {w}", file=sys.stderr)
-        elif args.command == "flash":
+        elif args.command in ("flash", "ota"):
             _flash(args)
         return 0
     except (EdgeSlmError, ValueError) as err:

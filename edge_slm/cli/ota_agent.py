@@ -1,0 +1,74 @@
+"""`edge-slm ota-agent`: the device side of `firmware-tools ota` (updates over MQTT).
+
+    edge-slm ota-agent --broker mqtt://hub.local --site kitchen \\
+        --slots /var/lib/edge-slm/slots --pubkey keys/edge-slm-signing.pub.pem
+
+The serial agent's protocol, checks and A/B switch (docs/serial-protocol.md) over the topics
+`edge-slm/<site>/ota/in` and `/ota/out`; the result of each transfer is published, retained,
+on `edge-slm/<site>/ota/status`. Serve the active slot with
+`edge-slm serve --bundle SLOTS/<active>.slm` and send it SIGHUP after an update.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+
+def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Register the subcommand."""
+    p = sub.add_parser("ota-agent", help="receive and install bundles over MQTT",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--broker", required=True, help="mqtt://[user:pass@]host[:port]")
+    p.add_argument("--site", required=True, help="this device's site id")
+    p.add_argument("--slots", type=Path, required=True,
+                   help="folder of the A/B slots (a.slm, b.slm, active)")
+    p.add_argument("--pubkey", type=Path, action="append", default=[],
+                   help="trusted public key (PEM); repeat for several; with any, unsigned "
+                        "bundles are refused")
+    p.add_argument("--once", action="store_true",
+                   help="exit after one transfer (status 0 if installed, 2 if refused)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the subcommand."""
+    import signal
+    import threading
+
+    from firmware_tools.agent import Agent, serve_agent
+    from firmware_tools.mqtt_link import OTA_STATUS, device_link
+    from firmware_tools.serial_protocol import STATUS_OK, STATUS_TEXT
+    from firmware_tools.signing import load_public
+    from firmware_tools.slots import SlotStore
+
+    keys = [load_public(p) for p in args.pubkey]
+    store = SlotStore(args.slots)
+    agent = Agent(store, public_keys=keys)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda s, f: stop.set())
+    try:
+        link = device_link(args.broker, args.site)
+    except OSError as err:
+        raise ValueError(str(err)) from err
+    topic = OTA_STATUS.format(site=args.site)
+    try:
+        while not stop.is_set():
+            done = serve_agent(link, agent, stop=stop, once=True)
+            status = agent.last_status
+            if done and status is not None:
+                ok = status.code == STATUS_OK
+                link.publish_status(topic, {"state": "installed" if ok else "refused",
+                                            "detail": status.detail,
+                                            "code": STATUS_TEXT.get(status.code, status.code),
+                                            "at": round(time.time(), 3)})
+                print(f"{STATUS_TEXT.get(status.code, status.code)}: {status.detail}",
+                      flush=True)
+                if args.once:
+                    return 0 if ok else 2
+            agent = Agent(store, public_keys=keys)  # the next transfer starts afresh
+    finally:
+        link.close()
+    return 0
