@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Optional
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 from edge_slm.bundle import MAX_BUNDLE_BYTES, BundleError, read_bundle
 
@@ -113,6 +113,12 @@ class Agent:
         return b""
 
     @property
+    @property
+    def progress(self) -> Optional[Tuple[int, int]]:
+        """(bytes received, total) of the transfer in progress, or None."""
+        t = self._transfer
+        return (t.received, t.hello.total) if t is not None else None
+
     def next_deadline(self) -> float:
         """Never: see `poll`."""
         return float("inf")

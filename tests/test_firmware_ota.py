@@ -42,8 +42,13 @@ def test_ota_installs_and_reports_on_the_status_topic(mosquitto, tmp_path):
         assert r.returncode == 0, r.stderr
         assert agent.wait(timeout=120) == 0, agent.stderr.read()
         assert _active_bytes(tmp_path / "slots") == BUNDLE.read_bytes()
-        status = json.loads(probe.expect("edge-slm/ota1/ota/status", timeout=WAIT_S).payload)
-        assert status["state"] == "installed"
+        states = []
+        while not states or states[-1]["state"] == "receiving":  # progress, then the result
+            states.append(json.loads(probe.expect("edge-slm/ota1/ota/status",
+                                                  timeout=WAIT_S).payload))
+        assert states[-1]["state"] == "installed", states
+        for s in states[:-1]:
+            assert 0 <= s["received"] <= s["total"] == len(BUNDLE.read_bytes())
     finally:
         if agent.poll() is None:
             agent.kill()

@@ -4,8 +4,8 @@
         --slots /var/lib/edge-slm/slots --pubkey keys/edge-slm-signing.pub.pem
 
 The serial agent's protocol, checks and A/B switch (docs/serial-protocol.md) over the topics
-`edge-slm/<site>/ota/in` and `/ota/out`; the result of each transfer is published, retained,
-on `edge-slm/<site>/ota/status`. Serve the active slot with
+`edge-slm/<site>/ota/in` and `/ota/out`; progress (every second) and the result of each
+transfer are published, retained, on `edge-slm/<site>/ota/status`. Serve the active slot with
 `edge-slm serve --bundle SLOTS/<active>.slm` and send it SIGHUP after an update.
 """
 
@@ -14,6 +14,9 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+
+#: Seconds between two progress reports on the status topic during a transfer.
+PROGRESS_EVERY_S = 1.0
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -54,6 +57,18 @@ def run(args: argparse.Namespace) -> int:
     except OSError as err:
         raise ValueError(str(err)) from err
     topic = OTA_STATUS.format(site=args.site)
+
+    def report_progress() -> None:  # every PROGRESS_EVERY_S while a transfer runs
+        last = 0.0
+        while not stop.wait(PROGRESS_EVERY_S):
+            now_progress = agent.progress
+            if now_progress is not None and time.monotonic() - last >= PROGRESS_EVERY_S:
+                last = time.monotonic()
+                link.publish_status(topic, {"state": "receiving", "received": now_progress[0],
+                                            "total": now_progress[1],
+                                            "at": round(time.time(), 3)})
+
+    threading.Thread(target=report_progress, daemon=True).start()
     try:
         while not stop.is_set():
             done = serve_agent(link, agent, stop=stop, once=True)
