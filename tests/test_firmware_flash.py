@@ -5,16 +5,15 @@ the old bundle or a byte-identical new one that passed its checks."""
 
 from __future__ import annotations
 
-import io
 import json
 import random
 import socket
 import tempfile
 import threading
-import zipfile
 from pathlib import Path
 
 import pytest
+from bundle_edits import rezip
 
 from edge_slm.bundle import REQUIRED_MEMBERS, read_bundle, sha256, write_bundle
 from edge_slm.runtime.engine import default_bundle_path
@@ -188,17 +187,6 @@ def _flash_sim(store, data, agent=None, **kw):
     return sender
 
 
-def _rezip(blob, change):
-    with zipfile.ZipFile(io.BytesIO(blob)) as zf:
-        members = {i.filename: zf.read(i) for i in zf.infolist()}
-    change(members)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
 def _installed(tmp_path):
     store = SlotStore(tmp_path)
     assert _flash_sim(store, REAL).result is not None
@@ -217,7 +205,7 @@ def test_tampered_bundle_refused_and_old_slot_kept(tmp_path):
     def tamper(m):
         m["labels.json"] = m["labels.json"].replace(b"HassTurnOn", b"HassTurnUp")
 
-    _refused(store, _rezip(REAL, tamper), sp.STATUS_BAD_BUNDLE)
+    _refused(store, rezip(REAL, tamper), sp.STATUS_BAD_BUNDLE)
 
 
 def test_failing_self_test_rolls_back(tmp_path):
@@ -243,7 +231,7 @@ def test_with_trusted_keys_only_signed_bundles_are_installed(tmp_path):
     store = _installed(tmp_path / "slots")
     agent = Agent(store, public_keys=[signing.load_public(pub)])
     _refused(store, signing.sign_bytes(REAL, other) + b"", sp.STATUS_BAD_SIGNATURE, agent)
-    _refused(store, _rezip(REAL, lambda m: None), sp.STATUS_BAD_SIGNATURE, agent)  # unsigned
+    _refused(store, rezip(REAL, lambda m: None), sp.STATUS_BAD_SIGNATURE, agent)  # unsigned
     signed = signing.sign_bytes(REAL, key)
     assert _flash_sim(store, signed, agent).result is not None
     assert store.active() == "b" and store.path("b").read_bytes() == signed
@@ -275,7 +263,7 @@ def test_a_thousand_random_fault_schedules_never_activate_a_corrupt_bundle(tmp_p
         tampered = rng.random() < 0.1
         if tampered:  # sent perfectly, but a member no longer matches its manifest hash
             j = rng.randrange(100)
-            data = _rezip(data, lambda m: m.update({"model.tflite": m["model.tflite"][:j] + bytes(
+            data = rezip(data, lambda m: m.update({"model.tflite": m["model.tflite"][:j] + bytes(
                 [m["model.tflite"][j] ^ 0xFF]) + m["model.tflite"][j + 1:]}))
         rates = FaultRates(*(rng.random() * 0.15 for _ in range(5)))
         cut = rng.randrange(len(data) * 2) if rng.random() < 0.2 else None

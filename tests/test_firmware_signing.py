@@ -10,6 +10,7 @@ import sys
 import zipfile
 
 import pytest
+from bundle_edits import rezip
 
 pytest.importorskip("cryptography")
 
@@ -33,17 +34,6 @@ def bundle(tmp_path):
     path = tmp_path / "model.slm"
     path.write_bytes(default_bundle_path("int4").read_bytes())
     return path
-
-
-def _rezip(blob, change):
-    with zipfile.ZipFile(io.BytesIO(blob)) as zf:
-        members = {i.filename: zf.read(i) for i in zf.infolist()}
-    change(members)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
 
 
 def test_keygen_writes_a_private_and_a_pub_file(keys, tmp_path):
@@ -86,19 +76,19 @@ def test_unsigned_wrong_key_and_tampering_are_refused(keys, bundle, tmp_path):
         manifest["metrics"]["heldout"]["top1_acc"] = 0.999
         m["manifest.json"] = json.dumps(manifest).encode()
     with pytest.raises(signing.SignatureError, match="bad signature"):
-        signing.verify(_rezip(signed, bump_metric), [pub])
+        signing.verify(rezip(signed, bump_metric), [pub])
 
     def flip_model(m):
         data = bytearray(m["model.tflite"])
         data[100] ^= 1
         m["model.tflite"] = bytes(data)
     with pytest.raises(BundleError, match="SHA-256"):
-        signing.verify(_rezip(signed, flip_model), [pub])
+        signing.verify(rezip(signed, flip_model), [pub])
 
     def forge_signature(m):
         m["manifest.sig"] = bytes(64)
     with pytest.raises(signing.SignatureError, match="bad signature"):
-        signing.verify(_rezip(signed, forge_signature), [pub])
+        signing.verify(rezip(signed, forge_signature), [pub])
 
 
 def test_resigning_replaces_the_signature(keys, bundle, tmp_path):

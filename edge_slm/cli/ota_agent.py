@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 #: Seconds between two progress reports on the status topic during a transfer.
 PROGRESS_EVERY_S = 1.0
@@ -21,17 +20,13 @@ PROGRESS_EVERY_S = 1.0
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Register the subcommand."""
+    from .serial_agent import add_agent_args
+
     p = sub.add_parser("ota-agent", help="receive and install bundles over MQTT",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--broker", required=True, help="mqtt://[user:pass@]host[:port]")
     p.add_argument("--site", required=True, help="this device's site id")
-    p.add_argument("--slots", type=Path, required=True,
-                   help="folder of the A/B slots (a.slm, b.slm, active)")
-    p.add_argument("--pubkey", type=Path, action="append", default=[],
-                   help="trusted public key (PEM); repeat for several; with any, unsigned "
-                        "bundles are refused")
-    p.add_argument("--once", action="store_true",
-                   help="exit after one transfer (status 0 if installed, 2 if refused)")
+    add_agent_args(p)
     p.set_defaults(run=run)
 
 

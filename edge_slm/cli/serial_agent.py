@@ -22,6 +22,12 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     p = sub.add_parser("serial-agent", help="receive and install bundles over a serial link",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_serial_args(p)
+    add_agent_args(p)
+    p.set_defaults(run=run)
+
+
+def add_agent_args(p: argparse.ArgumentParser) -> None:
+    """`--slots`, `--pubkey` and `--once`, shared with `edge-slm ota-agent`."""
     p.add_argument("--slots", type=Path, required=True,
                    help="folder of the A/B slots (a.slm, b.slm, active)")
     p.add_argument("--pubkey", type=Path, action="append", default=[],
@@ -29,7 +35,6 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
                         "bundles are refused")
     p.add_argument("--once", action="store_true",
                    help="exit after one transfer (status 0 if installed, 2 if refused)")
-    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

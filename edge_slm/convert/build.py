@@ -35,10 +35,6 @@ GOLDEN_TEXTS = ("turn off the kitchen lights", "is the garage door open?",
                 "add milk to my shopping list", "tell me a joke")
 
 
-class GateRefused(EdgeSlmError):
-    """A variant lost more accuracy than the gate allows."""
-
-
 @dataclass
 class ConvertConfig:
     """Settings of one conversion; saved in every bundle's manifest."""

@@ -16,7 +16,7 @@ from .calibrate import accept, expected_calibration_error, softmax
 from .data import Batch, LabelSpace, decode_spans
 
 
-def home_of(records: Sequence[Dict[str, Any]], inventory: Any = None) -> HomeNames:
+def home_of(inventory: Any = None) -> HomeNames:
     """The home the corpus was sampled in: its inventory's devices, areas and floors. (Each
     record adds the places it names itself: see `record_names`.)"""
     return HomeNames.from_inventory(inventory) if inventory is not None else HomeNames()

@@ -363,7 +363,7 @@ def _encode_sets(records: Sequence[Dict[str, Any]], train_recs: List[Dict[str, A
     return Sets(labels, encode(train_recs, fast, labels, max_len, cls_id), train_recs,
                 encode(extra_recs, fast, labels, max_len, cls_id), extra_recs,
                 encode(valid, fast, labels, max_len, cls_id), valid, evals,
-                home_of(held + held_oos, inventory))
+                home_of(inventory))
 
 
 def _concat(a: Batch, b: Batch) -> Batch:

@@ -10,7 +10,6 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 #: Characters that end a word even when no space follows ("50%", "20°", "on?").
 BREAKING = frozenset('%°?!.,:;"()[]{}')
-_BREAKING = BREAKING
 
 
 def words_of(offsets: Sequence[Tuple[int, int]], text: str,
@@ -23,8 +22,8 @@ def words_of(offsets: Sequence[Tuple[int, int]], text: str,
     model says about "##mi")."""
     words: List[List[int]] = []
     for i, (a, b) in enumerate(offsets):
-        glued = (i > 0 and offsets[i - 1][1] == a and text[a:b] not in _BREAKING
-                 and text[offsets[i - 1][0]:offsets[i - 1][1]] not in _BREAKING)
+        glued = (i > 0 and offsets[i - 1][1] == a and text[a:b] not in BREAKING
+                 and text[offsets[i - 1][0]:offsets[i - 1][1]] not in BREAKING)
         if (glued and tag_ids is not None and a < len(text) and not text[a].isalnum()
                 and (tag_ids[i] == 0) != (tag_ids[words[-1][0]] == 0)):
             glued = False
@@ -51,7 +50,7 @@ def decode_spans(tag_ids: Sequence[int], offsets: Sequence[Tuple[int, int]],
         # A word's tag is its first token's, or its first tagged piece's when the first
         # piece is O ("wi" O + "##pe" B-item: the word "wipe" starts the item).
         tag_id = next((tag_ids[k] for k in group if tag_ids[k] != 0), 0)
-        if text is not None and all(text[offsets[k][0]:offsets[k][1]] in _BREAKING
+        if text is not None and all(text[offsets[k][0]:offsets[k][1]] in BREAKING
                                     for k in group):
             a, b = offsets[group[0]][0], offsets[group[-1]][1]
             inside = 0 < a and b < len(text) and text[a - 1].isalnum() and text[b].isalnum()

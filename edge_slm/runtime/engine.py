@@ -12,7 +12,6 @@ None). Needs only numpy and ai-edge-litert.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -290,8 +289,3 @@ def home_names_of(inventory: Any) -> Dict[str, List[Any]]:
         return [[it.name, *it.aliases] for it in items]
     return {"name": rows(inventory.entities), "area": rows(inventory.areas),
             "floor": rows(inventory.floors)}
-
-
-def dumps(obj: Any) -> str:
-    """Compact JSON for one output line."""
-    return json.dumps(obj, ensure_ascii=False, separators=(", ", ": "))
