@@ -21,6 +21,13 @@ class CorpusInputError(EdgeSlmError):
         """What is wrong with it."""
 
 
+class HomeError(CorpusInputError):
+    """A home file (the user's `--home`, an inventory, a bundle's `home.json`) is malformed.
+
+    A corpus input too (the corpus samples names from a home), hence the parent class.
+    """
+
+
 class TemplateError(EdgeSlmError):
     """A sentence template cannot be sampled (unknown list or rule, bad syntax)."""
 
