@@ -17,8 +17,8 @@ from edge_slm.runtime.model import TFLiteModel  # noqa: E402
 
 @pytest.fixture(scope="module")
 def student():
-    return build_student(ModelConfig(vocab_size=600, n_intents=6, n_tags=9, n_heads=[2, 3],
-                                     ffn_dims=[64, 96], d_model=64))
+    return build_student(ModelConfig(vocab_size=600, n_intents=6, n_tags=9, n_frames=4,
+                                     n_heads=[2, 3], ffn_dims=[64, 96], d_model=64))
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +40,10 @@ def test_float_tflite_matches_keras_and_has_no_gather(student, flat):
     assert "GATHER" not in ops and "EMBEDDING_LOOKUP" in ops
     model = TFLiteModel(flat)
     ids = _ids(16, 600)
-    li, lt = model.run_many(ids)
-    ki, kt = (np.asarray(x) for x in student(ids))
+    li, lt, lf = model.run_many(ids)
+    ki, kt, kf = (np.asarray(x) for x in student(ids))
     assert np.allclose(li, ki, atol=1e-4) and np.allclose(lt, kt, atol=1e-4)
+    assert lf.shape == kf.shape and np.allclose(lf, kf, atol=1e-4)
 
 
 def test_dynamic_quantization_covers_the_embedding_table(flat):
@@ -60,9 +61,9 @@ def test_dynamic_quantization_covers_the_embedding_table(flat):
 
 def test_quantized_outputs_stay_close(student, flat):
     ids = _ids(64, 600, seed=1)
-    ref, _ = TFLiteModel(flat).run_many(ids)
+    ref, _, _ = TFLiteModel(flat).run_many(ids)
     for variant in ("int8", "int4"):
-        li, _ = TFLiteModel(dynamic(flat, variant)).run_many(ids)
+        li, _, _ = TFLiteModel(dynamic(flat, variant)).run_many(ids)
         scale = np.abs(ref).max()
         assert np.abs(li - ref).max() < 0.5 * scale + 1e-3, variant
 

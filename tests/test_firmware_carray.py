@@ -23,10 +23,11 @@ int main(int argc, char** argv) {
   std::FILE* f = std::fopen(argv[1], "wb");
   std::fwrite(g_edge_slm_model_data, 1, g_edge_slm_model_data_len, f);
   std::fclose(f);
-  std::printf("%u %u %u %s %s %.6f %.6f %u %d\n", g_edge_slm_vocab_len,
+  std::printf("%u %u %u %s %s %.6f %.6f %u %d %u %llx\n", g_edge_slm_vocab_len,
               g_edge_slm_intents_len, g_edge_slm_tags_len, g_edge_slm_vocab[4],
               g_edge_slm_intents[1], g_edge_slm_temperature, g_edge_slm_threshold,
-              kEdgeSlmMaxLen, (int)(((unsigned long)g_edge_slm_model_data) % 16));
+              kEdgeSlmMaxLen, (int)(((unsigned long)g_edge_slm_model_data) % 16),
+              g_edge_slm_frames_len, g_edge_slm_intent_frames[1]);
   return 0;
 }
 """
@@ -55,6 +56,9 @@ def test_export_compiles_and_equals_the_model(tmp_path):
     assert float(out[5]) == pytest.approx(cal["temperature"], abs=1e-5)
     assert float(out[6]) == pytest.approx(cal["threshold"], abs=1e-5)
     assert int(out[7]) == 32 and out[8] == "0"  # 16-byte aligned
+    assert int(out[9]) == len(labels["frames"])
+    own = labels["intent_frames"].get(labels["intents"][1], [0]) or [0]
+    assert int(out[10], 16) == sum(1 << f for f in own)
     ops_h = (tmp_path / "src" / "edge_slm_ops.h").read_text()
     for op in res.ops:
         if op in TFLM_RESOLVER:

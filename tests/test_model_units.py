@@ -91,6 +91,11 @@ def test_word_level_decoding_joins_pieces_and_hyphenated_numbers():
     offsets3 = [(0, 8), (9, 13), (14, 19), (19, 20)]
     assert decode_spans([b_name, b_name, b_min, i_min], offsets3, labels, text3) == \
         [("name", 0, 13), ("minutes", 14, 20)]
+    # ... but a word said twice is two things ("on on the first floor")
+    text4 = "lights on on floor"
+    offsets4 = [(0, 6), (7, 9), (10, 12), (13, 18)]
+    assert decode_spans([0, b_name, b_name, 0], offsets4, labels, text4) == \
+        [("name", 7, 9), ("name", 10, 12)]
 
 
 def test_word_pieces_decide_as_one_word_and_trailing_symbols_stay_out():

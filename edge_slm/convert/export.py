@@ -1,7 +1,8 @@
 """Keras student -> float TFLite, with embeddings the quantizer can reach.
 
     Student --ExportArchive--> SavedModel (signature `serve`: ids int32 [1, T])
-            --TFLiteConverter--> float .tflite (outputs `intent_logits`, `tag_logits`)
+            --TFLiteConverter--> float .tflite (outputs `intent_logits`, `tag_logits`,
+                                 `frame_logits`)
             --rewrite_gathers--> GATHER(table, ids) replaced by
                                  RESHAPE(ids, [-1]) -> EMBEDDING_LOOKUP -> RESHAPE(.., [1, T, D])
 
@@ -24,6 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 #: Names of the model's outputs in the TFLite signature (the runtime maps outputs by name).
 INTENT_OUTPUT = "intent_logits"
 TAG_OUTPUT = "tag_logits"
+FRAME_OUTPUT = "frame_logits"
 INPUT_NAME = "ids"
 SIGNATURE = "serve"
 
@@ -39,8 +41,8 @@ def export_saved_model(model: Any, out: Path) -> Path:
     archive.track(model)
 
     def serve(ids: Any) -> Any:
-        intent, tags = model(ids, training=False)
-        return {INTENT_OUTPUT: intent, TAG_OUTPUT: tags}
+        intent, tags, frames = model(ids, training=False)
+        return {INTENT_OUTPUT: intent, TAG_OUTPUT: tags, FRAME_OUTPUT: frames}
 
     archive.add_endpoint(name=SIGNATURE, fn=serve,
                          input_signature=[tf.TensorSpec([1, t], tf.int32, name=INPUT_NAME)])

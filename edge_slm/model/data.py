@@ -1,6 +1,7 @@
 """From corpus records to arrays: the label space, token ids and BIO slot tags.
 
-Token 0 of every row is [CLS] (its final state feeds the intent head); tags are BIO over slot
+Token 0 of every row is [CLS] (its final state feeds the intent and frame heads; a frame is
+what a sentence implies, see edge_slm/runtime/labels.py); tags are BIO over slot
 names, one per student token, aligned through character offsets, with -1 where no loss applies
 ([CLS] and padding).
 """
@@ -16,19 +17,26 @@ import numpy as np
 
 # Span decoding lives with the runtime (the device decodes the same way); re-exported here.
 from ..runtime.decode import decode_spans, words_of  # noqa: F401
-
-NONE_INTENT = "<none>"
+from ..runtime.labels import EMPTY_FRAME, LABELS_FORMAT, NONE_INTENT, Frame, frame_of
 IGNORE = -1
 
 
 @dataclass
 class LabelSpace:
-    """Intents (index 0 is "no intent") and BIO tags (index 0 is "O")."""
+    """Intents (index 0 is "no intent"), frames (what a sentence implies: fixed slots and the
+    satellite's area; index 0 is the empty frame) and BIO tags (index 0 is "O")."""
 
     intents: List[str] = field(default_factory=lambda: [NONE_INTENT])
     """Intent names; `intents[0]` is the out-of-scope class."""
     slots: List[str] = field(default_factory=list)
     """Slot names; tags are O, then B-x and I-x for each x in this order."""
+    frames: List[Frame] = field(default_factory=lambda: [EMPTY_FRAME])
+    """What the frame head scores (see edge_slm/runtime/labels.py)."""
+    intent_frames: Dict[str, List[int]] = field(default_factory=dict)
+    """Per intent, the frames its sentences had."""
+
+    def __post_init__(self) -> None:
+        self._frame_index = {f: i for i, f in enumerate(self.frames)}
 
     @property
     def tags(self) -> List[str]:
@@ -40,13 +48,21 @@ class LabelSpace:
 
     @classmethod
     def from_records(cls, records: Iterable[Dict[str, Any]]) -> "LabelSpace":
-        """Every intent and slot name in `records`, sorted."""
-        intents, slots = set(), set()
+        """Every intent, frame and slot name in `records`, sorted."""
+        intents, slots, pairs = set(), set(), set()
         for r in records:
             if r["intent"]:
                 intents.add(r["intent"])
+                pairs.add((r["intent"], frame_of(r)))
             slots.update(s["name"] for s in r["slots"])
-        return cls([NONE_INTENT] + sorted(intents), sorted(slots))
+        frames = [EMPTY_FRAME] + sorted({f for _, f in pairs} - {EMPTY_FRAME},
+                                        key=lambda f: f.key())
+        index = {f: i for i, f in enumerate(frames)}
+        table: Dict[str, List[int]] = {}
+        for intent, f in pairs:
+            table.setdefault(intent, []).append(index[f])
+        return cls([NONE_INTENT] + sorted(intents), sorted(slots), frames,
+                   {k: sorted(v) for k, v in sorted(table.items())})
 
     def intent_id(self, name: Optional[str]) -> int:
         """Index of an intent name (None -> 0); unknown names map to 0."""
@@ -57,14 +73,22 @@ class LabelSpace:
         except ValueError:
             return 0
 
+    def frame_id(self, rec: Dict[str, Any]) -> int:
+        """Index of a record's frame (the empty frame when this space lacks it)."""
+        return self._frame_index.get(frame_of(rec), 0)
+
     def to_dict(self) -> Dict[str, Any]:
-        """JSON-ready form."""
-        return {"intents": self.intents, "slots": self.slots, "tags": self.tags}
+        """JSON-ready form (labels.json, format 2)."""
+        return {"format": LABELS_FORMAT, "intents": self.intents, "slots": self.slots,
+                "tags": self.tags, "frames": [f.to_dict() for f in self.frames],
+                "intent_frames": self.intent_frames}
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "LabelSpace":
-        """Inverse of to_dict."""
-        return cls(list(data["intents"]), list(data["slots"]))
+        """Inverse of to_dict (format 1, without frames: the empty frame only)."""
+        frames = [Frame.from_dict(f) for f in data.get("frames", [{}])]
+        return cls(list(data["intents"]), list(data["slots"]), frames,
+                   {k: list(v) for k, v in data.get("intent_frames", {}).items()})
 
 
 @dataclass
@@ -79,6 +103,12 @@ class Batch:
     """(N, T) int32 tag ids, IGNORE on [CLS] and padding."""
     offsets: List[List[Tuple[int, int]]]
     """Character span of each real token (position 1.. of the row)."""
+    frames: Optional[np.ndarray] = None
+    """(N,) int32 frame ids (LabelSpace.frames); None: all the empty frame."""
+
+    def __post_init__(self) -> None:
+        if self.frames is None:
+            self.frames = np.zeros((len(self.ids),), np.int32)
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -116,6 +146,7 @@ def encode(records: Sequence[Dict[str, Any]], fast_tokenizer: Any, labels: Label
     ids = np.zeros((n, max_len), dtype=np.int32)
     tags = np.full((n, max_len), IGNORE, dtype=np.int32)
     intents = np.zeros((n,), dtype=np.int32)
+    frames = np.zeros((n,), dtype=np.int32)
     all_offsets: List[List[Tuple[int, int]]] = []
     encodings = fast_tokenizer.encode_batch([r["text"] for r in records],
                                             add_special_tokens=False)
@@ -126,5 +157,6 @@ def encode(records: Sequence[Dict[str, Any]], fast_tokenizer: Any, labels: Label
         ids[i, 1: 1 + len(tok_ids)] = tok_ids
         tags[i, 1: 1 + len(tok_ids)] = tags_for(offs, rec.get("slots") or [], labels)
         intents[i] = labels.intent_id(rec.get("intent"))
+        frames[i] = labels.frame_id(rec)
         all_offsets.append(offs)  # type: ignore[arg-type]
-    return Batch(ids, intents, tags, all_offsets)
+    return Batch(ids, intents, tags, all_offsets, frames)

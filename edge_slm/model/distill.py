@@ -1,7 +1,9 @@
 """Training the student: hard labels plus temperature-scaled KL to the teacher's distributions.
 
-    loss = alpha * [CE(intent) + CE(tags)]                     (sentences with corpus labels)
-         + (1 - alpha) * T^2 * [KL(p_t || p_s)(intent) + KL(tags)]   (sentences the teacher saw)
+    loss = alpha * [CE(intent) + f * CE(frame) + s * CE(tags)]        (sentences with labels)
+         + (1 - alpha) * T^2 * [KL(intent) + f * KL(frame) + s * KL(tags)]   (teacher's view)
+
+(KL(p_t || p_s) per head; f = `frame_weight`, s = `slot_weight`.)
 
 Teacher slot distributions are stored per real token only (`SoftLabels.tag_probs` is ragged,
 row `i` at `tag_rows[i]:tag_rows[i+1]`), which keeps 100k sentences in ~150 MB of float16.
@@ -13,7 +15,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -43,6 +45,9 @@ class DistillConfig:
     """Distillation temperature."""
     slot_weight: float = 2.0
     """Weight of the slot terms relative to the intent terms."""
+    frame_weight: float = 1.0
+    """Weight of the frame terms (fixed slots, the satellite's area) relative to the intent
+    terms."""
     seed: int = 0
     """Shuffling and initialization seed."""
 
@@ -57,6 +62,8 @@ class SoftLabels:
     """(sum of real tokens, K) float16 tag distributions, per student token."""
     tag_rows: np.ndarray
     """(N + 1,) int64 row starts into tag_probs."""
+    frame_probs: Optional[np.ndarray] = None
+    """(N, F) float16 frame distribution (None: the teacher has no frame head)."""
 
     def dense_tags(self, rows: np.ndarray, max_len: int) -> np.ndarray:
         """(len(rows), max_len, K) float32 with the distributions at positions 1..n."""
@@ -69,6 +76,17 @@ class SoftLabels:
         return out
 
 
+def kd_kl(student_logits: Any, teacher_probs: Any, temperature: float) -> Any:
+    """KL(teacher || student) per row over the last axis, both softened by T, times T^2."""
+    import tensorflow as tf
+
+    T = temperature
+    t = tf.nn.softmax(tf.math.log(tf.maximum(teacher_probs, 1e-8)) / T, axis=-1)
+    kl = tf.reduce_sum(t * (tf.math.log(tf.maximum(t, 1e-8))
+                            - tf.nn.log_softmax(student_logits / T, axis=-1)), -1)
+    return kl * T * T
+
+
 def kd_terms(student_intent: Any, student_tags: Any, t_intent: Any, t_tags: Any,
              tok_mask: Any, temperature: float) -> Any:
     """(intent KL, tag KL) per row, each scaled by T^2; zero when the student equals the teacher.
@@ -78,14 +96,12 @@ def kd_terms(student_intent: Any, student_tags: Any, t_intent: Any, t_tags: Any,
     import tensorflow as tf
 
     T = temperature
-    t_int = tf.nn.softmax(tf.math.log(tf.maximum(t_intent, 1e-8)) / T, axis=-1)
-    kl_i = tf.reduce_sum(t_int * (tf.math.log(tf.maximum(t_int, 1e-8))
-                                  - tf.nn.log_softmax(student_intent / T, axis=-1)), -1)
+    kl_i = kd_kl(student_intent, t_intent, T)
     t_tag = tf.nn.softmax(tf.math.log(tf.maximum(t_tags, 1e-8)) / T, axis=-1)
     kl_t = tf.reduce_sum(t_tag * (tf.math.log(tf.maximum(t_tag, 1e-8))
                                   - tf.nn.log_softmax(student_tags / T, axis=-1)), -1)
     kl_t = tf.reduce_sum(kl_t * tok_mask, -1) / tf.maximum(tf.reduce_sum(tok_mask, -1), 1.0)
-    return kl_i * T * T, kl_t * T * T
+    return kl_i, kl_t * T * T
 
 
 def fit(model: Student, data: Batch, config: DistillConfig,
@@ -114,23 +130,31 @@ def fit(model: Student, data: Batch, config: DistillConfig,
     use_kd = soft is not None
     sw = config.slot_weight
 
+    fw = config.frame_weight
+    kd_frames = soft is not None and soft.frame_probs is not None
+
     @tf.function(reduce_retracing=True)
-    def step(ids, intents, tags, hw, t_int, t_tags, lr):
+    def step(ids, intents, frames, tags, hw, t_int, t_tags, t_frames, lr):
         opt.learning_rate.assign(lr)
         with tf.GradientTape() as tape:
-            li, ls = model(ids, training=True)
+            li, ls, lf = model(ids, training=True)
             tag_mask = tf.cast(tags >= 0, tf.float32)
             ce_i = tf.keras.losses.sparse_categorical_crossentropy(intents, li, from_logits=True)
+            ce_f = tf.keras.losses.sparse_categorical_crossentropy(frames, lf, from_logits=True)
             ce_t = tf.keras.losses.sparse_categorical_crossentropy(
                 tf.maximum(tags, 0), ls, from_logits=True)
             ce_t = tf.reduce_sum(ce_t * tag_mask, -1) / tf.maximum(tf.reduce_sum(tag_mask, -1), 1.)
-            hard = tf.reduce_sum((ce_i + sw * ce_t) * hw) / tf.maximum(tf.reduce_sum(hw), 1.0)
+            hard = tf.reduce_sum((ce_i + fw * ce_f + sw * ce_t) * hw) / tf.maximum(
+                tf.reduce_sum(hw), 1.0)
             loss = alpha * hard
             if use_kd:
                 pos = tf.range(tf.shape(ids)[1])[None, :] > 0
                 tok_mask = tf.cast(tf.logical_and(ids != 0, pos), tf.float32)
                 kl_i, kl_t = kd_terms(li, ls, t_int, t_tags, tok_mask, config.temperature)
-                loss = loss + (1 - alpha) * tf.reduce_mean(kl_i + sw * kl_t)
+                kl = kl_i + sw * kl_t
+                if kd_frames:
+                    kl = kl + fw * kd_kl(lf, t_frames, config.temperature)
+                loss = loss + (1 - alpha) * tf.reduce_mean(kl)
         grads = tape.gradient(loss, model.trainable_weights)
         opt.apply_gradients(zip(grads, model.trainable_weights))
         return loss
@@ -144,6 +168,7 @@ def fit(model: Student, data: Batch, config: DistillConfig,
     k = soft.tag_probs.shape[1] if soft is not None else 1
     dummy_int = np.zeros((config.batch_size, 1), np.float32)
     dummy_tags = np.zeros((config.batch_size, 1, k), np.float32)
+    frames = data.frames if data.frames is not None else np.zeros((n,), np.int32)
     done, t0, ema = 0, time.perf_counter(), None
     epoch = 0
     while done < total:
@@ -157,8 +182,10 @@ def fit(model: Student, data: Batch, config: DistillConfig,
                 t_tags = soft.dense_tags(rows, data.ids.shape[1])
             else:
                 t_int, t_tags = dummy_int[:len(rows)], dummy_tags[:len(rows)]
-            loss = float(step(data.ids[rows], data.intents[rows], data.tags[rows],
-                              hard_mask[rows].astype(np.float32), t_int, t_tags,
+            t_frames = (soft.frame_probs[rows].astype(np.float32) if kd_frames
+                        else dummy_int[:len(rows)])
+            loss = float(step(data.ids[rows], data.intents[rows], frames[rows], data.tags[rows],
+                              hard_mask[rows].astype(np.float32), t_int, t_tags, t_frames,
                               np.float32(lr_at(done))))
             ema = loss if ema is None else 0.98 * ema + 0.02 * loss
             done += 1
@@ -177,9 +204,14 @@ def fit(model: Student, data: Batch, config: DistillConfig,
 
 def predict(model: Student, ids: np.ndarray, batch_size: int = 512) -> Any:
     """(intent logits (N, I), tag logits (N, T, K)) as numpy, in inference mode."""
-    outs_i, outs_t = [], []
+    li, lt, _ = predict_all(model, ids, batch_size)
+    return li, lt
+
+
+def predict_all(model: Student, ids: np.ndarray, batch_size: int = 512) -> Any:
+    """(intent logits (N, I), tag logits (N, T, K), frame logits (N, F)), inference mode."""
+    outs: List[List[np.ndarray]] = [[], [], []]
     for a in range(0, len(ids), batch_size):
-        li, lt = model(ids[a:a + batch_size], training=False)
-        outs_i.append(np.asarray(li))
-        outs_t.append(np.asarray(lt))
-    return np.concatenate(outs_i), np.concatenate(outs_t)
+        for out, part in zip(outs, model(ids[a:a + batch_size], training=False)):
+            out.append(np.asarray(part))
+    return tuple(np.concatenate(o) for o in outs)

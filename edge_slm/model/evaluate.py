@@ -34,11 +34,14 @@ def _record_home(rec: Dict[str, Any], home: Optional[HomeNames]) -> Optional[Hom
 
 def score(intent_logits: np.ndarray, tag_logits: np.ndarray, batch: Batch,
           records: Sequence[Dict[str, Any]], labels: LabelSpace, temperature: float = 1.0,
-          threshold: float = 0.0, home: Optional[HomeNames] = None) -> Dict[str, float]:
+          threshold: float = 0.0, home: Optional[HomeNames] = None,
+          frame_logits: Optional[np.ndarray] = None) -> Dict[str, float]:
     """Metrics of one model on one set (records aligned with batch rows).
 
     `slot_f1` scores the tagger's spans as decoded; `slot_f1_resolved` scores them after
-    resolution against `home` (what the runtime engine answers), when a home is given.
+    resolution against `home` (what the runtime engine answers), when a home is given;
+    `frame_acc`, where the intent is right, the frame (fixed slots and context) chosen among
+    the intent's own.
     """
     probs = softmax(intent_logits, temperature)
     pred = probs.argmax(-1)
@@ -87,7 +90,18 @@ def score(intent_logits: np.ndarray, tag_logits: np.ndarray, batch: Batch,
     if is_cmd.any():
         out["command_acc"] = float((pred[is_cmd] == gold[is_cmd]).mean())
         out["command_recall_thresholded"] = float((final[is_cmd] == gold[is_cmd]).mean())
+        right = np.flatnonzero(is_cmd & (pred == gold))
+        if frame_logits is not None and len(right) and "gold_values" not in records[0]:
+            hits = [choose_frame(frame_logits[i], labels.intent_frames.get(
+                labels.intents[gold[i]], [0])) == batch.frames[i] for i in right]
+            out["frame_acc"] = float(np.mean(hits))
     return out
+
+
+def choose_frame(frame_logits: np.ndarray, allowed: Sequence[int]) -> int:
+    """The best frame among those an intent takes."""
+    allowed = list(allowed) or [0]
+    return int(allowed[int(np.argmax(np.asarray(frame_logits)[allowed]))])
 
 
 def _f1(tp: int, fp: int, fn: int) -> float:

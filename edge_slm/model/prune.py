@@ -39,8 +39,9 @@ class PruneConfig:
 def _loss(model: Student, batch: Batch, head_masks: Any = None) -> float:
     import tensorflow as tf
 
-    li, lt = model(batch.ids, training=False, head_masks=head_masks)
+    li, lt, lf = model(batch.ids, training=False, head_masks=head_masks)
     ce_i = tf.keras.losses.sparse_categorical_crossentropy(batch.intents, li, from_logits=True)
+    ce_i += tf.keras.losses.sparse_categorical_crossentropy(batch.frames, lf, from_logits=True)
     mask = tf.cast(batch.tags >= 0, tf.float32)
     ce_t = tf.keras.losses.sparse_categorical_crossentropy(tf.maximum(batch.tags, 0), lt,
                                                            from_logits=True)
@@ -70,8 +71,10 @@ def ffn_importance(model: Student, batch: Batch) -> List[np.ndarray]:
     blocks = model.blocks
     watched = [w for b in blocks for w in (b.w1, b.b1, b.w2)]
     with tf.GradientTape() as tape:
-        li, lt = model(batch.ids, training=False)
+        li, lt, lf = model(batch.ids, training=False)
         ce_i = tf.keras.losses.sparse_categorical_crossentropy(batch.intents, li, from_logits=True)
+        ce_i += tf.keras.losses.sparse_categorical_crossentropy(batch.frames, lf,
+                                                                from_logits=True)
         mask = tf.cast(batch.tags >= 0, tf.float32)
         ce_t = tf.keras.losses.sparse_categorical_crossentropy(tf.maximum(batch.tags, 0), lt,
                                                                from_logits=True)
@@ -112,7 +115,8 @@ def prune(model: Student, val: Batch, config: PruneConfig, train_ids: Iterable[n
     """A smaller student; also the kept vocabulary ids (old numbering) and a report."""
     c = model.config
     rows = min(len(val), config.eval_rows)
-    sub = Batch(val.ids[:rows], val.intents[:rows], val.tags[:rows], val.offsets[:rows])
+    sub = Batch(val.ids[:rows], val.intents[:rows], val.tags[:rows], val.offsets[:rows],
+                val.frames[:rows] if val.frames is not None else None)
     h_imp = head_importance(model, sub)
     f_imp = ffn_importance(model, sub)
 
@@ -156,7 +160,8 @@ def prune(model: Student, val: Batch, config: PruneConfig, train_ids: Iterable[n
             for a, b in zip(getattr(big, ln).weights, getattr(little, ln).weights):
                 b.assign(np.asarray(a))
     for big_l, little_l in ((model.ln_f, small.ln_f), (model.intent_head, small.intent_head),
-                            (model.slot_head, small.slot_head)):
+                            (model.slot_head, small.slot_head),
+                            (model.frame_head, small.frame_head)):
         for a, b in zip(big_l.weights, little_l.weights):
             b.assign(np.asarray(a))
     report = {

