@@ -16,7 +16,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -50,8 +50,12 @@ class DataConfig:
     """Held-out rows evaluated (per set)."""
     vocab_size: int = 3000
     """WordPiece vocabulary before pruning."""
+    calibration_sentences: int = 200000
+    """Out-of-scope sentences sampled for the rejection threshold (those of the validation
+    split, one per sentence before augmentation, are kept: about 2,400 for 200,000)."""
     target_false_accept: float = 0.005
-    """Rejection threshold target on out-of-scope validation sentences."""
+    """Rejection threshold target on those sentences (held-out out-of-scope sentences, of
+    templates never seen, come out higher)."""
 
 
 @dataclass
@@ -142,6 +146,9 @@ class Sets:
     evals: Dict[str, Tuple[Batch, List[Dict[str, Any]]]]
     home: Any = None
     """The names of the home the corpus was sampled in (for slot resolution)."""
+    calib: Optional[Batch] = None
+    """Out-of-scope validation sentences that set the rejection threshold."""
+    calib_recs: List[Dict[str, Any]] = field(default_factory=list)
 
 
 def run_training(config: TrainConfig, out: Path, dev_path: Optional[Path] = None,
@@ -177,18 +184,25 @@ def run_training(config: TrainConfig, out: Path, dev_path: Optional[Path] = None
     # 1. corpus and the teacher-only extra sentences
     t0 = time.perf_counter()
     corpus_path, extra_path = out / "corpus.jsonl", out / "extra.jsonl"
+    calib_path = out / "calibration.jsonl"
     extra_cfg = CorpusConfig(**{**asdict(config.corpus), "count": config.data.extra_sentences,
                                 "seed": config.corpus.seed + 1000, "augment_fraction": 1.0,
                                 "augment_probs": config.data.extra_augment_probs})
-    stage = Stage(out, "corpus", [asdict(config.corpus), asdict(extra_cfg)])
+    calib_cfg = CorpusConfig(**{**asdict(config.corpus),
+                                "count": config.data.calibration_sentences,
+                                "seed": config.corpus.seed + 2000, "oos_fraction": 1.0})
+    stage = Stage(out, "corpus", [asdict(config.corpus), asdict(extra_cfg), asdict(calib_cfg)])
     if not stage.done:
-        log(f"corpus: sampling {config.corpus.count} + {extra_cfg.count} sentences")
+        log(f"corpus: sampling {config.corpus.count} + {extra_cfg.count} + "
+            f"{calib_cfg.count} out-of-scope sentences")
         write_corpus(config.corpus, corpus_path, progress=progress)
         write_corpus(extra_cfg, extra_path, progress=progress)
+        write_corpus(calib_cfg, calib_path, progress=progress)
         stage.finish()
     timed("corpus", t0)
     records = list(read_jsonl(corpus_path))
     extra_recs = [dict(r, intent=None, slots=[]) for r in read_jsonl(extra_path)]
+    calib_recs = calibration_records(read_jsonl(calib_path))
     train_all = [r for r in records if r["split"] == "train"]
     train_recs = train_all[:config.data.student_sentences]
 
@@ -212,8 +226,11 @@ def run_training(config: TrainConfig, out: Path, dev_path: Optional[Path] = None
                                config.corpus.lang)
     sets = _encode_sets(records, train_recs, extra_recs, fast, labels, max_len, cls_id,
                         config.data.eval_sentences, dev_path, inventory)
+    sets.calib_recs = calib_recs
+    sets.calib = encode(calib_recs, fast, labels, max_len, cls_id)
     mcfg = ModelConfig(**{**asdict(config.model), "vocab_size": fast.get_vocab_size(),
-                          "n_intents": len(labels.intents), "n_tags": len(labels.tags)})
+                          "n_intents": len(labels.intents), "n_tags": len(labels.tags),
+                          "n_frames": len(labels.frames)})
 
     # 3. teacher: fine-tune, then label the student's rows, the extra rows and the eval sets
     t0 = time.perf_counter()
@@ -231,12 +248,14 @@ def run_training(config: TrainConfig, out: Path, dev_path: Optional[Path] = None
     t0 = time.perf_counter()
     soft_stage = Stage(out, "soft", [stage.key, config.data.student_sentences,
                                      config.data.extra_sentences, config.data.eval_sentences,
-                                     str(dev_path), mcfg.max_len])
+                                     config.data.calibration_sentences, str(dev_path),
+                                     mcfg.max_len])
     if not soft_stage.done:
         teacher = JointTeacher.load(tdir / "teacher.pt")
         everything = ([("train", sets.train, sets.train_recs),
                        ("extra", sets.extra, sets.extra_recs),
-                       ("valid", sets.valid, sets.valid_recs)]
+                       ("valid", sets.valid, sets.valid_recs),
+                       ("calib", sets.calib, sets.calib_recs)]
                       + [(k, b, r) for k, (b, r) in sets.evals.items()])
         arrays = {}
         for name, batch, recs in everything:
@@ -244,6 +263,7 @@ def run_training(config: TrainConfig, out: Path, dev_path: Optional[Path] = None
                                     desc=f"teacher labels {name}")
             sl = soft_labels(preds, batch.offsets, labels, max_len - 1)
             arrays[f"{name}.intent"] = sl.intent_probs
+            arrays[f"{name}.frame"] = sl.frame_probs
             arrays[f"{name}.tags"] = sl.tag_probs
             arrays[f"{name}.rows"] = sl.tag_rows
         np.savez(tdir / "soft.npz", **arrays)
@@ -252,7 +272,8 @@ def run_training(config: TrainConfig, out: Path, dev_path: Optional[Path] = None
     timed("teacher_labels", t0)
 
     def soft_of(name: str) -> SoftLabels:
-        return SoftLabels(soft[f"{name}.intent"], soft[f"{name}.tags"], soft[f"{name}.rows"])
+        return SoftLabels(soft[f"{name}.intent"], soft[f"{name}.tags"], soft[f"{name}.rows"],
+                          soft.get(f"{name}.frame"))
 
     # 4. students: without the teacher, and distilled (corpus rows + teacher-only rows)
     results: Dict[str, Dict[str, Any]] = {}
@@ -368,28 +389,40 @@ def _encode_sets(records: Sequence[Dict[str, Any]], train_recs: List[Dict[str, A
 
 def _concat(a: Batch, b: Batch) -> Batch:
     return Batch(np.concatenate([a.ids, b.ids]), np.concatenate([a.intents, b.intents]),
-                 np.concatenate([a.tags, np.full_like(b.tags, -1)]), a.offsets + b.offsets)
+                 np.concatenate([a.tags, np.full_like(b.tags, -1)]), a.offsets + b.offsets,
+                 np.concatenate([a.frames, b.frames]))
 
 
 def _concat_soft(a: SoftLabels, b: SoftLabels) -> SoftLabels:
+    frames = (np.concatenate([a.frame_probs, b.frame_probs])
+              if a.frame_probs is not None and b.frame_probs is not None else None)
     return SoftLabels(np.concatenate([a.intent_probs, b.intent_probs]),
                       np.concatenate([a.tag_probs, b.tag_probs]),
-                      np.concatenate([a.tag_rows, b.tag_rows[1:] + a.tag_rows[-1]]))
+                      np.concatenate([a.tag_rows, b.tag_rows[1:] + a.tag_rows[-1]]), frames)
 
 
-def _calibration(valid_logits: np.ndarray, valid: Batch, target: float,
-                 texts: Sequence[str]) -> Dict[str, float]:
+def calibration_records(records: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The out-of-scope sentences of the validation split that set the threshold: one per
+    sentence before augmentation (its `base`). The corpus samples each negative many times,
+    with noise; one hard near-miss ("like literally", "Like literally?", "um, like
+    literally") would otherwise count several times and set the threshold alone."""
+    seen, out = set(), []
+    for rec in records:
+        key = " ".join(str(rec.get("base") or rec["text"]).lower().split())
+        if rec["split"] == "valid" and not rec["intent"] and key not in seen:
+            seen.add(key)
+            out.append(rec)
+    return out
+
+
+def _calibration(valid_logits: np.ndarray, valid: Batch, calib_logits: np.ndarray,
+                 target: float) -> Dict[str, float]:
+    """Temperature fitted on the validation split; the threshold, the lowest whose false
+    accepts on the calibration sentences stay within `target`."""
     t = fit_temperature(valid_logits, valid.intents)
     probs = softmax(valid_logits, t)
-    # The threshold is chosen over distinct out-of-scope sentences: the corpus samples each
-    # negative many times, and one hard near-miss repeated would otherwise set it alone.
-    seen, oos = set(), []
-    for i, text in enumerate(texts):
-        key = " ".join(text.lower().split())
-        if valid.intents[i] == 0 and key not in seen:
-            seen.add(key)
-            oos.append(i)
-    return {"temperature": t, "threshold": choose_threshold(probs[oos], target),
+    return {"temperature": t, "threshold": choose_threshold(softmax(calib_logits, t), target),
+            "calibration_sentences": int(len(calib_logits)),
             "ece_before": expected_calibration_error(softmax(valid_logits), valid.intents),
             "ece_after": expected_calibration_error(probs, valid.intents),
             "target_false_accept": target}
@@ -412,8 +445,8 @@ def _fit_calibration(ckpt: Any, enc: Callable[[List[Dict[str, Any]]], Batch], se
 
     valid = enc(sets.valid_recs)
     li, _ = predict(ckpt.model, valid.ids)
-    return _calibration(li, valid, config.data.target_false_accept,
-                        [r["text"] for r in sets.valid_recs])
+    ci, _ = predict(ckpt.model, enc(sets.calib_recs).ids)
+    return _calibration(li, valid, ci, config.data.target_false_accept)
 
 
 def _calibrated(ckpt: Any, sets: Sets, config: TrainConfig) -> Any:
@@ -423,7 +456,7 @@ def _calibrated(ckpt: Any, sets: Sets, config: TrainConfig) -> Any:
 
 
 def _evaluate_student(ckpt: Any, sets: Sets, config: TrainConfig) -> Dict[str, Any]:
-    from .distill import predict
+    from .distill import predict_all
     from .evaluate import score
     from .student import count_params
 
@@ -432,9 +465,9 @@ def _evaluate_student(ckpt: Any, sets: Sets, config: TrainConfig) -> Dict[str, A
     out: Dict[str, Any] = {"params": count_params(ckpt.model), "calibration": cal}
     for name, (_, recs) in sets.evals.items():
         b = enc(recs)
-        li, lt = predict(ckpt.model, b.ids)
+        li, lt, lf = predict_all(ckpt.model, b.ids)
         out[name] = score(li, lt, b, recs, sets.labels, cal["temperature"], cal["threshold"],
-                          home=sets.home)
+                          home=sets.home, frame_logits=lf)
     return out
 
 
@@ -442,24 +475,26 @@ def _evaluate_teacher(soft_of: Callable[[str], SoftLabels], sets: Sets, config: 
                       tdir: Path) -> Dict[str, Any]:
     from .evaluate import score
 
-    def logits(name: str, batch: Batch) -> Tuple[np.ndarray, np.ndarray]:
+    def logits(name: str, batch: Batch) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
         s = soft_of(name)
         li = np.log(np.maximum(s.intent_probs.astype(np.float32), 1e-8))
         lt = np.log(np.maximum(s.dense_tags(np.arange(len(batch)), batch.ids.shape[1]), 1e-8))
-        return li, lt
+        lf = (np.log(np.maximum(s.frame_probs.astype(np.float32), 1e-8))
+              if s.frame_probs is not None else None)
+        return li, lt, lf
 
-    vi, _ = logits("valid", sets.valid)
-    cal = _calibration(vi, sets.valid, config.data.target_false_accept,
-                       [r["text"] for r in sets.valid_recs])
+    vi, _, _ = logits("valid", sets.valid)
+    ci, _, _ = logits("calib", sets.calib)
+    cal = _calibration(vi, sets.valid, ci, config.data.target_false_accept)
     import torch
 
     blob = torch.load(str(tdir / "teacher.pt"), map_location="cpu", weights_only=False)
     n_params = int(sum(v.numel() for v in blob["state_dict"].values()))
     out: Dict[str, Any] = {"params": n_params, "calibration": cal}
     for name, (b, recs) in sets.evals.items():
-        li, lt = logits(name, b)
+        li, lt, lf = logits(name, b)
         out[name] = score(li, lt, b, recs, sets.labels, cal["temperature"], cal["threshold"],
-                          home=sets.home)
+                          home=sets.home, frame_logits=lf)
     return out
 
 
@@ -468,6 +503,7 @@ def format_table(results: Dict[str, Dict[str, Any]]) -> str:
     cols = [("params", None), ("held-out intent acc", ("heldout_templates", "intent_acc")),
             ("held-out slot F1", ("heldout_templates", "slot_f1")),
             ("held-out slot F1 (resolved)", ("heldout_templates", "slot_f1_resolved")),
+            ("held-out frames", ("heldout_templates", "frame_acc")),
             ("OOS false accepts", ("heldout_oos", "false_accept")),
             ("dev intent acc", ("dev", "intent_acc")),
             ("dev acc (thresholded)", ("dev", "intent_acc_thresholded")),
