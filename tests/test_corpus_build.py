@@ -45,10 +45,11 @@ def test_every_intent_is_covered(en_records, en_builder):
 
 
 def test_records_have_the_documented_fields(en_records):
-    keys = {"text", "intent", "slots", "fixed_slots", "context", "template", "source",
-            "split", "augment", "lang"}
+    keys = {"text", "base", "intent", "slots", "fixed_slots", "context", "name_domain",
+            "template", "source", "split", "augment", "lang"}
     for rec in en_records[:500]:
         assert set(rec) == keys
+        assert rec["augment"] or rec["base"] == rec["text"]
         assert rec["source"] in {"ha", "ext", "custom", "oos-chatterbot", "oos-hard",
                                  "oos-template"}
 
@@ -148,3 +149,27 @@ def test_state_and_class_words_are_tagged_wherever_they_are_said(en_records):
                 fixed_tagged += any(s["name"] == "state" for s in rec["slots"])
     assert fixed_said > 20
     assert fixed_tagged == fixed_said
+
+
+def test_names_carry_their_domain_and_free_text_its_list(en_records, en_builder):
+    domains = {e.name: e.domain for e in en_builder.inventory.entities}
+    named = [r for r in en_records if any(s["name"] == "name" and "list" not in s
+                                          for s in r["slots"])]
+    assert named and all(r["name_domain"] for r in named)
+    for r in named[:2000]:
+        value = next(s["value"] for s in r["slots"] if s["name"] == "name")
+        if value in domains:
+            assert r["name_domain"] == domains[value], r
+    timers = [s for r in en_records if r["intent"] == "HassStartTimer" for s in r["slots"]
+              if s["name"] == "name"]
+    assert timers and all(s["list"] == "timer_name" for s in timers)
+
+
+def test_conversation_intents_are_never_negatives(en_records, en_builder):
+    """"how are you" is Home Assistant's HassRespond: no out-of-scope line says it."""
+    from edge_slm.corpus.build import conversation_matcher
+
+    matches = conversation_matcher(en_builder.tset)
+    assert matches("how are you") and matches("never mind") and not matches("turn on the tv")
+    oos = {r["text"] for r in en_records if r["intent"] is None and not r["augment"]}
+    assert oos and not [t for t in oos if matches(t)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import string
-from typing import Tuple
+from typing import Dict, Tuple
 
 WORDS: Tuple[str, ...] = (
     # ordinary words people name things after
@@ -42,11 +42,54 @@ DOMAIN_NOUNS = {
     "sensor": ("sensor", "meter", "probe"),
     "binary_sensor": ("sensor", "contact", "detector"),
     "vacuum": ("vacuum", "robot", "cleaner"),
+    "lawn_mower": ("mower", "robot", "mowbot"),
+    "todo": ("list", "shopping list", "todo list"),
+    "script": ("script", "routine"),
+    "scene": ("scene", "mode"),
+    "input_boolean": ("mode", "switch"),
+}
+
+
+#: Domains whose entities are not devices: people, places, lists and pet-named robots are
+#: called what people call them, not "<word> <noun>".
+NAMED_LIKE_PEOPLE: Dict[str, Tuple[str, ...]] = {
+    "person": (
+        "anna", "james", "maria", "john", "linda", "michael", "sofia", "daniel", "olivia",
+        "noah", "grace", "liam", "chloe", "ethan", "ava", "lucas", "isabel", "mason", "nina",
+        "omar", "priya", "raj", "yuki", "hana", "carlos", "elena", "pierre", "ingrid", "kofi",
+        "amara", "mum", "dad", "grandpa", "nana", "the kids", "my wife", "my husband",
+    ),
+    "weather": (
+        "paris", "berlin", "tokyo", "new york", "chicago", "seattle", "madrid", "rome",
+        "sydney", "toronto", "dublin", "oslo", "lisbon", "austin", "denver", "boston",
+        "amsterdam", "vienna", "prague", "cape town", "mumbai", "the cabin", "the beach house",
+        "grandma's", "the lake", "downtown", "the airport",
+    ),
+    "todo": (
+        "costco", "aldi", "ikea", "target", "walmart", "whole foods", "home depot", "pharmacy",
+        "birthday", "party", "holiday", "camping", "garden", "renovation", "school",
+        "weekend", "errands", "gifts", "baby", "moving", "wedding", "books to read",
+        "movies to watch", "bucket list", "honey do",
+    ),
+    "lawn_mower": (
+        "mowgli", "mowbot", "grassy", "trim", "chomper", "lawnie", "husky", "bob",
+        "edward", "zippy", "greta", "mo", "sheep",
+    ),
+    "vacuum": (
+        "dusty", "robbie", "zoomba", "hoovie", "bot", "sweepy", "dobby", "wall-e", "r2",
+        "rosie", "chewie", "dirtbag", "suzy", "henry", "max",
+    ),
 }
 
 
 def synth_name(rng: random.Random, domain: str) -> str:
-    """A plausible, never-seen device name for an entity of `domain`."""
+    """A plausible, never-seen name for an entity of `domain`."""
+    people = NAMED_LIKE_PEOPLE.get(domain)
+    if people and rng.random() < 0.7:
+        name = rng.choice(people)
+        if domain in ("lawn_mower", "vacuum") and rng.random() < 0.3:
+            name = f"{name} {rng.choice(DOMAIN_NOUNS.get(domain, ('bot',)))}"
+        return name
     r = rng.random()
     nouns = DOMAIN_NOUNS.get(domain, ("device",))
     if r < 0.25:  # a code: "d596", "sw3", "tomada01", "h801"

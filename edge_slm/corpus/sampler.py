@@ -18,7 +18,7 @@ from ..errors import TemplateError
 from .augment import Draft, SlotRow
 from .fillers import fillers_for
 from .inventory import Entity, Inventory
-from .names import synth_name
+from .names import NAMED_LIKE_PEOPLE, synth_name
 from .numbers import number_digits, number_words
 from .templates import Compiler, Node, Template, TemplateSet
 
@@ -28,6 +28,8 @@ WORDS_PROB = 0.25
 ALIAS_PROB = 0.3
 #: Probability that a `{name}` is a synthetic never-seen name (see names.py).
 SYNTHETIC_NAME_PROB = 0.2
+#: The same for people, places, lists and robots (`names.NAMED_LIKE_PEOPLE`).
+NAMED_SYNTHETIC_PROB = 0.5
 
 #: Domains a bare `{name}` may be, for templates without requires_context, by intent.
 INTENT_NAME_DOMAINS: Dict[str, Tuple[str, ...]] = {
@@ -38,7 +40,7 @@ INTENT_NAME_DOMAINS: Dict[str, Tuple[str, ...]] = {
                      "sensor", "binary_sensor", "vacuum", "valve", "person", "input_boolean",
                      "lawn_mower"),
     "HassLightSet": ("light",),
-    "HassClimateGetTemperature": ("climate", "sensor"),
+    "HassClimateGetTemperature": ("climate",),  # a sensor's value is HassGetState's
     "HassClimateSetTemperature": ("climate",),
     "HassGetWeather": ("weather",),
 }
@@ -58,6 +60,8 @@ SURFACE_LISTS = {
     "state": ("on_off_states", "cover_states", "lock_states", "bs_open_states",
               "bs_occupancy_states", "y_st_occupancy"),
     "device_class": ("cover_classes", "x_oo_media_class"),
+    "volume_step": ("volume_step",),  # "turn the volume up": Home Assistant's {volume_step}
+    "media_class": ("media_class",),  # "play the artist Queen": {media_class}
 }
 _SURFACE_SAMPLES = 40
 _NEXT_WORD = re.compile(r"\s+(\w+)")
@@ -93,6 +97,8 @@ class Sampled:
     """Text and slot spans."""
     context: Dict[str, Any] = field(default_factory=dict)
     """Values the satellite supplies (e.g. its area for "in here")."""
+    name_domain: Optional[str] = None
+    """Domain of the entity `{name}` was filled with (None without a `{name}`)."""
 
 
 class _Ctx:
@@ -207,7 +213,7 @@ class Sampler:
             _spell_percent(draft)
         for slot_name, value in tpl.fixed_slots.items():
             self._attach_fixed(draft, slot_name, value)
-        return Sampled(draft, context)
+        return Sampled(draft, context, entity.domain if entity is not None else None)
 
     # -- fixed slots said in words --------------------------------------------------------
     def _surface_forms(self) -> Dict[str, Dict[str, List[re.Pattern]]]:
@@ -249,7 +255,10 @@ class Sampler:
     def _fill(self, tpl: Template, list_name: str, slot_name: str, rng: random.Random,
               entity: Optional[Entity]) -> Tuple[Any, Any]:
         if list_name == "name" and entity is not None:
-            if rng.random() < self.synthetic_name_prob:
+            p_synthetic = self.synthetic_name_prob
+            if entity.domain in NAMED_LIKE_PEOPLE:  # few in any inventory, many in homes
+                p_synthetic = max(p_synthetic, NAMED_SYNTHETIC_PROB)
+            if rng.random() < p_synthetic:
                 name = synth_name(rng, entity.domain)
                 if name.casefold() not in self._known_names:  # never another entity's name
                     return name, name
