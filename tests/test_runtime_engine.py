@@ -26,7 +26,10 @@ def test_parse_result_shape(engine):
         assert alt["confidence"] <= d["confidence"] + 1e-6
     for s in d["slots"]:
         assert set(s) == {"name", "value", "raw", "start", "end", "confidence"}
-        assert res.text[s["start"]:s["end"]] == s["raw"]
+        if s["start"] is None:  # implied: a fixed slot or the satellite's area
+            assert s["raw"] == "" and s["end"] is None
+        else:
+            assert res.text[s["start"]:s["end"]] == s["raw"]
     json.dumps(d)
 
 
@@ -81,27 +84,44 @@ def test_parse_batch_keeps_order_and_reports_bad_items(engine):
 
 def test_names_resolve_to_the_homes_spelling(engine):
     """A name said in another case or number comes back in the home's own spelling; one the
-    home lacks is dropped when the home is given (strict), kept otherwise."""
-    from edge_slm.runtime.values import HomeIndex
+    home lacks is dropped when the home is the user's (or given for the query)."""
+    from edge_slm.home import inventory_from_dict
 
-    home = {"name": [["Aquarium Pump", "fish pump"]], "area": ["Boat House"]}
-    index = HomeIndex(home)
-    assert engine._value("name", "AQUARIUM PUMPS", "", index) == "Aquarium Pump"
-    assert engine._value("name", "fish pump", "", index) == "Aquarium Pump"
-    assert engine._value("area", "the boat house", "", index) == "Boat House"
-    for text in ("turn on the AQUARIUM PUMP", "switch off the aquarium pumps"):
-        res = engine.parse(text, names=home)
-        for s in res.slots:
-            if s.name == "name" and s.raw.lower().rstrip("s") == "aquarium pump":
-                assert s.value == "Aquarium Pump"
-            if s.name == "name":  # strict: only places the home (or inventory) has
-                assert engine.home.union(_names(home)).is_name(s.value) or \
-                    engine.home_index.canonical("name", s.raw) or \
-                    index.canonical("name", s.raw), s
+    home = inventory_from_dict({
+        "areas": [{"name": "Boat House"}],
+        "entities": [{"name": "Aquarium Pump", "domain": "switch", "aliases": ["fish pump"]}]})
+    engine.set_home(home)
+    try:
+        assert engine.strict
+        for text in ("turn on the AQUARIUM PUMP", "switch off the aquarium pumps",
+                     "turn on the fish pump in the boat house"):
+            res = engine.parse(text)
+            for s in res.slots:
+                if s.name == "name":
+                    assert s.value == "Aquarium Pump", res
+                if s.name == "area":
+                    assert s.value == "Boat House", res
+        queried = engine.parse("turn on the kitchen lights", names={"area": ["Kitchen"]})
+        assert all(s.value in ("Kitchen", "light") for s in queried.slots), queried
+    finally:
+        engine.set_home(None)
+    assert not engine.strict
 
 
-def _names(home):
-    from edge_slm.runtime.resolve import HomeNames
+def test_the_users_home_replaces_the_shipped_one():
+    """The shipped model: the example home calls the living room "lounge" and the ground
+    floor "first floor"; a user's home that has a "First Floor" wins, and a place only the
+    example home has is never answered once the user's home is given."""
+    from edge_slm.home import inventory_from_dict
 
-    return HomeNames.build([n for item in home.get("name", []) for n in item],
-                           home.get("area", []))
+    engine = IntentEngine.load()
+    example = engine.parse("turn off the lights in the lounge").slot_values()
+    assert example.get("area") == "living room"
+    assert engine.parse("turn off the lights on the first floor").slot_values().get(
+        "floor") == "ground floor"
+    engine.set_home(inventory_from_dict({"floors": [{"name": "First Floor"}],
+                                         "areas": [{"name": "Office", "floor": "First Floor"}],
+                                         "entities": []}))
+    assert "area" not in engine.parse("turn off the lights in the lounge").slot_values()
+    assert engine.parse("turn off the lights on the first floor").slot_values().get(
+        "floor") == "First Floor"

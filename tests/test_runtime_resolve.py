@@ -85,3 +85,31 @@ def test_strict_keeps_misspellings_and_relabels_known_places():
     assert spans_text(text, got) == [("name", "star projecter"), ("area", "playroom")]
     other = [("state", 23, 25)]  # not a place: never dropped
     assert resolve_spans(text, other, HOME, strict=True) == other
+
+
+def test_in_the_users_home_a_device_class_said_as_a_name_is_that_entity():
+    home = HomeNames.build(names=["Sliding Door", "Curtain Left"], areas=["Kitchen"])
+    text = "close the sliding door"
+    spans = [("device_class", 10, 22)]
+    assert spans_text(text, resolve_spans(text, spans, home, names_win=True)) == \
+        [("name", "sliding door")]
+    text = "close the curtain left"
+    spans = [("device_class", 10, 17)]
+    assert spans_text(text, resolve_spans(text, spans, home, names_win=True)) == \
+        [("name", "curtain left")]
+    # the shipped fallback home is no authority: the class stays a class
+    assert resolve_spans(text, spans, home, strict=True) == spans
+
+
+def test_free_text_slots_pass_untouched():
+    home = HomeNames.build(names=["Kettle"], areas=["Kitchen"])
+    text = "start a timer named tea for five minutes"
+    spans = [("name", 20, 23)]
+    assert resolve_spans(text, spans, home, strict=True) == []
+    assert resolve_spans(text, spans, home, strict=True, free=["name"]) == spans
+
+
+def test_an_area_and_a_cover_word_are_the_area_and_the_class():
+    text = "close the playroom blinds"
+    got = resolve_spans(text, [("name", 10, 25)], HOME)
+    assert spans_text(text, got) == [("area", "playroom"), ("device_class", "blinds")]

@@ -67,3 +67,58 @@ def test_home_index_spelling_plurals_aliases_near_misses():
     assert home.canonical("area", "living rooms") == "Living Room"
     assert home.canonical("name", "bathroom fan") is None
     assert home.canonical("floor", "upstairs") is None
+
+
+def _rec(text, intent, slots, fixed=None, name_domain=None):
+    out = []
+    for name, said, value, *lst in slots:
+        a = text.index(said)
+        out.append({"name": name, "text": said, "value": value, "start": a,
+                    "end": a + len(said), **({"list": lst[0]} if lst else {})})
+    return {"text": text, "intent": intent, "slots": out, "fixed_slots": fixed or {},
+            "name_domain": name_domain}
+
+
+LEARN = (
+    [_rec("is the garage door open", "HassGetState", [("state", "open", "open")],
+          {"domain": "cover"})] * 3
+    + [_rec("is the skylight open", "HassGetState", [("state", "open", "on")],
+            {"domain": "binary_sensor"})] * 4
+    + [_rec(f"volume down by {w}", "HassSetVolumeRelative", [("volume_step", w, -n)])
+       for w, n in (("fifteen", 15), ("20", 20), ("fifteen", 15), ("30", 30))]
+    + [_rec(f"volume up by {w}", "HassSetVolumeRelative", [("volume_step", w, n)])
+       for w, n in (("fifteen", 15), ("20", 20), ("40", 40))]
+    + [_rec("start rover", "HassVacuumStart", [("name", "rover", "rover")],
+            name_domain="vacuum")] * 2
+    + [_rec("timer named tea", "HassStartTimer", [("name", "tea", "tea", "timer_name")])] * 2
+    + [_rec("open the garage door", "HassTurnOn", [("device_class", "garage door", "garage")],
+            {"domain": "cover"})] * 2
+)
+
+
+def test_learned_domain_vocabularies_and_intent_tables():
+    t = ValueTables.from_dict(ValueTables.from_records(LEARN).to_dict())
+    assert t.value("state", "open", "", "cover") == "open"
+    assert t.value("state", "open", "", "binary_sensor") == "on"
+    assert t.value("state", "open") == "on"  # no domain known: the majority
+    assert t.name_domains["HassVacuumStart"] == ["vacuum"]
+    assert t.free_slots == {"HassStartTimer": ["name"]}
+    assert "name" in t.intent_slots["HassVacuumStart"]
+    assert t.class_domains == {"garage": "cover"}
+
+
+def test_down_words_come_from_sentences_and_number_words_keep_no_sign():
+    t = ValueTables.from_records(LEARN)
+    assert "down" in t.down_words and "up" not in t.down_words
+    assert "fifteen" not in t.maps.get("volume_step", {})  # "fifteen" is -15 or 15
+    assert t.value("volume_step", "fifteen", "turn the volume down by fifteen") == -15
+    assert t.value("volume_step", "fifteen", "volume up by fifteen") == 15
+
+
+def test_a_slot_that_is_a_number_now_and_then_is_still_parsed_as_one():
+    words = [_rec("turn the volume up", "HassSetVolumeRelative", [("volume_step", "up", "up")])
+             ] * 12
+    t = ValueTables.from_records(LEARN + words)
+    assert "volume_step" in t.numeric
+    assert t.value("volume_step", "20%", "volume down by 20%") == -20
+    assert t.value("volume_step", "up", "turn the volume up") == "up"

@@ -56,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
           f"threshold: {100 * m['top1_acc']:.2f}%)")
     print(f"slot F1:          {100 * m['slot_f1']:.2f}%")
     print(f"exact match:      {100 * m['exact_match']:.2f}%")
+    if "implied_acc" in m:
+        print(f"implied slots:    {100 * m['implied_acc']:.2f}%  (fixed slots and the "
+              "satellite's area, where the intent is right)")
     if "false_accept" in m:
         print(f"false accepts:    {100 * m['false_accept']:.2f}% of {int(m['n_oos'])} "
               "out-of-scope sentences")

@@ -119,16 +119,17 @@ def load_eval_sets(run: Path, n: int, dev_path: Optional[Path]) -> EvalSets:
     return EvalSets(held, oos, dev, train)
 
 
-def _home_json(run: Path) -> Dict[str, List[Any]]:
+def _home_json(run: Path) -> bytes:
+    """The home the corpus was sampled in: the bundle's fallback home (`home.json`)."""
     from ..corpus.inventory import load_inventory
-    from ..runtime.engine import home_names_of
+    from ..home import home_json
 
     cfg = json.loads((run / "train_config.json").read_text()) \
         if (run / "train_config.json").exists() else {}
     corpus = cfg.get("corpus", {})
     inv_path = corpus.get("inventory")
-    inv = load_inventory(Path(inv_path) if inv_path else None, corpus.get("lang", "en"))
-    return home_names_of(inv)
+    return home_json(load_inventory(Path(inv_path) if inv_path else None,
+                                    corpus.get("lang", "en")))
 
 
 def convert(model_dir: Path, out: Path, config: ConvertConfig,
@@ -161,7 +162,7 @@ def convert(model_dir: Path, out: Path, config: ConvertConfig,
             "calibration": ckpt.meta.get("calibration") or {"temperature": 1.0,
                                                             "threshold": 0.0},
         }, indent=1).encode("utf-8"),
-        "home.json": json.dumps(_home_json(run), ensure_ascii=False).encode("utf-8"),
+        "home.json": _home_json(run),
         "values.json": json.dumps(ValueTables.from_records(sets.train).to_dict(),
                                   ensure_ascii=False).encode("utf-8"),
     }
@@ -299,11 +300,14 @@ def _engine_with_golden(bundle: Any, members: Dict[str, bytes], manifest: Dict[s
     cases = []
     for text in texts[:config.golden_cases]:
         ids, offsets = engine.encode(text)
-        li, lt = engine.model.run(ids)
+        li, lt, lf = engine.model.run(ids)
         n = 1 + len(offsets)
-        cases.append({"text": text, "ids": ids.tolist(),
-                      "intent_logits": [round(float(x), 5) for x in li],
-                      "tags": lt.argmax(-1)[:n].tolist()})
+        case = {"text": text, "ids": ids.tolist(),
+                "intent_logits": [round(float(x), 5) for x in li],
+                "tags": lt.argmax(-1)[:n].tolist()}
+        if lf.size:
+            case["frame"] = int(lf.argmax())
+        cases.append(case)
     golden = {"tolerance": config.golden_tolerance, "cases": cases}
     engine.manifest = dict(manifest, golden=golden)
     engine.check_golden()
@@ -320,7 +324,7 @@ def _measure(engine: Any, sets: EvalSets, config: ConvertConfig
     tops = []
     for t in texts:
         ids, _ = engine.encode(t)
-        li, _ = engine.model.run(ids)
+        li, _, _ = engine.model.run(ids)
         tops.append(int(li.argmax()))
     rows = [engine.encode(t)[0] for t in texts[:50]] or [engine.encode("turn on the light")[0]]
     lat = []

@@ -34,6 +34,13 @@ def words_of(offsets: Sequence[Tuple[int, int]], text: str,
     return words
 
 
+def _repeats(text: str, span: List[Any], a: int, b: int) -> bool:
+    """Whether the word at a:b says again the last word of `span` ("on on the first floor":
+    the second "on" starts something else; no value says a word twice in a row)."""
+    last = text[span[1]:span[2]].split()[-1:]
+    return bool(last) and last[0].casefold() == text[a:b].casefold()
+
+
 def decode_spans(tag_ids: Sequence[int], offsets: Sequence[Tuple[int, int]],
                  labels: Any, text: Optional[str] = None) -> List[Tuple[str, int, int]]:
     """(slot, start, end) spans from per-token tag ids (`labels`: a LabelSpace or its tag list).
@@ -64,7 +71,8 @@ def decode_spans(tag_ids: Sequence[int], offsets: Sequence[Tuple[int, int]],
             continue
         kind, name = tag.split("-", 1)
         if spans and spans[-1][0] == name and spans[-1][3] and (
-                kind == "I" or (text is not None and not text[spans[-1][2]:a].strip())):
+                kind == "I" or (text is not None and not text[spans[-1][2]:a].strip()
+                                and not _repeats(text, spans[-1], a, b))):
             spans[-1][2] = b
             continue
         if spans:

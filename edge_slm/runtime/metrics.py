@@ -2,8 +2,9 @@
 
 Takes corpus-format records (`slots` a list of spans) and dev-set-format records (`slots` a
 {name: value} dict or null, `entities`/`areas` the home the command was said in). Slot F1
-compares (slot, lower-cased words) pairs after resolution against the home, the same
-definition the training report uses (docs/model.md).
+compares (slot, lower-cased words) pairs of said slots after resolution against the home, the
+same definition the training report uses (docs/model.md); implied slots (fixed slots, the
+satellite's area) are scored apart, as whole sets.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
+
+from .answer import TARGET_SLOTS
+from .labels import frame_of
 
 #: Dev-set slots not scored (derived from the intent or not labelled consistently).
 UNSCORED = ("domain", "device_class", "volume_step")
@@ -54,22 +58,42 @@ def record_names(rec: Dict[str, Any]) -> Dict[str, List[str]]:
     return out
 
 
+def implied_gold(rec: Dict[str, Any]) -> Optional[Set[Tuple[str, str]]]:
+    """The (slot, value) pairs a corpus record implies without words: the fixed slots of its
+    frame and the satellite's area; None for records that do not say (dev records)."""
+    if "gold_values" in rec or not rec.get("intent"):
+        return None
+    frame = frame_of(rec)
+    named = any(s["name"] == "name" for s in rec.get("slots") or [])
+    # a name replaces the frame's domain and device class (see answer.py)
+    out = {(k, str(v).casefold()) for k, v in frame.fixed if not (named and k in TARGET_SLOTS)}
+    if frame.area_from_context:
+        out.add(("area", str(rec["context"]["area"]).casefold()))
+    return out
+
+
 def evaluate(engine: Any, records: Sequence[Dict[str, Any]],
              names: Optional[Dict[str, List[str]]] = None) -> Dict[str, float]:
     # Each sentence is resolved strictly against the engine's home plus the places the record
-    # names itself (and `names`), as the training report does (docs/model.md, Metrics).
+    # names itself (and `names`), as the training report does (docs/model.md, Metrics); a
+    # record whose area comes from the satellite is parsed with that area.
     """Intent accuracy (as answered, below-threshold answers counted as "not recognized"; and
-    `top1_acc`, the model's best guess), slot F1, exact match, false accepts, parse latency."""
+    `top1_acc`, the model's best guess), slot F1 (said slots), implied slots right (fixed slots
+    and the satellite's area), exact match, false accepts, parse latency."""
     records = [to_corpus_format(r) for r in records]
     tp = fp = fn = 0
     correct = top1 = exact = accepted_oos = n_oos = n_cmd = cmd_ok = 0
+    implied_n = implied_ok = 0
     lat: List[float] = []
     for rec in records:
         extra = record_names(rec)
         if names:
             extra = {k: extra.get(k, []) + names.get(k, []) for k in set(extra) | set(names)}
+        context = rec.get("context") if isinstance(rec.get("context"), dict) else {}
+        area = context.get("area")
         t0 = time.perf_counter()
-        res = engine.parse(rec["text"], names=extra, strict=True)
+        res = engine.parse(rec["text"], names=extra, strict=True,
+                           area=area if isinstance(area, str) and area.strip() else None)
         lat.append(time.perf_counter() - t0)
         gold_intent = rec.get("intent") or None
         ok = res.intent == gold_intent
@@ -81,10 +105,15 @@ def evaluate(engine: Any, records: Sequence[Dict[str, Any]],
         else:
             n_cmd += 1
             cmd_ok += ok
+        want = implied_gold(rec)
+        if want is not None and ok:
+            implied_n += 1
+            implied_ok += want == {(s.name, str(s.value).casefold()) for s in res.slots
+                                   if not s.said}
         gold = gold_pairs(rec)
         if gold is None:
             continue
-        pred = {(s.name, s.raw.lower()) for s in res.slots}
+        pred = {(s.name, s.raw.lower()) for s in res.slots if s.said}
         if "gold_values" in rec:
             pred = {p for p in pred if p[0] not in UNSCORED}
         tp += len(pred & gold)
@@ -102,4 +131,6 @@ def evaluate(engine: Any, records: Sequence[Dict[str, Any]],
         out["n_oos"] = float(n_oos)
     if n_cmd:
         out["command_acc"] = cmd_ok / n_cmd
+    if implied_n:
+        out["implied_acc"] = implied_ok / implied_n
     return out

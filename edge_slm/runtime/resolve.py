@@ -32,6 +32,13 @@ DEVICE_WORDS = frozenset(
     awnings thermostat heater heating ac sensor sensors device devices""".split()
 )
 
+#: Device words that name a cover's device class (Home Assistant's `cover_classes`): "the
+#: bedroom blinds" with no such entity is the area and the blind class.
+COVER_CLASS_WORDS = frozenset(
+    """blind blinds shade shades shutter shutters curtain curtains awning awnings door doors
+    window windows gate gates""".split()
+)
+
 #: Words before a name that are not part of it ("my", "the").
 #: Similarity (difflib ratio) above which a phrase is taken for a misspelled known place.
 NEAR_MISS = 0.8
@@ -150,16 +157,24 @@ def _adjacent(text: str, a: Span, b: Span) -> bool:
 
 
 def resolve_spans(text: str, spans: Sequence[Span], home: Optional[HomeNames],
-                  strict: bool = False) -> List[Span]:
+                  strict: bool = False, free: Iterable[str] = (),
+                  names_win: bool = False) -> List[Span]:
     """The spans after resolution against `home` (see the module docstring), in text order.
 
-    `strict` (the home is complete: the user's own inventory): a name, area or floor the home
-    does not have, under any label and not even as a near miss, is dropped ("did our flood
-    detector detect anything" names no device when the home has no "flood detector").
+    `strict` (the home is complete): a name, area or floor the home does not have, under any
+    label and not even as a near miss, is dropped ("did our flood detector detect anything"
+    names no device when the home has no "flood detector"). `names_win` (the home is the
+    user's own): a device class said with the words of one of its entities' names is that
+    entity ("close the curtain left" in a home with a "Curtain Left"). Slots in `free` are
+    free text (a timer's name), never places of the home: they pass untouched.
     """
-    out = sorted(spans, key=lambda s: s[1])
+    free = frozenset(free)
+    kept = [sp for sp in spans if sp[0] in free]
+    out = sorted((sp for sp in spans if sp[0] not in free), key=lambda s: s[1])
     if not home:
-        return list(out)
+        return sorted(kept + out, key=lambda s: s[1])
+    if names_win:
+        out = _classes_that_are_names(text, out, home)
     out = _merge_adjacent(text, out, home)
     out = _extend_names(text, out, home)
     result: List[Span] = []
@@ -167,7 +182,36 @@ def resolve_spans(text: str, spans: Sequence[Span], home: Optional[HomeNames],
         result.extend(_fix_one(text, span, home))
     if strict:
         result = [k for k in (_known(text, span, home) for span in result) if k is not None]
-    return result
+    return sorted(kept + result, key=lambda s: s[1])
+
+
+def _classes_that_are_names(text: str, spans: List[Span], home: HomeNames) -> List[Span]:
+    """A device class whose words, alone or with one or two untagged neighbours, are a name of
+    the home is that name ("sliding door", "curtain" + "left")."""
+    out = list(spans)
+    for n, (slot, a, b) in enumerate(out):
+        if slot != "device_class":
+            continue
+        if home.is_name(text[a:b]):
+            out[n] = ("name", a, b)
+        else:
+            out[n] = _grown_to_a_name(text, out, n, home) or out[n]
+    return out
+
+
+def _grown_to_a_name(text: str, spans: List[Span], n: int, home: HomeNames) -> Optional[Span]:
+    """Span `n` grown by one or two untagged neighbouring words into a name the home has,
+    or None."""
+    _, a, b = spans[n]
+    lo = spans[n - 1][2] if n > 0 else 0
+    hi = spans[n + 1][1] if n + 1 < len(spans) else len(text)
+    after, before = _words(text, b, hi)[:2], _words(text, lo, a)[-2:]
+    for k in (2, 1):
+        if len(after) >= k and home.is_name(text[a:after[k - 1][1]]):
+            return ("name", a, after[k - 1][1])
+        if len(before) >= k and home.is_name(text[before[-k][0]:b]):
+            return ("name", before[-k][0], b)
+    return None
 
 
 def _known(text: str, span: Span, home: HomeNames) -> Optional[Span]:
@@ -221,19 +265,8 @@ def _extend_names(text: str, spans: List[Span], home: HomeNames) -> List[Span]:
     grows to them ("spot" + "3" -> "spot 3")."""
     out = list(spans)
     for n, (slot, a, b) in enumerate(out):
-        if slot != "name" or home.is_name(text[a:b]):
-            continue
-        lo = out[n - 1][2] if n > 0 else 0
-        hi = out[n + 1][1] if n + 1 < len(out) else len(text)
-        after = _words(text, b, hi)[:2]
-        before = _words(text, lo, a)[-2:]
-        for k in (2, 1):
-            if len(after) >= k and home.is_name(text[a:after[k - 1][1]]):
-                out[n] = ("name", a, after[k - 1][1])
-                break
-            if len(before) >= k and home.is_name(text[before[-k][0]:b]):
-                out[n] = ("name", before[-k][0], b)
-                break
+        if slot == "name" and not home.is_name(text[a:b]):
+            out[n] = _grown_to_a_name(text, out, n, home) or out[n]
     return out
 
 
@@ -260,11 +293,15 @@ def _fix_one(text: str, span: Span, home: HomeNames) -> List[Span]:
                     return [("name",) + tail]
                 if home.is_area(text[a:words[k - 1][1]]):
                     return [("area", a, words[k - 1][1]), ("name",) + tail]
-        # "gym light" with no such entity: the area "gym" and a device word.
+        # "gym light" with no such entity: the area "gym" and a device word ("bedroom
+        # blinds": the area and the blind class)
         for k in range(len(words) - 1, 0, -1):
-            rest = {norm(text[s:e]) for s, e in words[k:]}
-            if home.is_area(text[a:words[k - 1][1]]) and rest <= DEVICE_WORDS:
-                return [("area", a, words[k - 1][1])]
+            rest = [norm(text[s:e]) for s, e in words[k:]]
+            if home.is_area(text[a:words[k - 1][1]]) and set(rest) <= DEVICE_WORDS:
+                area = ("area", a, words[k - 1][1])
+                if len(rest) == 1 and rest[0] in COVER_CLASS_WORDS:
+                    return [area, ("device_class", words[k][0], b)]
+                return [area]
         return [span]
     if slot == "area" and not home.is_area(phrase):
         if home.is_name(phrase):

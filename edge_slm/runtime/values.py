@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Union
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from .resolve import NearMiss, norm
 
@@ -34,6 +34,12 @@ EN_POINT = ("point", "dot", "comma")
 EN_NOISE = ("and", "percent", "per", "cent", "degrees", "degree", "celsius", "fahrenheit",
             "kelvin", "%", "°", "°c", "°f", "c", "f", "k")
 
+#: Share of a slot's values that are numbers for it to be parsed as a number.
+NUMERIC_SHARE = 0.2
+#: A closed list has at most this many phrases that say most of its values.
+VOCAB_MAX = 400
+VOCAB_COVER = 0.97
+
 _NUM = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
 _TOKEN = re.compile(r"[^\s\-]+")
 
@@ -44,10 +50,13 @@ def _as_number(x: float) -> Union[int, float]:
 
 @dataclass
 class ValueTables:
-    """What `values.json` holds."""
+    """What `values.json` holds: slot values, and what the corpus says of each intent's slots."""
 
     maps: Dict[str, Dict[str, Value]] = field(default_factory=dict)
     """Per slot: lower-cased surface text -> canonical value."""
+    domain_maps: Dict[str, Dict[str, Dict[str, Value]]] = field(default_factory=dict)
+    """Per slot and entity domain: text -> value where the domain decides ("open" is `open`
+    for a cover, `on` for a binary sensor)."""
     numeric: List[str] = field(default_factory=list)
     """Slots whose value is a number."""
     number_words: Dict[str, int] = field(default_factory=lambda: dict(EN_NUMBER_WORDS))
@@ -56,11 +65,27 @@ class ValueTables:
     noise_words: List[str] = field(default_factory=lambda: list(EN_NOISE))
     down_words: List[str] = field(default_factory=list)
     """Words that make a numeric volume step negative ("turn it down by 10")."""
+    name_domains: Dict[str, List[str]] = field(default_factory=dict)
+    """Per intent: the domains of the entities its `{name}` may be (Home Assistant's
+    `requires_context` domains, as sampled)."""
+    free_slots: Dict[str, List[str]] = field(default_factory=dict)
+    """Per intent: name, area or floor slots that are free text, not places of the home (a
+    timer's name)."""
+    intent_slots: Dict[str, List[str]] = field(default_factory=dict)
+    """Per intent: the slots said in its sentences."""
+    class_domains: Dict[str, str] = field(default_factory=dict)
+    """Device class -> the domain it belongs to (garage -> cover)."""
+    vocab: Dict[str, List[str]] = field(default_factory=dict)
+    """Per slot of a closed list (states, device and media classes, colours): every phrase
+    said for it (free text such as a search or an item has none)."""
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"maps": self.maps, "numeric": self.numeric, "number_words": self.number_words,
-                "multipliers": self.multipliers, "point_words": self.point_words,
-                "noise_words": self.noise_words, "down_words": self.down_words}
+        return {"maps": self.maps, "domain_maps": self.domain_maps, "numeric": self.numeric,
+                "number_words": self.number_words, "multipliers": self.multipliers,
+                "point_words": self.point_words, "noise_words": self.noise_words,
+                "down_words": self.down_words, "name_domains": self.name_domains,
+                "free_slots": self.free_slots, "intent_slots": self.intent_slots,
+                "class_domains": self.class_domains, "vocab": self.vocab}
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "ValueTables":
@@ -71,34 +96,10 @@ class ValueTables:
     def from_records(cls, records: Iterable[Dict[str, Any]],
                      min_count: int = 2) -> "ValueTables":
         """Learn the tables from corpus records (slot text -> value where they differ)."""
-        counts: Dict[str, Dict[str, Dict[str, int]]] = {}
-        numeric_votes: Dict[str, List[int]] = {}
+        learner = _Learner()
         for rec in records:
-            for s in rec.get("slots") or []:
-                name, text, value = s["name"], norm(s["text"]), s.get("value")
-                if value is None or name in ("name", "area", "floor"):
-                    continue
-                v = str(value)
-                is_num = _NUM.fullmatch(v) is not None
-                numeric_votes.setdefault(name, [0, 0])[0 if is_num else 1] += 1
-                if v.casefold() != text:
-                    per = counts.setdefault(name, {}).setdefault(text, {})
-                    per[v] = per.get(v, 0) + 1
-        maps: Dict[str, Dict[str, Value]] = {}
-        down: set = set()
-        for name, table in counts.items():
-            for text, votes in table.items():
-                best, n = max(votes.items(), key=lambda kv: kv[1])
-                if n < min_count or _NUM.fullmatch(text):
-                    continue  # "29" -> "-29" depends on the sentence, not the words
-                val: Value = best
-                if _NUM.fullmatch(best):
-                    val = _as_number(float(best.replace(",", ".")))
-                maps.setdefault(name, {})[text] = val
-                if name == "volume_step" and best == "down":
-                    down.add(text)
-        numeric = sorted(n for n, (num, other) in numeric_votes.items() if num > other)
-        return cls(maps=maps, numeric=numeric, down_words=sorted(down))
+            learner.add(rec)
+        return learner.tables(min_count)
 
     # -- parsing ---------------------------------------------------------------------------
 
@@ -139,15 +140,17 @@ class ValueTables:
             value += float("0." + "".join(str(d) for d in frac))
         return _as_number(value)
 
-    def value(self, slot: str, raw: str, sentence: str = "") -> Value:
-        """The canonical value of `raw` said for `slot` (the raw text when nothing applies)."""
+    def value(self, slot: str, raw: str, sentence: str = "",
+              domain: Optional[str] = None) -> Value:
+        """The canonical value of `raw` said for `slot` (the raw text when nothing applies);
+        `domain`, the domain of the entity it is said of, where known."""
         key = norm(raw)
-        table = self.maps.get(slot, {})
-        if key in table:
-            return table[key]
         stripped = " ".join(w for w in key.split() if w not in ("the", "my", "a", "an")) or key
-        if stripped in table:
-            return table[stripped]
+        tables = [self.domain_maps.get(slot, {}).get(domain or "", {}), self.maps.get(slot, {})]
+        for table in tables:
+            for k in (key, stripped):
+                if k in table:
+                    return table[k]
         if slot in self.numeric:
             n = self.number(key)
             if n is not None:
@@ -159,6 +162,132 @@ class ValueTables:
     def _says_down(self, sentence: str) -> bool:
         words = norm(sentence)
         return any(re.search(rf"\b{re.escape(w)}\b", words) for w in self.down_words)
+
+
+class _Learner:
+    """Counts over corpus records, turned into `ValueTables`."""
+
+    def __init__(self) -> None:
+        self.counts: Dict[str, Dict[str, Dict[str, int]]] = {}
+        self.by_domain: Dict[Tuple[str, str], Dict[str, Dict[str, int]]] = {}
+        self.numeric_votes: Dict[str, List[int]] = {}
+        self.name_domains: Dict[str, Dict[str, int]] = {}
+        self.slot_lists: Dict[Tuple[str, str], List[int]] = {}
+        self.class_domains: Dict[str, Dict[str, int]] = {}
+        self.step_words: Dict[str, List[int]] = {}
+        self.step_records = [0, 0]
+        self.phrases: Dict[str, Dict[str, int]] = {}
+
+    def add(self, rec: Dict[str, Any]) -> None:
+        intent = rec.get("intent")
+        fixed = rec.get("fixed_slots") or {}
+        domain = rec.get("name_domain") or fixed.get("domain")
+        if intent and rec.get("name_domain"):
+            per = self.name_domains.setdefault(intent, {})
+            per[rec["name_domain"]] = per.get(rec["name_domain"], 0) + 1
+        dc = fixed.get("device_class")
+        for s in rec.get("slots") or []:
+            name, text, value = s["name"], norm(s["text"]), s.get("value")
+            if intent:
+                votes = self.slot_lists.setdefault((intent, name), [0, 0])
+                votes[0 if s.get("list") in (None, "fixed") else 1] += 1
+            if name == "device_class":
+                dc = value
+            if value is None or name in ("name", "area", "floor"):
+                continue
+            v = str(value)
+            is_num = _NUM.fullmatch(v) is not None
+            self.numeric_votes.setdefault(name, [0, 0])[0 if is_num else 1] += 1
+            per_slot = self.phrases.setdefault(name, {})
+            per_slot[text] = per_slot.get(text, 0) + 1
+            if name == "volume_step" and is_num and float(v) != 0:
+                self._step_sentence(rec.get("text", ""), float(v) < 0)
+            if v.casefold() != text:
+                per_text = self.counts.setdefault(name, {}).setdefault(text, {})
+                per_text[v] = per_text.get(v, 0) + 1
+            if domain and not is_num:
+                per_text = self.by_domain.setdefault((name, domain), {}).setdefault(text, {})
+                per_text[v] = per_text.get(v, 0) + 1
+        if dc and domain and isinstance(dc, str):
+            per = self.class_domains.setdefault(dc, {})
+            per[domain] = per.get(domain, 0) + 1
+
+    def _step_sentence(self, text: str, down: bool) -> None:
+        self.step_records[down] += 1
+        for w in set(norm(text).split()):
+            self.step_words.setdefault(w, [0, 0])[down] += 1
+
+    def tables(self, min_count: int) -> ValueTables:
+        out = ValueTables()
+        maps: Dict[str, Dict[str, Value]] = {}
+        for name, table in self.counts.items():
+            for text, votes in table.items():
+                best, n = max(votes.items(), key=lambda kv: kv[1])
+                if n < min_count or _NUM.fullmatch(text) or self._spells(out, text, best):
+                    continue  # numbers are parsed; their sign depends on the sentence
+                maps.setdefault(name, {})[text] = _typed(best)
+        out.maps = maps
+        for (name, domain), table in self.by_domain.items():
+            for text, votes in table.items():
+                best, n = max(votes.items(), key=lambda kv: kv[1])
+                value = _typed(best)
+                # only where the domain changes what the words mean ("open": `open` for a
+                # cover where the words alone say `on`)
+                differs = maps.get(name, {}).get(text, text) != value
+                if n >= min_count and differs:
+                    out.domain_maps.setdefault(name, {}).setdefault(domain, {})[text] = value
+        # a slot is numeric when numbers are a good share of its values: a volume step is
+        # "up" or "down" as often as it is 20 (words the tables map come first)
+        out.numeric = sorted(n for n, (num, other) in self.numeric_votes.items()
+                             if num >= max(min_count, NUMERIC_SHARE * (num + other)))
+        out.down_words = self._down_words(maps)
+        out.name_domains = {i: sorted(d for d, n in per.items() if n >= min_count)
+                            for i, per in sorted(self.name_domains.items())}
+        intent_slots: Dict[str, List[str]] = {}
+        free: Dict[str, List[str]] = {}
+        for (intent, slot), (own, other) in sorted(self.slot_lists.items()):
+            if own + other >= min_count:
+                intent_slots.setdefault(intent, []).append(slot)
+            if slot in ("name", "area", "floor") and other > own:
+                free.setdefault(intent, []).append(slot)
+        out.intent_slots, out.free_slots = intent_slots, free
+        out.class_domains = {dc: max(per.items(), key=lambda kv: kv[1])[0]
+                             for dc, per in sorted(self.class_domains.items())}
+        out.vocab = self._vocab(min_count, set(out.numeric))
+        return out
+
+    def _vocab(self, min_count: int, numeric: set) -> Dict[str, List[str]]:
+        """The phrases of closed-list slots: a few hundred at most, which say nearly every
+        value of the slot (free text says new words all the time)."""
+        out: Dict[str, List[str]] = {}
+        for name, counts in self.phrases.items():
+            common = {t: n for t, n in counts.items() if n >= min_count}
+            total = sum(counts.values())
+            if (name not in numeric and 0 < len(common) <= VOCAB_MAX
+                    and sum(common.values()) >= VOCAB_COVER * total):
+                out[name] = sorted(common)
+        return out
+
+    @staticmethod
+    def _spells(tables: ValueTables, text: str, value: str) -> bool:
+        """Whether `text` says the number `value` in words (then the sign is the sentence's)."""
+        if not _NUM.fullmatch(value):
+            return False
+        n = tables.number(text)
+        return n is not None and abs(float(n)) == abs(float(value))
+
+    def _down_words(self, maps: Dict[str, Dict[str, Value]]) -> List[str]:
+        """Words of sentences with a negative volume step and (almost) never a positive one,
+        and the phrases whose own value is "down"."""
+        up_n, down_n = self.step_records
+        words = {w for w, (up, down) in self.step_words.items()
+                 if down >= max(3, 0.02 * down_n) and up <= 0.002 * max(up_n, 1)}
+        words |= {t for t, v in maps.get("volume_step", {}).items() if v == "down"}
+        return sorted(words)
+
+
+def _typed(best: str) -> Value:
+    return _as_number(float(best.replace(",", "."))) if _NUM.fullmatch(best) else best
 
 
 class HomeIndex:

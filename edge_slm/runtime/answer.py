@@ -1,0 +1,284 @@
+"""From the model's outputs to the answer Home Assistant executes.
+
+    intent probs ─► accepted? (1 - p(none) against the calibrated threshold)
+    tags ─► word spans ─► resolved against the home ─► the intent the home allows
+         ─► values (states in the vocabulary of the named entity's domain)
+    frame logits ─► the intent's best frame ─► its fixed slots + the satellite's area
+
+The home's say (docs/labelling.md, "The home decides"):
+- a `{name}` that is an entity of the home with a known domain rules out intents that never
+  take that domain ("start rover" is `HassVacuumStart` when Rover is a vacuum, `HassTurnOn`
+  when it is a script); whether the sentence is a command at all stays the model's call;
+- the user's own home adds names, areas and floors said word for word where the tagger saw
+  none ("turn on play corner lights"), for intents that take them;
+- a name replaces the frame's `domain`/`device_class` (Home Assistant matches the entity).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import tidy
+from .decode import decode_spans
+from .known_home import KnownHome
+from .labels import Frame, Labels
+from .resolve import HomeNames, Span, resolve_spans
+from .result import Alternative, ParseResult, Slot
+from .values import HomeIndex, ValueTables
+
+#: Alternatives listed beside the best intent.
+N_BEST = 3
+PLACE_SLOTS = ("name", "area", "floor")
+#: Fixed slots a name makes redundant (Home Assistant finds the entity by its name).
+TARGET_SLOTS = ("domain", "device_class")
+#: A command that names an entity of the user's own home, for an intent that takes the
+#: entity's domain, is accepted unless "no intent" is this likely. Chat and trivia almost never
+#: say the exact name of one of the user's devices; commands to them do ("start rover",
+#: "where is jane"), and the model, which has never heard the name, doubts them most.
+NAMED_ENTITY_MAX_P_NONE = 0.5
+#: A name of the user's home said word for word, of a domain the model's best intent does not
+#: take, moves the answer to the best intent that takes it when the model gives that intent
+#: at least this share of the best one's probability ("turn on play corner lights": the
+#: light Play Corner, not a song to play; "is everyone home" never names the weather Home).
+#: A name of several words is specific enough on its own ("what is the outside temperature"
+#: in a home with an "Outside Temperature" sensor asks for its state, not the weather).
+HOME_NAME_MIN_RATIO = 0.01
+
+
+class Answerer:
+    """The decisions after the model, for one bundle's labels and value tables."""
+
+    def __init__(self, labels: Labels, values: ValueTables) -> None:
+        self.labels = labels
+        self.values = values
+        self.intents = labels.intents
+
+    def answer(self, text: str, li: np.ndarray, lt: np.ndarray, lf: np.ndarray,
+               offsets: Sequence[Tuple[int, int]], home: KnownHome,
+               names: Optional[Dict[str, List[Any]]], strict: bool, area: Optional[str],
+               temperature: float = 1.0, threshold: float = 0.0) -> ParseResult:
+        """The parse of `text` from the model's intent, tag and frame logits, with the
+        calibrated temperature and acceptance threshold."""
+        z = li / temperature
+        ip = np.exp(z - z.max())
+        ip /= ip.sum()
+        ranked = [int(i) for i in np.argsort(-ip)]
+        commands = [i for i in ranked if i != 0]
+        spans, tag_p, tag_ids = self._spans(text, lt, offsets)
+        extra = _extra_home(names)
+        chosen = commands[0] if commands else 0
+        said = self._place(text, spans, chosen, home, extra, strict)
+        domain = self._named_domain(said, text, home)
+        if domain is None and home.user and chosen != 0:
+            chosen, domain = self._switch_for_a_name(text, said, chosen, ip, commands, home)
+            said = self._place(text, spans, chosen, home, extra, strict)
+        allowed = [i for i in commands if self._takes(i, domain)] if domain else []
+        if allowed and allowed[0] != chosen:
+            chosen = allowed[0]
+            said = self._place(text, spans, chosen, home, extra, strict)
+        p_none = float(ip[0])
+        sure = ranked[0] != 0 and 1.0 - p_none >= threshold
+        # the user's own device, named for an intent that takes it, is evidence of a command
+        named = (home.user and domain is not None and self._takes(chosen, domain)
+                 and p_none < NAMED_ENTITY_MAX_P_NONE)
+        accepted = chosen != 0 and (sure or named)
+        best = chosen if ranked[0] != 0 or accepted else 0
+        intent = self.intents[chosen] if accepted else None
+        conf = float(ip[best])
+        alternatives = [Alternative(self.intents[i], float(ip[i])) for i in ranked
+                        if i != best][:N_BEST]
+        if not accepted and best != 0:
+            alternatives = ([Alternative(self.intents[best], conf)] + alternatives)[:N_BEST]
+        slots: List[Slot] = []
+        if intent is not None:
+            frame, f_conf = self._frame(intent, lf)
+            slots = self._slots(text, said, offsets, tag_p, tag_ids, chosen, frame, f_conf,
+                                home, extra, area)
+        return ParseResult(text, intent, conf, slots, alternatives,
+                           top_intent=self.intents[best])
+
+    # -- spans and the home ------------------------------------------------------------------
+
+    def _spans(self, text: str, lt: np.ndarray, offsets: Sequence[Tuple[int, int]]
+               ) -> Tuple[List[Span], np.ndarray, np.ndarray]:
+        n = len(offsets)
+        if not n:
+            return [], np.zeros((0, 1)), np.zeros(0, np.int64)
+        tag_z = lt[1:1 + n]
+        tag_p = np.exp(tag_z - tag_z.max(-1, keepdims=True))
+        tag_p /= tag_p.sum(-1, keepdims=True)
+        tag_ids = tag_p.argmax(-1)
+        return decode_spans(tag_ids.tolist(), offsets, self.labels.tags, text), tag_p, tag_ids
+
+    def _place(self, text: str, spans: List[Span], intent: int, home: KnownHome,
+               extra: Optional[Tuple[HomeNames, HomeIndex]], strict: bool) -> List[Span]:
+        """The spans resolved for `intent` (its free-text slots left alone), then what the
+        user's home adds."""
+        name = self.intents[intent] or ""
+        free = self.values.free_slots.get(name, [])
+        names = home.names if extra is None else home.names.union(extra[0])
+        out = resolve_spans(text, spans, names, strict=strict, free=free, names_win=home.user)
+        takes_any = self.values.intent_slots.get(name)
+        out = tidy.for_intent(out, takes_any)
+        out = tidy.trim_closed(text, out, self.values.vocab)
+        if takes_any and "media_class" in takes_any:
+            out = tidy.split_media_class(text, out, self.values.vocab.get("media_class", []))
+        if not home.user:
+            return out
+        takes = set(self.values.intent_slots.get(name, [])) - set(free)
+        domains = self.values.name_domains.get(name, [])
+        if "name" in takes:
+            out = self._names_in_free_text(text, out, home, domains)
+        have = {s[0] for s in out}
+        for slot, blockers in (("name", {"name"}), ("area", {"area", "floor"}),
+                               ("floor", {"area", "floor"})):
+            if slot in takes and not have & blockers:
+                # a name only of a domain the intent takes: "is everyone home" does not name
+                # the weather entity called Home
+                found = home.find(slot, text, [(a, b) for _, a, b in out],
+                                  domains if slot == "name" else None)
+                if found is not None:
+                    out = sorted(out + [found], key=lambda s: s[1])
+                    have.add(slot)
+        return out
+
+    def _names_in_free_text(self, text: str, spans: List[Span], home: KnownHome,
+                            domains: Sequence[str]) -> List[Span]:
+        """A span of free text (a search, an item) whose words are exactly a name of the user's
+        home, of a domain the intent takes, is that name ("add apples to my trader joes list":
+        the list Trader Joes), when no name was tagged."""
+        if any(s[0] == "name" for s in spans):
+            return spans
+        out = list(spans)
+        for n, (slot, a, b) in enumerate(out):
+            if slot in PLACE_SLOTS or slot in self.values.vocab or slot in self.values.numeric:
+                continue
+            canonical = home.canonical("name", text[a:b])
+            if canonical and home.domain_of(canonical) in domains:
+                out[n] = ("name", a, b)
+                break
+        return out
+
+    def _switch_for_a_name(self, text: str, spans: List[Span], chosen: int, ip: np.ndarray,
+                           commands: List[int], home: KnownHome) -> Tuple[int, Optional[str]]:
+        """(intent, the named entity's domain) when the user's home has a name said word for
+        word that `chosen` cannot take but a likely enough intent can (see
+        HOME_NAME_MIN_RATIO); else (`chosen`, None). `spans`: as resolved for `chosen` (a
+        place the home lacks no longer hides a name)."""
+        # free text the model read ("play corner lights" as a song) does not hide a name
+        found = home.find("name", text, [(a, b) for slot, a, b in spans if slot in PLACE_SLOTS])
+        if found is None:
+            return chosen, None
+        said = text[found[1]:found[2]]
+        domain = home.domain_of(home.canonical("name", said) or "")
+        if not domain or self._takes(chosen, domain):
+            return chosen, None
+        ratio = 0.0 if len(said.split()) > 1 else HOME_NAME_MIN_RATIO
+        for i in commands:
+            if self._takes(i, domain) and ip[i] >= ratio * ip[chosen]:
+                return i, domain
+        return chosen, None
+
+    def _named_domain(self, said: List[Span], text: str, home: KnownHome) -> Optional[str]:
+        """The domain of the home's entity the text names, if any."""
+        for slot, a, b in said:
+            if slot == "name":
+                canonical = home.canonical("name", text[a:b])
+                return home.domain_of(canonical) if canonical else None
+        return None
+
+    def _takes(self, intent: int, domain: str) -> bool:
+        """Whether `intent`'s `{name}` may be an entity of `domain`."""
+        return domain in self.values.name_domains.get(self.intents[intent] or "", [])
+
+    def _frame(self, intent: str, lf: np.ndarray) -> Tuple[Frame, float]:
+        """The best of the frames `intent` takes, and its probability among them."""
+        allowed = self.labels.frames_of(intent)
+        if lf.size == 0:
+            return self.labels.frames[0], 1.0
+        z = lf[allowed] - lf[allowed].max()
+        p = np.exp(z) / np.exp(z).sum()
+        k = int(np.argmax(p))
+        return self.labels.frames[allowed[k]], float(p[k])
+
+    # -- slots -----------------------------------------------------------------------------
+
+    def _slots(self, text: str, said: List[Span], offsets: Sequence[Tuple[int, int]],
+               tag_p: np.ndarray, tag_ids: np.ndarray, intent: int, frame: Frame,
+               f_conf: float, home: KnownHome, extra: Optional[Tuple[HomeNames, HomeIndex]],
+               area: Optional[str]) -> List[Slot]:
+        name = self.intents[intent] or ""
+        free = set(self.values.free_slots.get(name, []))
+        fixed = frame.fixed_slots
+        entity_domain = None
+        out: List[Slot] = []
+        for slot, a, b in said:
+            raw = text[a:b]
+            if slot in tidy.UNIT_SLOTS and self.values.number(raw) is not None:
+                slot = tidy.by_unit(text, slot, b)  # "half" an hour is 30 minutes: no unit
+            if slot in PLACE_SLOTS and slot not in free:
+                value: Any = _canonical(slot, raw, home, extra)
+                if slot == "name" and entity_domain is None:
+                    entity_domain = home.domain_of(str(value))
+            elif slot in free:
+                value = raw.strip()
+            else:
+                value = None  # after the entity's domain is known (below)
+            if any(s.name == slot and s.raw.casefold() == raw.casefold() for s in out):
+                continue  # said twice ("on on the first floor"): once is the slot
+            inside = [k for k, (s, e) in enumerate(offsets) if s < b and e > a]
+            c = float(np.mean([tag_p[k, tag_ids[k]] for k in inside])) if inside else 0.0
+            out.append(Slot(slot, value, raw, a, b, c if math.isfinite(c) else 0.0))
+        domain = entity_domain or fixed.get("domain") or self._class_domain(out, fixed)
+        for s in out:
+            if s.value is None:
+                s.value = self.values.value(s.name, s.raw, text, domain)
+        have = {s.name for s in out}
+        for slot, value in fixed.items():
+            if slot in have or (slot in TARGET_SLOTS and "name" in have):
+                continue
+            out.append(Slot(slot, value, "", None, None, f_conf))
+            have.add(slot)
+        if "device_class" in have and "domain" not in have and "name" not in have:
+            # Home Assistant's device-class templates always say the domain ("the bedroom
+            # blinds": domain cover)
+            class_domain = self._class_domain(out, {})
+            if class_domain:
+                out.append(Slot("domain", class_domain, "", None, None, f_conf))
+        if frame.area_from_context and area and not have & set(PLACE_SLOTS):
+            out.append(Slot("area", _canonical("area", area, home, extra), "", None, None,
+                            f_conf))
+        return out
+
+    def _class_domain(self, said: List[Slot], fixed: Dict[str, Any]) -> Optional[str]:
+        """The domain a said or fixed device class belongs to (garage -> cover)."""
+        for s in said:
+            if s.name == "device_class":
+                dc = self.values.value("device_class", s.raw)
+                return self.values.class_domains.get(str(dc))
+        dc = fixed.get("device_class")
+        return self.values.class_domains.get(str(dc)) if dc is not None else None
+
+
+def _extra_home(names: Optional[Dict[str, List[Any]]]
+                ) -> Optional[Tuple[HomeNames, HomeIndex]]:
+    """Names given for one query (a record's own home in evaluation)."""
+    if not names or not any(names.values()):
+        return None
+
+    def flat(items: Sequence[Any]) -> List[str]:
+        return [s for it in items for s in (it if isinstance(it, list) else [it])
+                if isinstance(s, str)]
+    built = HomeNames.build(flat(names.get("name", [])), flat(names.get("area", [])),
+                            flat(names.get("floor", [])))
+    return built, HomeIndex({k: list(v) for k, v in names.items()})
+
+
+def _canonical(slot: str, raw: str, home: KnownHome,
+               extra: Optional[Tuple[HomeNames, HomeIndex]]) -> str:
+    """The home's spelling of a name, area or floor (the words as said when unknown)."""
+    own = extra[1].canonical(slot, raw) if extra is not None else None
+    return own or home.canonical(slot, raw) or raw.strip()

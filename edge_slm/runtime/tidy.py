@@ -1,0 +1,118 @@
+"""Spans tidied for the intent they answer: what the intent's own slots and lists allow.
+
+The tagger reads words; the intent knows which slots it takes and the lists some of them come
+from (`values.json`: `intent_slots`, `vocab`). After resolution against the home:
+
+- a slot the intent never takes is a misreading: `hours` for a timer status is its
+  `start_hours` (the twin the intent takes), anything else is dropped;
+- a span of a closed list ends where its phrase does ("off on the first floor": the state is
+  "off");
+- a search that starts with a media class is that class and the search ("play the movie
+  Inception": media_class movie, search Inception);
+- a number's duration slot is the unit said after it ("1 hour 5 minutes").
+
+Every function takes and returns (slot, start, end) spans in text order.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Dict, Iterable, List, Optional, Sequence
+
+from .resolve import Span, norm
+
+#: Duration units said after a number decide which timer slot the number fills.
+UNITS = {"hour": "hours", "hours": "hours", "hr": "hours", "hrs": "hours",
+         "minute": "minutes", "minutes": "minutes", "min": "minutes", "mins": "minutes",
+         "second": "seconds", "seconds": "seconds", "sec": "seconds", "secs": "seconds"}
+UNIT_SLOTS = frozenset(["hours", "minutes", "seconds", "start_hours", "start_minutes",
+                        "start_seconds"])
+#: What may sit between a number and its unit ("1 and a half hours", "5-minute").
+_TO_UNIT = re.compile(r"(?:[\s-]+and\s+an?\s+(?:half|quarter))?[\s-]*([A-Za-z]+)")
+_WORDS = re.compile(r"\S+")
+#: Words a search may start with before a media class ("play the artist Queen").
+_ARTICLES = frozenset(["the", "a", "an", "some", "my"])
+_START = "start_"
+
+
+def for_intent(spans: Sequence[Span], takes: Optional[Iterable[str]]) -> List[Span]:
+    """Spans of slots `takes` (the intent's); a duration slot becomes its start_ twin when
+    only that one is taken. All pass when the intent's slots are not known."""
+    if not takes:
+        return list(spans)
+    taken = set(takes)
+    out = []
+    for slot, a, b in spans:
+        if slot not in taken:
+            twin = slot[len(_START):] if slot.startswith(_START) else _START + slot
+            if slot in UNIT_SLOTS and twin in taken:
+                slot = twin
+            else:
+                continue
+        out.append((slot, a, b))
+    return out
+
+
+def by_unit(text: str, slot: str, end: int) -> str:
+    """A duration slot named by the unit said after its number (`start_` kept)."""
+    m = _TO_UNIT.match(text, end)
+    unit = UNITS.get(m.group(1).casefold()) if m else None
+    if unit is None:
+        return slot
+    return (_START if slot.startswith(_START) else "") + unit
+
+
+def trim_closed(text: str, spans: Sequence[Span], vocab: Dict[str, List[str]]) -> List[Span]:
+    """Spans of closed-list slots cut back to the longest known phrase they start with (kept
+    whole when none)."""
+    out = []
+    for slot, a, b in spans:
+        known = vocab.get(slot)
+        if known and norm(text[a:b]) not in known:
+            words = [(m.start() + a, m.end() + a) for m in _WORDS.finditer(text[a:b])]
+            for k in range(len(words) - 1, 0, -1):
+                if norm(text[a:words[k - 1][1]]) in known:
+                    b = words[k - 1][1]
+                    break
+        out.append((slot, a, b))
+    return out
+
+
+def split_media_class(text: str, spans: Sequence[Span], classes: Sequence[str]) -> List[Span]:
+    """A search that starts with a media class phrase (after "the") split into the class and
+    the search, or one said right before it ("play the song Bohemian Rhapsody"); only when
+    no media class was tagged."""
+    if not classes or any(s[0] == "media_class" for s in spans):
+        return list(spans)
+    known = {tuple(c.split()) for c in classes}
+    out: List[Span] = []
+    for slot, a, b in spans:
+        before = _class_before(text, a, known, out[-1][2] if out else 0)
+        if slot == "search_query" and before is not None:
+            out += [("media_class",) + before, (slot, a, b)]
+        elif slot == "search_query":
+            words = [(m.start() + a, m.end() + a) for m in _WORDS.finditer(text[a:b])]
+            said = [norm(text[s:e]) for s, e in words]
+            skip = 1 if said and said[0] in _ARTICLES else 0
+            for n in (2, 1):
+                if len(said) > skip + n and tuple(said[skip:skip + n]) in known:
+                    cut = words[skip + n - 1][1]
+                    out += [("media_class", words[skip][0], cut),
+                            ("search_query", words[skip + n][0], b)]
+                    break
+            else:
+                out.append((slot, a, b))
+        else:
+            out.append((slot, a, b))
+    return out
+
+
+def _class_before(text: str, start: int, known: set, floor: int) -> Optional[tuple]:
+    """(start, end) of a media class phrase said just before `start` (after `floor`), or
+    None."""
+    words = [(m.start() + floor, m.end() + floor) for m in _WORDS.finditer(text[floor:start])]
+    said = [norm(text[s:e]) for s, e in words]
+    for n in (2, 1):
+        if len(said) >= n and tuple(said[-n:]) in known:
+            return (words[-n][0], words[-1][1])
+    return None

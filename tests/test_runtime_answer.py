@@ -1,0 +1,168 @@
+"""From model outputs to the answer: frames, the satellite's area, the home's say, values in
+the vocabulary of the entity's domain. The model is replaced by chosen logits (the decisions
+after it are pure); the real model runs in test_runtime_engine and test_runtime_ha_suite."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from edge_slm.home import inventory_from_dict
+from edge_slm.runtime.answer import Answerer
+from edge_slm.runtime.known_home import KnownHome
+from edge_slm.runtime.labels import Frame, Labels
+from edge_slm.runtime.values import ValueTables
+
+INTENTS = [None, "HassTurnOn", "HassVacuumStart", "HassStartTimer", "HassGetState"]
+SLOTS = ["area", "name", "state", "minutes", "hours"]
+TAGS = ["O"] + [f"{p}-{s}" for s in SLOTS for p in ("B", "I")]
+FRAMES = [Frame(), Frame.make({"domain": "light"}), Frame.make({"domain": "light"}, True),
+          Frame.make({"domain": "cover"})]
+LABELS = Labels(INTENTS, TAGS, FRAMES, {"HassTurnOn": [0, 1, 2], "HassGetState": [0, 3]})
+VALUES = ValueTables(
+    domain_maps={"state": {"cover": {"open": "open"}, "binary_sensor": {"open": "on"}}},
+    maps={"state": {"open": "on"}}, numeric=["minutes", "hours"],
+    name_domains={"HassTurnOn": ["light", "script"], "HassVacuumStart": ["vacuum"],
+                  "HassGetState": ["cover", "binary_sensor", "light"]},
+    free_slots={"HassStartTimer": ["name"]},
+    intent_slots={"HassTurnOn": ["area", "name"], "HassVacuumStart": ["name"],
+                  "HassStartTimer": ["hours", "minutes", "name"],
+                  "HassGetState": ["name", "state"]})
+HOME = inventory_from_dict({
+    "areas": [{"name": "Kitchen"}, {"name": "Living Room"}],
+    "entities": [{"name": "Play Corner", "domain": "light", "area": "Living Room"},
+                 {"name": "Rover", "domain": "vacuum"},
+                 {"name": "Garage Door", "domain": "cover"},
+                 {"name": "Skylight", "domain": "binary_sensor"}]})
+
+
+def run(text, intent_probs, tags=None, frame=0, area=None, user=True, threshold=0.5):
+    """Answer `text` as if the model gave these intent probabilities, per-word tags
+    ({word index: tag}) and frame."""
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+    li = np.log(np.maximum(np.asarray(intent_probs, np.float64), 1e-9))
+    lt = np.full((1 + len(words), len(TAGS)), -5.0)
+    lt[:, 0] = 5.0
+    for k, tag in (tags or {}).items():
+        lt[1 + k, :] = -5.0
+        lt[1 + k, TAGS.index(tag)] = 5.0
+    lf = np.full(len(FRAMES), -5.0)
+    lf[frame] = 5.0
+    home = KnownHome(HOME, user=user)
+    return Answerer(LABELS, VALUES).answer(text, li, lt, lf, words, home, None, user, area,
+                                           1.0, threshold)
+
+
+def test_frame_gives_fixed_slots_without_words():
+    res = run("turn on the lights", [0, 1, 0, 0, 0], frame=1)
+    assert res.intent == "HassTurnOn"
+    [slot] = res.slots
+    assert (slot.name, slot.value, slot.raw, slot.start, slot.end) == \
+        ("domain", "light", "", None, None)
+
+
+def test_a_frame_outside_the_intents_own_is_never_chosen():
+    # the frame head prefers the cover frame, which HassTurnOn was never seen with
+    res = run("turn on the lights", [0, 1, 0, 0, 0], frame=3)
+    assert res.slot_values() == {}
+
+
+def test_satellite_area_only_where_the_frame_means_it():
+    with_context = run("lights on in here", [0, 1, 0, 0, 0], frame=2, area="kitchen")
+    assert with_context.slot_values() == {"domain": "light", "area": "Kitchen"}
+    area = [s for s in with_context.slots if s.name == "area"][0]
+    assert area.raw == "" and area.start is None
+    no_context = run("all the lights on", [0, 1, 0, 0, 0], frame=1, area="Kitchen")
+    assert "area" not in no_context.slot_values()
+    no_area_given = run("lights on in here", [0, 1, 0, 0, 0], frame=2)
+    assert "area" not in no_area_given.slot_values()
+
+
+def test_a_said_area_wins_over_the_satellites():
+    res = run("lights on in the living room", [0, 1, 0, 0, 0],
+              tags={4: "B-area", 5: "I-area"}, frame=2, area="Kitchen")
+    assert res.slot_values() == {"area": "Living Room", "domain": "light"}
+
+
+def test_the_named_entitys_domain_chooses_the_intent():
+    # the model leans to HassTurnOn; Rover is a vacuum, which HassTurnOn never takes
+    res = run("start rover", [0.0, 0.7, 0.3, 0, 0], tags={1: "B-name"})
+    assert res.intent == "HassVacuumStart" and res.slot_values() == {"name": "Rover"}
+    assert res.confidence == pytest.approx(0.3)
+
+
+def test_naming_the_users_own_device_is_evidence_of_a_command():
+    # too doubtful for the threshold, but it names Rover, a vacuum, for an intent taking one
+    named = run("start rover", [0.3, 0.3, 0.4, 0, 0], tags={1: "B-name"}, threshold=0.9)
+    assert named.intent == "HassVacuumStart"
+    shipped = run("start rover", [0.3, 0.3, 0.4, 0, 0], tags={1: "B-name"}, threshold=0.9,
+                  user=False)
+    assert shipped.intent is None  # the example home is no evidence
+    doubtful = run("start rover", [0.6, 0.3, 0.1, 0, 0], tags={1: "B-name"}, threshold=0.9)
+    assert doubtful.intent is None
+    no_name = run("start the robot", [0.3, 0.3, 0.4, 0, 0], threshold=0.9)
+    assert no_name.intent is None
+
+
+def test_the_unit_said_decides_the_duration_slot():
+    res = run("set a timer for 1 hour 5 minutes", [0, 0, 0, 1, 0],
+              tags={4: "B-minutes", 6: "B-minutes"})
+    assert res.slot_values() == {"hours": 1, "minutes": 5}
+    # "half" an hour is no number of hours: the tagger's slot stands
+    half = run("timer for 1 and a half hours", [0, 0, 0, 1, 0],
+               tags={2: "B-hours", 5: "B-minutes"})
+    assert half.slot_values()["hours"] == 1 and "minutes" in half.slot_values()
+
+
+def test_slots_the_intent_never_takes_are_dropped():
+    res = run("set a timer for 5 minutes in the kitchen", [0, 0, 0, 1, 0],
+              tags={4: "B-minutes", 8: "B-area"})
+    assert res.slot_values() == {"minutes": 5}
+
+
+def test_the_users_home_adds_names_the_tagger_missed():
+    res = run("turn on play corner lights", [0, 1, 0, 0, 0], frame=1)
+    assert res.slot_values() == {"name": "Play Corner"}  # the name replaces the domain
+    shipped = run("turn on play corner lights", [0, 1, 0, 0, 0], frame=1, user=False)
+    assert shipped.slot_values() == {"domain": "light"}
+
+
+def test_timer_names_are_free_text_even_in_a_strict_home():
+    res = run("set a 5 minute timer named pizza", [0, 0, 0, 1, 0],
+              tags={2: "B-minutes", 6: "B-name"})
+    assert res.slot_values() == {"minutes": 5, "name": "pizza"}
+
+
+def test_places_the_home_lacks_are_dropped():
+    res = run("turn on the attic lights", [0, 1, 0, 0, 0], tags={3: "B-area"}, frame=1)
+    assert res.slot_values() == {"domain": "light"}
+
+
+@pytest.mark.parametrize("text,state", [("is the garage door open", "open"),
+                                        ("is the skylight open", "on")])
+def test_states_in_the_vocabulary_of_the_entitys_domain(text, state):
+    n = len(text.split())
+    tags = {2: "B-name", n - 1: "B-state"}
+    if n == 5:
+        tags[3] = "I-name"
+    res = run(text, [0, 0, 0, 0, 1], tags=tags, frame=3)
+    assert res.slot_values()["state"] == state
+    assert "domain" not in res.slot_values()  # the name says which entity
+
+
+def test_below_the_threshold_nothing_is_answered():
+    res = run("turn on the lights", [0.3, 0.7, 0, 0, 0], frame=1, threshold=0.9)
+    assert res.intent is None and res.slots == [] and res.top_intent == "HassTurnOn"
+    assert res.alternatives[0].intent == "HassTurnOn"
+
+
+def test_a_name_of_the_home_said_word_for_word_moves_the_intent():
+    # the model is sure of HassTurnOn; "garage door" is a cover of the home, which only
+    # HassGetState of these intents takes: a name of two words is specific enough
+    res = run("what about the garage door", [0, 0.98, 0, 0, 0.02], frame=0)
+    assert res.intent == "HassGetState" and res.slot_values()["name"] == "Garage Door"
+    # one word ("rover") needs the model to give the intent a share of its probability
+    assert run("zap rover", [0, 0.999, 0.0001, 0, 0]).intent == "HassTurnOn"
+    assert run("zap rover", [0, 0.95, 0.05, 0, 0]).intent == "HassVacuumStart"
