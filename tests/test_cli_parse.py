@@ -63,3 +63,51 @@ def test_a_broken_bundle_is_a_clear_error(tmp_path, bundle):
     r = _cli("parse", "--bundle", str(bad), "turn on the light")
     assert r.returncode == 2
     assert b"error" in r.stderr and b"Traceback" not in r.stderr
+
+
+HOME_YAML = """
+floors:
+  - name: First Floor
+areas:
+  - name: Kitchen
+    floor: First Floor
+  - name: Den
+entities:
+  - name: Reading Lamp
+    domain: light
+    area: Den
+"""
+
+
+def test_the_satellites_area_and_the_users_home(tmp_path):
+    """The shipped model: --area and a line's context reach the engine; with --home the
+    answers name only places of that home, in its spelling."""
+    home = tmp_path / "home.yaml"
+    home.write_text(HOME_YAML)
+    r = _cli("parse", "--home", str(home), "--area", "kitchen", "turn off the lights")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    slots = {s["name"]: s for s in out["slots"]}
+    assert out["intent"] == "HassTurnOff"
+    assert slots["area"]["value"] == "Kitchen" and slots["area"]["start"] is None
+    assert slots["domain"]["value"] == "light" and slots["domain"]["raw"] == ""
+    lines = [{"text": "turn off the lights", "context": {"area": "Den"}},
+             {"text": "turn off the lights"},
+             {"text": "turn on the lights on the first floor"},
+             {"text": "switch off the lava lamp"},  # only the shipped example home has one
+             {"text": "turn off the lights", "context": {"area": 3}},
+             {"text": "turn off the lights", "context": "den"}]
+    stdin = "\n".join(json.dumps(x) for x in lines) + "\n"
+    r = _cli("parse", "--jsonl", "--home", str(home), "--area", "Kitchen", stdin=stdin.encode())
+    assert r.returncode == 0, r.stderr
+    out = [json.loads(x) for x in r.stdout.decode().splitlines()]
+    values = [{s["name"]: s["value"] for s in o.get("slots", [])} for o in out]
+    assert values[0]["area"] == "Den" and values[1]["area"] == "Kitchen"
+    assert values[2].get("floor") == "First Floor" and "area" not in values[2]
+    assert "name" not in values[3]
+    assert "error" in out[4] and "error" in out[5]
+
+
+def test_an_empty_area_is_refused():
+    r = _cli("parse", "--area", " ", "turn on the lights")
+    assert r.returncode == 2 and b"--area" in r.stderr

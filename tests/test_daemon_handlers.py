@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from edge_slm.daemon import AREA_INTENTS, BrokerAddress, DaemonConfig, parse_broker_url
+from edge_slm.daemon import BrokerAddress, DaemonConfig, parse_broker_url
 from edge_slm.daemon.handlers import Handler, Outgoing, hermes_value
 from edge_slm.protocols import hermes as h
 from edge_slm.protocols import native as n
@@ -76,12 +76,14 @@ def expected_slots(result):
     out = []
     for s in result.slots:
         number = isinstance(s.value, (int, float)) and not isinstance(s.value, bool)
-        out.append({"entity": s.name, "slotName": s.name, "rawValue": s.raw,
+        said = s.start is not None  # an implied slot (fixed, the satellite's area) has no range
+        out.append({"entity": s.name, "slotName": s.name,
+                    "rawValue": s.raw if said else str(s.value),
                     "value": {"kind": "Number" if number else "Unknown",
                               "value": s.value if number else str(s.value)},
                     "confidence": round(s.confidence, 4),
                     "range": {"start": s.start, "end": s.end, "rawStart": s.start,
-                              "rawEnd": s.end}})
+                              "rawEnd": s.end} if said else None})
     return out
 
 
@@ -170,7 +172,10 @@ def test_hermes_recognized_echoes_the_query(engine):
                     "asrTokens": None, "asrConfidence": 0.8, "rawInput": TEXT,
                     "wakewordId": "hey", "lang": "en"}
     for slot in full["slots"]:
-        assert TEXT[slot["range"]["start"]:slot["range"]["end"]] == slot["rawValue"]
+        if slot["range"] is None:  # implied (a fixed slot such as domain): no words
+            assert slot["rawValue"] == str(slot["value"]["value"])
+        else:
+            assert TEXT[slot["range"]["start"]:slot["range"]["end"]] == slot["rawValue"]
 
 
 def test_hermes_conformance_with_rhasspy_hermes(engine):
@@ -187,7 +192,9 @@ def test_hermes_conformance_with_rhasspy_hermes(engine):
     assert 0 < full.intent.confidence_score <= 1
     assert (full.site_id, full.id, full.session_id, full.custom_data) == ("sat", "r1", "s", "x")
     for slot in full.slots:
-        assert TEXT[slot.start:slot.end] == slot.raw_value and slot.slot_name == slot.entity
+        assert slot.slot_name == slot.entity
+        if slot.range is not None:
+            assert TEXT[slot.start:slot.end] == slot.raw_value
     none = NluQuery(input="turn off the kitchen lights", site_id="sat", id="r2",
                     intent_filter=["HassNevermind"])
     out = handler(engine).handle(NluQuery.topic(), none.payload().encode("utf-8"), None)
@@ -249,23 +256,36 @@ def test_site_restriction(engine):
     assert len(hd.handle("edge-slm/kitchen/query", native, None)) == 1
 
 
-def test_site_area_fills_a_missing_area(loose):
+def test_the_sites_area_is_the_area_heard_in(loose):
+    """A satellite's configured area goes to the engine with its queries (Hermes and native),
+    which answers with it where the command means the satellite's room."""
     text = "turn off the lights"
-    result = loose.parse(text)
-    assert result.intent in AREA_INTENTS, result
-    assert not {s.name for s in result.slots} & {"area", "floor"}, result
     hd = handler(loose, site_areas={"kitchen-sat": "Kitchen"})
     full = json.loads(hd.handle(QUERY, hermes_query(text, site_id="kitchen-sat"), None)[1]
                       .payload)
-    assert full["slots"] == expected_slots(result) + [
-        {"entity": "area", "slotName": "area", "value": {"kind": "Unknown", "value": "Kitchen"},
-         "rawValue": "Kitchen", "confidence": 1.0, "range": None}]
+    assert full["slots"] == expected_slots(loose.parse(text, area="Kitchen"))
     other = json.loads(hd.handle(QUERY, hermes_query(text, site_id="hall"), None)[1].payload)
-    assert other["slots"] == expected_slots(result)
-    no_area = handler(loose, site_areas={"kitchen-sat": "Kitchen"}, area_intents=())
-    full = json.loads(no_area.handle(QUERY, hermes_query(text, site_id="kitchen-sat"),
-                                     None)[1].payload)
-    assert full["slots"] == expected_slots(result)
+    assert other["slots"] == expected_slots(loose.parse(text))
+    native = hd.handle("edge-slm/kitchen-sat/query", n.NativeQuery("1", text).to_payload(),
+                       None)
+    assert json.loads(native[0].payload)["slots"] == \
+        loose.parse(text, area="Kitchen").to_dict()["slots"]
+    said = n.NativeQuery("2", text, area="Hall").to_payload()  # the query's own wins
+    native = hd.handle("edge-slm/kitchen-sat/query", said, None)
+    assert json.loads(native[0].payload)["slots"] == \
+        loose.parse(text, area="Hall").to_dict()["slots"]
+
+
+def test_the_shipped_model_fills_the_satellites_area_and_the_domain():
+    shipped = IntentEngine.load()
+    hd = handler(shipped, site_areas={"kitchen-sat": "Kitchen"})
+    out = hd.handle(QUERY, hermes_query("turn off the lights", site_id="kitchen-sat"), None)
+    slots = {s["slotName"]: s for s in json.loads(out[1].payload)["slots"]}
+    assert slots["area"]["value"]["value"] == "Kitchen" and slots["area"]["range"] is None
+    assert slots["domain"]["value"]["value"] == "light" and slots["domain"]["range"] is None
+    everywhere = hd.handle(QUERY, hermes_query("turn off all the lights in the house",
+                                               site_id="kitchen-sat"), None)
+    assert "area" not in {s["slotName"] for s in json.loads(everywhere[1].payload)["slots"]}
 
 
 def test_site_area_does_not_override_a_said_area(engine):

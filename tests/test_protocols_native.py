@@ -18,6 +18,7 @@ PARSE = {"text": "turn off the kitchen lights", "intent": "HassTurnOff", "confid
          "alternatives": [{"intent": "HassTurnOn", "confidence": 0.0044}]}
 SAMPLES = {
     n.NativeQuery: [n.NativeQuery("q1", text="turn off the lights", lang="en"),
+                    n.NativeQuery("q2", text="lights on", area="Kitchen"),
                     n.NativeQuery(7, texts=("turn on the lamp", "")), n.NativeQuery(None, "x")],
     n.NativeReply: [n.NativeReply("q1", "en-int8-abc", 3.25, result=PARSE),
                     n.NativeReply(7, "en-int8-abc", 9.0,
@@ -97,6 +98,9 @@ def test_exactly_one_of_text_and_texts():
     (b'{"id": true, "text": "x"}', "'id'"),
     (b'{"id": 1.5, "text": "x"}', "'id'"),
     (b'{"id": "a", "text": "x", "lang": 1}', "'lang'"),
+    (b'{"id": "a", "text": "x", "context": "kitchen"}', "'context'"),
+    (b'{"id": "a", "text": "x", "context": {"area": 3}}', "'area'"),
+    (b'{"id": "a", "text": "x", "context": {"area": " "}}', "area"),
 ])
 def test_malformed_query_raises_protocol_error(payload, match):
     with pytest.raises(ProtocolError, match=match):

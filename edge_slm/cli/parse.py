@@ -1,10 +1,12 @@
 """`edge-slm parse`: text -> intent and slots with the shipped (or a given) bundle.
 
     edge-slm parse "turn off the kitchen lights"
+    edge-slm parse --home my_home.yaml --area Kitchen "turn on the lights in here"
     edge-slm parse --jsonl < queries.jsonl > answers.jsonl
 
-With --jsonl every input line gives exactly one output line, in order: the parse, or
-{"error": ..., "line": n} for an empty, malformed or unparseable line.
+With --jsonl every input line ({"text": ..., "context": {"area": ...}}, the context optional)
+gives exactly one output line, in order: the parse, or {"error": ..., "line": n} for an empty,
+malformed or unparseable line. With --home, your home is the only one names resolve against.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, BinaryIO, Dict, TextIO
+from typing import Any, BinaryIO, Dict, Optional, TextIO
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -25,17 +27,18 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
                    help='read {"text": ...} lines on stdin, write one JSON object per line')
     p.add_argument("--bundle", type=Path, help="model bundle (default: the shipped int8 one)")
     p.add_argument("--home", type=Path,
-                   help="your home's inventory (YAML: entities, areas, floors) to resolve "
-                        "names against")
+                   help="your home (YAML or JSON: entities, areas, floors): the only names "
+                        "answers are given in (default: the bundle's example home)")
+    p.add_argument("--area", help="the area the command was heard in (a satellite's room), "
+                                  'for commands such as "turn on the lights in here"')
     p.set_defaults(run=run)
 
 
 def load_engine(bundle: Any, home: Any = None) -> Any:
     """The engine for a --bundle/--home pair (shared by parse, eval and serve)."""
-    from ..runtime.engine import IntentEngine, home_from_inventory
+    from ..runtime.engine import IntentEngine
 
-    names = home_from_inventory(home) if home is not None else None
-    return IntentEngine.load(bundle, home=names)
+    return IntentEngine.load(bundle, home=home)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,21 +47,24 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give a text or --jsonl, not both")
     if not args.jsonl and not args.text:
         raise ValueError('nothing to parse: edge-slm parse "turn on the light" (or --jsonl)')
+    if args.area is not None and not args.area.strip():
+        raise ValueError("--area: give the name of an area")
     engine = load_engine(args.bundle, args.home)
     if not args.jsonl:
         from ..runtime.engine import InputError
 
         try:
-            result = engine.parse(" ".join(args.text))
+            result = engine.parse(" ".join(args.text), area=args.area)
         except InputError as err:
             raise ValueError(str(err)) from err
         print(json.dumps(result.to_dict(), indent=1, ensure_ascii=False))
         return 0
-    return serve_jsonl(engine, sys.stdin.buffer, sys.stdout)
+    return serve_jsonl(engine, sys.stdin.buffer, sys.stdout, area=args.area)
 
 
-def answer_line(engine: Any, raw: bytes, n: int) -> Dict[str, Any]:
-    """The output object of one --jsonl input line."""
+def answer_line(engine: Any, raw: bytes, n: int, area: Optional[str] = None) -> Dict[str, Any]:
+    """The output object of one --jsonl input line (`area`: the area when the line's own
+    `context` gives none)."""
     from ..runtime.engine import InputError
 
     try:
@@ -73,16 +79,24 @@ def answer_line(engine: Any, raw: bytes, n: int) -> Dict[str, Any]:
         return {"error": f"not JSON: {err}", "line": n}
     if not isinstance(query, dict) or "text" not in query:
         return {"error": 'expected an object with "text"', "line": n}
+    context = query.get("context", {})
+    if context is None:
+        context = {}
+    if not isinstance(context, dict):
+        return {"error": '"context" must be an object such as {"area": "Kitchen"}', "line": n}
+    said_area = context.get("area", area)
+    if said_area is not None and not (isinstance(said_area, str) and said_area.strip()):
+        return {"error": 'context "area" must be a non-empty string', "line": n}
     try:
-        return engine.parse(query["text"]).to_dict()
+        return engine.parse(query["text"], area=said_area).to_dict()
     except InputError as err:
         return {"error": str(err), "line": n}
 
 
-def serve_jsonl(engine: Any, inp: BinaryIO, out: TextIO) -> int:
+def serve_jsonl(engine: Any, inp: BinaryIO, out: TextIO, area: Optional[str] = None) -> int:
     """Answer every line of `inp` on `out`, in order, one line each (flushed, so another
     program can talk to us line by line)."""
     for n, line in enumerate(inp, 1):
-        out.write(json.dumps(answer_line(engine, line, n), ensure_ascii=False) + "\n")
+        out.write(json.dumps(answer_line(engine, line, n, area), ensure_ascii=False) + "\n")
         out.flush()
     return 0

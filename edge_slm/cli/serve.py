@@ -103,8 +103,8 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
                         "flags and EDGE_SLM_* variables win over it")
     p.add_argument("--bundle", type=Path, help="model bundle (default: the shipped int8 one)")
     p.add_argument("--home", type=Path,
-                   help="your home's inventory (YAML: entities, areas, floors) to resolve "
-                        "names against")
+                   help="your home (YAML or JSON: entities, areas, floors): the only names "
+                        "answers are given in (default: the bundle's example home)")
     add_mqtt_args(p)
     p.add_argument("--keepalive", type=int, metavar="S",
                    help="MQTT keep-alive seconds (default: 60)")
@@ -114,7 +114,8 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     p.add_argument("--site-id", action="append", metavar="ID",
                    help="serve only this site (repeat for several; default: every site)")
     p.add_argument("--site-area", action="append", metavar="SITE=AREA",
-                   help="the area a site is in: fills a missing area slot (repeatable)")
+                   help="the area a site is in: the area of its commands that mean the "
+                        "satellite's room, such as 'turn on the lights' (repeatable)")
     p.add_argument("--status-site", metavar="ID",
                    help="site of the status and telemetry topics (default: the first "
                         "--site-id, else default); give each daemon of a share group its own")

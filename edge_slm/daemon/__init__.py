@@ -18,17 +18,6 @@ MQTT_PORT = 1883
 MQTTS_PORT = 8883
 DEFAULT_SITE = "default"
 
-AREA_INTENTS = (
-    "HassTurnOn", "HassTurnOff", "HassToggle", "HassLightSet", "HassGetState",
-    "HassClimateGetTemperature", "HassClimateSetTemperature", "HassClimateSetFanMode",
-    "HassSetPosition", "HassFanSetSpeed", "HassMediaPause", "HassMediaUnpause",
-    "HassMediaNext", "HassMediaPrevious", "HassSetVolume", "HassSetVolumeRelative",
-    "HassMediaPlayerMute", "HassMediaPlayerUnmute", "HassMediaSearchAndPlay",
-    "HassVacuumStart", "HassVacuumReturnToBase",
-)
-"""Intents that act on devices in a place: only these get a site's area filled in (a timer or
-the time of day has no area, and Home Assistant would refuse the extra slot)."""
-
 
 @dataclass(frozen=True)
 class BrokerAddress:
@@ -83,9 +72,8 @@ class DaemonConfig:
     site_ids: Tuple[str, ...] = ()
     """Sites served (Hermes siteId, native topic level); empty: every site."""
     site_areas: Mapping[str, str] = field(default_factory=dict)
-    """Area of a site ({"kitchen-satellite": "Kitchen"}): fills a missing `area` slot."""
-    area_intents: Tuple[str, ...] = AREA_INTENTS
-    """Intents whose missing `area` a site's area may fill."""
+    """Area of a site ({"kitchen-satellite": "Kitchen"}): the `area` of commands that mean
+    the satellite's room ("turn on the lights", "what's the temperature in here")."""
     mqtt_version: str = "5"
     """"5" (response topics, session expiry) or "3.1.1"."""
     client_id: Optional[str] = None

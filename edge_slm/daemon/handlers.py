@@ -59,19 +59,26 @@ def hermes_value(value: Any) -> Dict[str, Any]:
 
 
 def hermes_slots(slots: Sequence[Any]) -> Tuple[h.HermesSlot, ...]:
-    """The engine's slots (name, value, raw, start, end, confidence) as Hermes slots."""
+    """The engine's slots (name, value, raw, start, end, confidence) as Hermes slots; an
+    implied slot (a fixed slot, the satellite's area) has no words, so no range, and its
+    value as its raw value."""
     return tuple(
         h.HermesSlot(entity=s.name, value=hermes_value(s.value), slot_name=s.name,
-                     raw_value=s.raw, confidence=round(float(s.confidence), 4),
-                     range=h.SlotRange(s.start, s.end, s.start, s.end))
+                     raw_value=s.raw if s.start is not None else _raw_of(s.value),
+                     confidence=round(float(s.confidence), 4),
+                     range=(h.SlotRange(s.start, s.end, s.start, s.end)
+                            if s.start is not None else None))
         for s in slots)
+
+
+def _raw_of(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)
 
 
 def _unsaid_slot(name: str, value: Any) -> h.HermesSlot:
     """A slot that was not in the words (custom entity, site area): no range, sure."""
     return h.HermesSlot(entity=name, value=hermes_value(value), slot_name=name,
-                        raw_value=value if isinstance(value, str) else str(value),
-                        confidence=1.0, range=None)
+                        raw_value=_raw_of(value), confidence=1.0, range=None)
 
 
 @dataclass(frozen=True)
@@ -190,7 +197,8 @@ class Handler:
             # an empty transcript: nothing was said, which is "not recognized" in Hermes
             return [self._not_recognized(query)]
         try:
-            result = self.engine.parse(query.input)
+            result = self.engine.parse(query.input,
+                                       area=self.config.site_areas.get(query.site_id))
         except InputError as err:
             return self._hermes_error(str(err), query.site_id, query.session_id, context)
         chosen = self._choose(result, query.intent_filter)
@@ -224,16 +232,14 @@ class Handler:
 
     def _all_slots(self, intent: str, slots: Sequence[Any],
                    query: h.NluQuery) -> Tuple[h.HermesSlot, ...]:
-        """The parsed slots, then the query's custom entities, then the site's area."""
+        """The parsed slots (with the site's area where the command means it), then the
+        query's custom entities."""
         out = list(hermes_slots(slots))
         have = {s.slot_name for s in out}
         for name, value in (query.custom_entities or {}).items():
             if name not in have:
                 out.append(_unsaid_slot(name, value))
                 have.add(name)
-        area = self.config.site_areas.get(query.site_id)
-        if area and intent in self.config.area_intents and not have & {"area", "floor"}:
-            out.append(_unsaid_slot("area", area))
         return tuple(out)
 
     def _not_recognized(self, query: h.NluQuery) -> Outgoing:
@@ -267,23 +273,24 @@ class Handler:
         if problem:
             return [self._native_out(route, n.NativeError(query.id, problem))]
         start = self.clock()
+        area = query.area or self.config.site_areas.get(site)
         if query.text is not None:
-            one = self._parse_dict(query.text)
+            one = self._parse_dict(query.text, area)
             if "error" in one:
                 return [self._native_out(route, n.NativeError(query.id, one["error"]))]
             reply = n.NativeReply(query.id, self.model_id, self._ms(start), result=one)
         else:
-            results = tuple(self._parse_dict(t) for t in query.texts or ())
+            results = tuple(self._parse_dict(t, area) for t in query.texts or ())
             reply = n.NativeReply(query.id, self.model_id, self._ms(start), results=results)
         return [self._native_out(route, reply)]
 
-    def _parse_dict(self, text: str) -> Dict[str, Any]:
+    def _parse_dict(self, text: str, area: Optional[str] = None) -> Dict[str, Any]:
         """The parse object of a text, or {"error": ...} when it cannot be parsed."""
         problem = self._text_problem(text)
         if problem:
             return {"error": problem}
         try:
-            return self.engine.parse(text).to_dict()
+            return self.engine.parse(text, area=area).to_dict()
         except InputError as err:
             return {"error": str(err)}
 

@@ -1,6 +1,7 @@
 """The native edge-slm messages: JSON over MQTT, one topic level per site.
 
-    in:  edge-slm/<site>/query    NativeQuery    {"id", "text", "lang"?} or {"id", "texts": [...]}
+    in:  edge-slm/<site>/query    NativeQuery    {"id", "text", "lang"?, "context"?} or
+                                                 {"id", "texts": [...], ...}
     out: edge-slm/<site>/intent   NativeReply    the `parse --jsonl` object + id, latency_ms,
                                                  model_id (or {"id", "results": [...], ...})
          edge-slm/<site>/intent   NativeError    {"id", "error"}
@@ -76,10 +77,15 @@ class NativeQuery(_SiteTopic):
     """Several texts: the reply carries `results`, in the same order."""
     lang: Optional[str] = None
     """Language of the text ("en", "en-US"); refused when the model speaks another."""
+    area: Optional[str] = None
+    """The area the command was heard in (wire: `"context": {"area": ...}`); None: the
+    site's configured area, if any."""
 
     def __post_init__(self) -> None:
         if (self.text is None) == (self.texts is None):
             raise ProtocolError("NativeQuery: give exactly one of 'text' and 'texts'")
+        if self.area is not None and not self.area.strip():
+            raise ProtocolError("NativeQuery: context 'area' is empty")
 
     def to_dict(self) -> Dict[str, Any]:
         """The wire object (absent fields are left out)."""
@@ -90,6 +96,8 @@ class NativeQuery(_SiteTopic):
             out["texts"] = list(self.texts)
         if self.lang is not None:
             out["lang"] = self.lang
+        if self.area is not None:
+            out["context"] = {"area": self.area}
         return out
 
     @classmethod
@@ -99,7 +107,13 @@ class NativeQuery(_SiteTopic):
         texts = opt_str_tuple(obj, "texts", w)
         if texts is not None and not texts:
             raise ProtocolError(f"{w}: field 'texts' is empty")
-        return cls(opt_id(obj, "id", w), opt_str(obj, "text", w), texts, opt_str(obj, "lang", w))
+        context = obj.get("context")
+        if context is not None and not isinstance(context, Mapping):
+            raise ProtocolError(f"{w}: field 'context' must be an object such as "
+                                '{"area": "Kitchen"}')
+        area = opt_str(context, "area", w) if context is not None else None
+        return cls(opt_id(obj, "id", w), opt_str(obj, "text", w), texts,
+                   opt_str(obj, "lang", w), area)
 
 
 @dataclass(frozen=True)
