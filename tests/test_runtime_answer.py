@@ -166,3 +166,21 @@ def test_a_name_of_the_home_said_word_for_word_moves_the_intent():
     # one word ("rover") needs the model to give the intent a share of its probability
     assert run("zap rover", [0, 0.999, 0.0001, 0, 0]).intent == "HassTurnOn"
     assert run("zap rover", [0, 0.95, 0.05, 0, 0]).intent == "HassVacuumStart"
+
+
+def test_a_name_of_the_home_wins_over_free_text_read_there():
+    labels = Labels([None, "HassListAddItem"], ["O", "B-item", "I-item", "B-name", "I-name"])
+    values = ValueTables(name_domains={"HassListAddItem": ["todo"]},
+                         intent_slots={"HassListAddItem": ["item", "name"]})
+    home = KnownHome(inventory_from_dict({"entities": [{"name": "Trader Joes",
+                                                        "domain": "todo"}]}), user=True)
+    text = "add apples to my trader joes list"
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+    lt = np.full((1 + len(words), 5), -5.0)
+    lt[:, 0] = 5.0
+    for k, tag in ((1, 1), (4, 1)):  # "apples" and "trader" read as items
+        lt[1 + k] = -5.0
+        lt[1 + k, tag] = 5.0
+    res = Answerer(labels, values).answer(text, np.log([1e-3, 1.0]), lt, np.zeros(1), words,
+                                          home, None, True, None, 1.0, 0.5)
+    assert res.slot_values() == {"item": "apples", "name": "Trader Joes"}

@@ -113,3 +113,21 @@ def test_an_area_and_a_cover_word_are_the_area_and_the_class():
     text = "close the playroom blinds"
     got = resolve_spans(text, [("name", 10, 25)], HOME)
     assert spans_text(text, got) == [("area", "playroom"), ("device_class", "blinds")]
+
+
+def test_in_the_users_home_a_place_and_a_class_that_make_a_name_are_it():
+    home = HomeNames.build(names=["Bedroom Curtain"], areas=["Bedroom"])
+    text = "set bedroom curtain to 50%"
+    spans = [("area", 4, 11), ("device_class", 12, 19)]
+    assert spans_text(text, resolve_spans(text, spans, home, names_win=True)) == \
+        [("name", "bedroom curtain")]
+    text = "open the bedroom curtains"
+    spans = [("area", 9, 16), ("device_class", 17, 25)]
+    assert resolve_spans(text, spans, home, names_win=True) == spans
+
+
+def test_a_complete_home_without_places_drops_every_place():
+    text = "play the office"
+    spans = [("area", 9, 15)]
+    assert resolve_spans(text, spans, HomeNames(), strict=True) == []
+    assert resolve_spans(text, spans, HomeNames()) == spans

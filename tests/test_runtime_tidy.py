@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from edge_slm.runtime.tidy import by_unit, for_intent, split_media_class, trim_closed
+from edge_slm.runtime.tidy import (by_unit, extend_media_class, for_intent, split_media_class,
+                                   timer_starts, trim_closed)
 
 
 def said(text, spans):
@@ -46,3 +47,37 @@ def test_a_search_that_starts_with_a_media_class():
     text = "play the song Bohemian Rhapsody"
     got = split_media_class(text, [("search_query", 14, len(text))], ["song"])
     assert said(text, got) == [("media_class", "song"), ("search_query", "Bohemian Rhapsody")]
+
+
+TIMER_CHANGE = ["hours", "minutes", "seconds", "start_hours", "start_minutes", "start_seconds"]
+
+
+def at(text, slot, phrase):
+    a = text.index(phrase)
+    return (slot, a, a + len(phrase))
+
+
+def test_a_duration_that_names_the_timer_is_its_start():
+    text = "remove 1 hour from the 1 hour timer"
+    spans = [("hours", 7, 8), ("hours", 23, 24)]  # both "1"s
+    got = timer_starts(text, spans, TIMER_CHANGE)
+    assert [s for s, _, _ in got] == ["hours", "start_hours"]
+    text = "add 5 minutes to my 10-minute timer"
+    spans = [("minutes", 4, 5), at(text, "minutes", "10")]
+    assert timer_starts(text, spans, TIMER_CHANGE)[1] == at(text, "start_minutes", "10")
+    # the intent takes no start_ slot, or the number is not the timer's name: left alone
+    assert timer_starts(text, spans, ["minutes"]) == spans
+    text = "add 10 minutes to the timer"
+    assert timer_starts(text, [at(text, "minutes", "10")], TIMER_CHANGE) == \
+        [at(text, "minutes", "10")]
+
+
+def test_a_media_class_completed_by_the_search_after_it():
+    text = "play the tv show Breaking Bad"
+    spans = [at(text, "media_class", "tv"), at(text, "search_query", "show Breaking Bad")]
+    got = extend_media_class(text, spans, ["tv show", "movie", "tv"])
+    assert said(text, got) == [("media_class", "tv show"), ("search_query", "Breaking Bad")]
+    # a search that does not complete a class stays whole
+    text = "play the movie Show Boat"
+    spans = [at(text, "media_class", "movie"), at(text, "search_query", "Show Boat")]
+    assert extend_media_class(text, spans, ["tv show", "movie"]) == spans

@@ -188,6 +188,7 @@ class CorpusBuilder:
         probs = cfg.augment_probs or None
         for _ in range(cfg.count):
             if negatives and rng.random() < cfg.oos_fraction:
+                text = None
                 if self.neg_templates and rng.random() < cfg.oos_template_share:
                     ntpl = self.neg_templates[int(rng.random() * len(self.neg_templates))]
                     tid, source = ntpl.id, "oos-template"
@@ -196,7 +197,9 @@ class CorpusBuilder:
                         text = walk_text(ntpl.node, rng, self.neg_lists)  # type: ignore[arg-type]
                         if not self._conversational(text):
                             break
-                else:
+                    else:  # every walk was "thanks" or "never mind": a listed sentence instead
+                        text = None
+                if text is None:
                     neg = negatives[int(rng.random() * len(negatives))]
                     tid, source = f"oos:{neg.source}:{neg.group}", f"oos-{neg.source}"
                     heldout = _hash01(cfg.split_salt, "oos:" + neg.text) < cfg.heldout_fraction

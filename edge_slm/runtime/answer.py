@@ -123,9 +123,12 @@ class Answerer:
         out = resolve_spans(text, spans, names, strict=strict, free=free, names_win=home.user)
         takes_any = self.values.intent_slots.get(name)
         out = tidy.for_intent(out, takes_any)
+        out = tidy.timer_starts(text, out, takes_any)
         out = tidy.trim_closed(text, out, self.values.vocab)
         if takes_any and "media_class" in takes_any:
-            out = tidy.split_media_class(text, out, self.values.vocab.get("media_class", []))
+            classes = self.values.vocab.get("media_class", [])
+            out = tidy.extend_media_class(text, out, classes)
+            out = tidy.split_media_class(text, out, classes)
         if not home.user:
             return out
         takes = set(self.values.intent_slots.get(name, [])) - set(free)
@@ -137,13 +140,21 @@ class Answerer:
                                ("floor", {"area", "floor"})):
             if slot in takes and not have & blockers:
                 # a name only of a domain the intent takes: "is everyone home" does not name
-                # the weather entity called Home
-                found = home.find(slot, text, [(a, b) for _, a, b in out],
-                                  domains if slot == "name" else None)
+                # the weather entity called Home; a name said word for word wins over free
+                # text the model read there ("trader" of "my trader joes list")
+                see_through = slot == "name"
+                taken = [(a, b) for sl, a, b in out if not (see_through and self._free(sl))]
+                found = home.find(slot, text, taken, domains if slot == "name" else None)
                 if found is not None:
-                    out = sorted(out + [found], key=lambda s: s[1])
+                    out = _cut(text, out, found[1], found[2]) + [found]
+                    out.sort(key=lambda s: s[1])
                     have.add(slot)
         return out
+
+    def _free(self, slot: str) -> bool:
+        """Whether `slot` is free text (a search, an item), not a place, list or number."""
+        return (slot not in PLACE_SLOTS and slot not in self.values.vocab
+                and slot not in self.values.numeric and slot != "device_class")
 
     def _names_in_free_text(self, text: str, spans: List[Span], home: KnownHome,
                             domains: Sequence[str]) -> List[Span]:
@@ -261,6 +272,19 @@ class Answerer:
                 return self.values.class_domains.get(str(dc))
         dc = fixed.get("device_class")
         return self.values.class_domains.get(str(dc)) if dc is not None else None
+
+
+def _cut(text: str, spans: List[Span], start: int, end: int) -> List[Span]:
+    """`spans` without what overlaps start:end (a span starting before it keeps its head)."""
+    out = []
+    for slot, a, b in spans:
+        if b <= start or a >= end:
+            out.append((slot, a, b))
+        elif a < start:
+            head = text[a:start].rstrip()
+            if head:
+                out.append((slot, a, a + len(head)))
+    return out
 
 
 def _extra_home(names: Optional[Dict[str, List[Any]]]

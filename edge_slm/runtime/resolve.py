@@ -172,6 +172,8 @@ def resolve_spans(text: str, spans: Sequence[Span], home: Optional[HomeNames],
     kept = [sp for sp in spans if sp[0] in free]
     out = sorted((sp for sp in spans if sp[0] not in free), key=lambda s: s[1])
     if not home:
+        if strict:  # a complete home with no places: no place said is one of them
+            out = [sp for sp in out if sp[0] not in MERGEABLE]
         return sorted(kept + out, key=lambda s: s[1])
     if names_win:
         out = _classes_that_are_names(text, out, home)
@@ -188,15 +190,22 @@ def resolve_spans(text: str, spans: Sequence[Span], home: Optional[HomeNames],
 def _classes_that_are_names(text: str, spans: List[Span], home: HomeNames) -> List[Span]:
     """A device class whose words, alone or with one or two untagged neighbours, are a name of
     the home is that name ("sliding door", "curtain" + "left")."""
-    out = list(spans)
-    for n, (slot, a, b) in enumerate(out):
+    out: List[Optional[Span]] = list(spans)
+    for n, span in enumerate(spans):
+        slot, a, b = span
         if slot != "device_class":
             continue
+        before = out[n - 1] if n > 0 else None
         if home.is_name(text[a:b]):
             out[n] = ("name", a, b)
+        elif (before is not None and before[0] in MERGEABLE and _adjacent(text, before, span)
+              and norm(text[before[1]:b]) in home.names):
+            # "bedroom" + "curtain" in a home with a "Bedroom Curtain" (word for word: "the
+            # bedroom windows" of a home with a "Bedroom Window" are its windows)
+            out[n - 1], out[n] = None, ("name", before[1], b)
         else:
-            out[n] = _grown_to_a_name(text, out, n, home) or out[n]
-    return out
+            out[n] = _grown_to_a_name(text, list(spans), n, home) or span
+    return [sp for sp in out if sp is not None]
 
 
 def _grown_to_a_name(text: str, spans: List[Span], n: int, home: HomeNames) -> Optional[Span]:

@@ -9,7 +9,11 @@ from (`values.json`: `intent_slots`, `vocab`). After resolution against the home
   "off");
 - a search that starts with a media class is that class and the search ("play the movie
   Inception": media_class movie, search Inception);
-- a number's duration slot is the unit said after it ("1 hour 5 minutes").
+- a number's duration slot is the unit said after it ("1 hour 5 minutes");
+- a duration that names the timer ("from the 1 hour timer") is its start_ slot, when the intent
+  takes one;
+- a media class followed by the words that complete a longer class ("tv" + "show Breaking
+  Bad") is that class.
 
 Every function takes and returns (slot, start, end) spans in text order.
 """
@@ -33,6 +37,8 @@ _WORDS = re.compile(r"\S+")
 #: Words a search may start with before a media class ("play the artist Queen").
 _ARTICLES = frozenset(["the", "a", "an", "some", "my"])
 _START = "start_"
+#: After a number and its unit: the timer it names ("1 hour timer", "5-minute timer").
+_NAMES_TIMER = re.compile(r"[\s-]*timer\b", re.IGNORECASE)
 
 
 def for_intent(spans: Sequence[Span], takes: Optional[Iterable[str]]) -> List[Span]:
@@ -49,6 +55,21 @@ def for_intent(spans: Sequence[Span], takes: Optional[Iterable[str]]) -> List[Sp
                 slot = twin
             else:
                 continue
+        out.append((slot, a, b))
+    return out
+
+
+def timer_starts(text: str, spans: Sequence[Span], takes: Optional[Iterable[str]]
+                 ) -> List[Span]:
+    """A duration said as the timer's name ("remove 30 seconds from the 1 hour timer") is
+    the start_ slot, when the intent takes it."""
+    taken = set(takes or ())
+    out = []
+    for slot, a, b in spans:
+        if slot in UNIT_SLOTS and not slot.startswith(_START) and _START + slot in taken:
+            m = _TO_UNIT.match(text, b)
+            if m and m.group(1).casefold() in UNITS and _NAMES_TIMER.match(text, m.end()):
+                slot = _START + slot
         out.append((slot, a, b))
     return out
 
@@ -104,6 +125,27 @@ def split_media_class(text: str, spans: Sequence[Span], classes: Sequence[str]) 
                 out.append((slot, a, b))
         else:
             out.append((slot, a, b))
+    return out
+
+
+def extend_media_class(text: str, spans: Sequence[Span], classes: Sequence[str]
+                       ) -> List[Span]:
+    """A tagged media class that, with the first words of the search after it, is a longer
+    known class ("tv" then "show Breaking Bad": the class "tv show", the search "Breaking
+    Bad")."""
+    known = {tuple(c.split()) for c in classes}
+    out = list(spans)
+    for i in range(len(out) - 1):
+        (cs, ca, cb), (qs, qa, qb) = out[i], out[i + 1]
+        if cs != "media_class" or qs != "search_query" or text[cb:qa].strip():
+            continue
+        cls = tuple(norm(text[ca:cb]).split())
+        words = [(m.start() + qa, m.end() + qa) for m in _WORDS.finditer(text[qa:qb])]
+        for n in (2, 1):
+            if len(words) > n and cls + tuple(norm(text[s:e]) for s, e in words[:n]) in known:
+                out[i] = (cs, ca, words[n - 1][1])
+                out[i + 1] = (qs, words[n][0], qb)
+                break
     return out
 
 

@@ -38,7 +38,8 @@ EN_NOISE = ("and", "percent", "per", "cent", "degrees", "degree", "celsius", "fa
 NUMERIC_SHARE = 0.2
 #: A closed list has at most this many phrases that say most of its values.
 VOCAB_MAX = 400
-VOCAB_COVER = 0.97
+#: ... and those phrases say this share of its values at least (augmentation misspells a few).
+VOCAB_COVER = 0.9
 
 _NUM = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
 _TOKEN = re.compile(r"[^\s\-]+")
