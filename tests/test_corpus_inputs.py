@@ -134,3 +134,15 @@ def test_cli_writes_corpus(tmp_path, capsys):
     assert (tmp_path / "c.jsonl.stats.json").exists()
     assert main(["corpus", "--count", "4", "--seed", "4"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 4
+
+
+def test_wildcard_lists_of_every_source(tmp_path):
+    from edge_slm.corpus.templates import wildcard_lists
+
+    shipped = wildcard_lists("en")
+    assert {"search_query", "shopping_list_item", "timer_name"} <= set(shipped)
+    assert "color" not in shipped and "brightness" not in shipped
+    f = tmp_path / "recipes.yaml"
+    f.write_text('language: "en"\nintents:\n  FindRecipe:\n    data:\n      - sentences:\n'
+                 '          - "find a recipe for {dish}"\nlists:\n  dish:\n    wildcard: true\n')
+    assert "dish" in wildcard_lists("en", [f]) and "dish" not in shipped

@@ -53,4 +53,4 @@ def test_the_engine_and_daemon_run_without_training_packages():
         "print(r.intent, [s.name for s in r.slots])\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "HassTurnOff ['area']"
+    assert out.stdout.strip() == "HassTurnOff ['area', 'domain']"

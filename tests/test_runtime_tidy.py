@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from edge_slm.runtime.tidy import (by_unit, extend_media_class, for_intent, split_media_class,
-                                   timer_starts, trim_closed)
+from edge_slm.runtime.tidy import (by_unit, extend_media_class, for_intent,
+                                   search_after_play, split_media_class, timer_starts,
+                                   trim_closed)
 
 
 def said(text, spans):
@@ -81,3 +82,19 @@ def test_a_media_class_completed_by_the_search_after_it():
     text = "play the movie Show Boat"
     spans = [at(text, "media_class", "movie"), at(text, "search_query", "Show Boat")]
     assert extend_media_class(text, spans, ["tv show", "movie"]) == spans
+
+
+def test_a_search_is_what_follows_play():
+    text = "play The Office on the TV"
+    got = search_after_play(text, [at(text, "search_query", "Office"), at(text, "name", "TV")])
+    assert said(text, got) == [("search_query", "The Office"), ("name", "TV")]
+    # the article before a media class is not the search; a search of articles is none
+    text = "play the album Queen"
+    spans = [at(text, "search_query", "the"), at(text, "media_class", "album"),
+             at(text, "search_query", "Queen")]
+    assert said(text, search_after_play(text, spans)) == [("media_class", "album"),
+                                                          ("search_query", "Queen")]
+    # not after "play": the article stays outside ("put on the workout playlist")
+    text = "put on the workout playlist"
+    spans = [at(text, "search_query", "workout")]
+    assert search_after_play(text, spans) == spans

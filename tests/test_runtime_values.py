@@ -122,3 +122,15 @@ def test_a_slot_that_is_a_number_now_and_then_is_still_parsed_as_one():
     assert "volume_step" in t.numeric
     assert t.value("volume_step", "20%", "volume down by 20%") == -20
     assert t.value("volume_step", "up", "turn the volume up") == "up"
+
+
+def test_a_wildcard_slot_is_never_a_closed_list():
+    """However few searches the corpus happened to say, a search is free text; a state list
+    stays closed although a wildcard ({zone:state}) fills it now and then."""
+    recs = ([_rec(f"play {q}", "HassMediaSearchAndPlay", [("search_query", q, q)])
+             for q in ("abba", "adele", "queen")] * 3
+            + [_rec("is the door open", "HassGetState", [("state", "open", "on")])] * 10
+            + [_rec("is jane at work", "HassGetState", [("state", "work", "work", "zone")])])
+    assert "search_query" in ValueTables.from_records(recs).vocab
+    t = ValueTables.from_records(recs, wildcards=["search_query", "zone"])
+    assert "search_query" not in t.vocab and "state" in t.vocab

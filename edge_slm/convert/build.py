@@ -119,6 +119,15 @@ def load_eval_sets(run: Path, n: int, dev_path: Optional[Path]) -> EvalSets:
     return EvalSets(held, oos, dev, train)
 
 
+def _wildcards(lang: str, corpus: Dict[str, Any]) -> List[str]:
+    """The free-text slot lists of the templates the corpus was sampled from."""
+    from ..corpus.templates import wildcard_lists
+
+    return wildcard_lists(lang, [Path(p) for p in corpus.get("sentences") or []],
+                          corpus.get("include_package", True),
+                          corpus.get("include_extended", True))
+
+
 def _home_json(run: Path) -> bytes:
     """The home the corpus was sampled in: the bundle's fallback home (`home.json`)."""
     from ..corpus.inventory import load_inventory
@@ -163,8 +172,9 @@ def convert(model_dir: Path, out: Path, config: ConvertConfig,
                                                             "threshold": 0.0},
         }, indent=1).encode("utf-8"),
         "home.json": _home_json(run),
-        "values.json": json.dumps(ValueTables.from_records(sets.train).to_dict(),
-                                  ensure_ascii=False).encode("utf-8"),
+        "values.json": json.dumps(ValueTables.from_records(
+            sets.train, wildcards=_wildcards(lang, train_cfg.get("corpus", {}))).to_dict(),
+            ensure_ascii=False).encode("utf-8"),
     }
     provenance = {"packages": _package_versions(), "code_version": _code_version(),
                   "seed": {"corpus": train_cfg.get("corpus", {}).get("seed"),

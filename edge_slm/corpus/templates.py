@@ -297,6 +297,20 @@ def package_intents(lang: str) -> Dict[str, Any]:
     return data
 
 
+def wildcard_lists(lang: str, custom_files: Sequence[Path] = (), include_package: bool = True,
+                   include_extended: bool = True) -> List[str]:
+    """Names of the wildcard slot lists (free text: a search, an item, a timer's name) of the
+    sources `load_templates` would read, without compiling any template."""
+    sources: List[Dict[str, Any]] = []
+    if include_package:
+        sources.append(package_intents(lang))
+    if include_extended:
+        sources += [yaml.safe_load(text) or {} for _, text in extended_sentence_files(lang)]
+    sources += [read_sentences_file(Path(p)) for p in custom_files]
+    return sorted({name for data in sources for name, lst in (data.get("lists") or {}).items()
+                   if isinstance(lst, dict) and lst.get("wildcard")})
+
+
 def load_templates(
     lang: str,
     custom_files: Sequence[Path] = (),

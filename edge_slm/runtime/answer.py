@@ -129,6 +129,8 @@ class Answerer:
             classes = self.values.vocab.get("media_class", [])
             out = tidy.extend_media_class(text, out, classes)
             out = tidy.split_media_class(text, out, classes)
+        if takes_any and "search_query" in takes_any:
+            out = tidy.search_after_play(text, out)
         if not home.user:
             return out
         takes = set(self.values.intent_slots.get(name, [])) - set(free)

@@ -13,7 +13,9 @@ from (`values.json`: `intent_slots`, `vocab`). After resolution against the home
 - a duration that names the timer ("from the 1 hour timer") is its start_ slot, when the intent
   takes one;
 - a media class followed by the words that complete a longer class ("tv" + "show Breaking
-  Bad") is that class.
+  Bad") is that class;
+- a search is what follows "play", article included ("play The Office": "The Office", as
+  Home Assistant's "play {search_query}" reads it); an article alone is no search.
 
 Every function takes and returns (slot, start, end) spans in text order.
 """
@@ -146,6 +148,25 @@ def extend_media_class(text: str, spans: Sequence[Span], classes: Sequence[str]
                 out[i] = (cs, ca, words[n - 1][1])
                 out[i + 1] = (qs, words[n][0], qb)
                 break
+    return out
+
+
+_PLAY_ARTICLE = re.compile(r"\bplay\s+(the|a|an)\s+$", re.IGNORECASE)
+
+
+def search_after_play(text: str, spans: Sequence[Span]) -> List[Span]:
+    """Searches as Home Assistant's `play {search_query}` reads them: the article after
+    "play" belongs to the search ("play The Office"); a search that is only articles ("the"
+    before a media class) is dropped."""
+    out: List[Span] = []
+    for slot, a, b in spans:
+        if slot == "search_query":
+            if all(norm(w) in _ARTICLES for w in text[a:b].split()):
+                continue
+            m = _PLAY_ARTICLE.search(text[:a])
+            if m and not (out and out[-1][2] > m.start(1)):
+                a = m.start(1)
+        out.append((slot, a, b))
     return out
 
 

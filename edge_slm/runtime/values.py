@@ -94,10 +94,12 @@ class ValueTables:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     @classmethod
-    def from_records(cls, records: Iterable[Dict[str, Any]],
-                     min_count: int = 2) -> "ValueTables":
-        """Learn the tables from corpus records (slot text -> value where they differ)."""
-        learner = _Learner()
+    def from_records(cls, records: Iterable[Dict[str, Any]], min_count: int = 2,
+                     wildcards: Iterable[str] = ()) -> "ValueTables":
+        """Learn the tables from corpus records (slot text -> value where they differ).
+        `wildcards`: the slot lists that are free text (a slot filled from one is never a
+        closed list, however few phrases the corpus happened to say)."""
+        learner = _Learner(wildcards)
         for rec in records:
             learner.add(rec)
         return learner.tables(min_count)
@@ -168,7 +170,9 @@ class ValueTables:
 class _Learner:
     """Counts over corpus records, turned into `ValueTables`."""
 
-    def __init__(self) -> None:
+    def __init__(self, wildcards: Iterable[str] = ()) -> None:
+        self.wildcards = frozenset(wildcards)
+        self.free_text: Dict[str, int] = {}
         self.counts: Dict[str, Dict[str, Dict[str, int]]] = {}
         self.by_domain: Dict[Tuple[str, str], Dict[str, Dict[str, int]]] = {}
         self.numeric_votes: Dict[str, List[int]] = {}
@@ -194,6 +198,8 @@ class _Learner:
                 votes[0 if s.get("list") in (None, "fixed") else 1] += 1
             if name == "device_class":
                 dc = value
+            if (s.get("list") or name) in self.wildcards:
+                self.free_text[name] = self.free_text.get(name, 0) + 1
             if value is None or name in ("name", "area", "floor"):
                 continue
             v = str(value)
@@ -264,7 +270,8 @@ class _Learner:
         for name, counts in self.phrases.items():
             common = {t: n for t, n in counts.items() if n >= min_count}
             total = sum(counts.values())
-            if (name not in numeric and 0 < len(common) <= VOCAB_MAX
+            if (name not in numeric and self.free_text.get(name, 0) < total / 2
+                    and 0 < len(common) <= VOCAB_MAX
                     and sum(common.values()) >= VOCAB_COVER * total):
                 out[name] = sorted(common)
         return out
