@@ -14,6 +14,8 @@ from edge_slm.model.checkpoint import load_checkpoint, save_checkpoint  # noqa: 
 from edge_slm.model.pipeline import load_train_config, run_training  # noqa: E402
 
 SMALL = Path(__file__).resolve().parent.parent / "configs" / "small.yaml"
+STAGES = ["corpus", "tokenizer", "teacher", "teacher_labels", "student", "distillation",
+          "pruning", "calibration"]
 
 
 def test_small_run_learns(small_run):
@@ -75,6 +77,43 @@ def test_prune_keeps_outputs_close(small_run):
     assert agree > 0.85
 
 
+def test_every_stage_reports_its_own_figures(small_run):
+    from edge_slm.model.report import format_table, headline
+    from edge_slm.model.tokenizer_train import fast_tokenizer
+
+    out, report, logs = small_run
+    stages, res = report["stages"], report["results"]
+    assert list(stages) == STAGES
+    for name in STAGES:
+        assert stages[name]["resumed"] is False and stages[name]["seconds"] >= 0
+        assert sum(m.startswith(f"{name} (ran, ") for m in logs) == 1, name
+    fig = {name: stages[name]["figures"] for name in STAGES}
+    lines = (out / "corpus.jsonl").read_text().splitlines()
+    assert fig["corpus"]["sentences"] == len(lines) == sum(fig["corpus"]["splits"].values())
+    assert fig["corpus"]["extra"] == len((out / "extra.jsonl").read_text().splitlines())
+    assert 0 < fig["corpus"]["calibration"] < 5000
+    fast = fast_tokenizer((out / "tokenizer.json").read_text(encoding="utf-8"))
+    assert fig["tokenizer"]["vocab"] == fast.get_vocab_size() <= 1200
+    assert fig["teacher"]["params"] == report["params"]["teacher"] > 20_000_000
+    assert fig["teacher_labels"]["rows"]["train"] == fig["tokenizer"]["student_rows"] == 5000
+    # Teacher and students: their figures are their rows of the closing table.
+    for stage, row in (("teacher_labels", "teacher"), ("student", "student_no_teacher"),
+                       ("distillation", "distilled"), ("calibration", "pruned")):
+        assert {k: fig[stage][k] for k in headline(res[row])} == headline(res[row]), stage
+    assert fig["student"]["held-out intent acc"] == \
+        res["student_no_teacher"]["heldout_templates"]["intent_acc"]
+    assert fig["pruning"]["params"] == report["params"]["pruned"] < report["params"]["distilled"]
+    assert fig["pruning"]["vocab"] == f"{fast.get_vocab_size()} -> " \
+        f"{load_checkpoint(out / 'model').model.config.vocab_size}"
+    for key in ("temperature", "threshold", "ece_before", "ece_after"):
+        assert fig["calibration"][key] == report["calibration"][key]
+    # report.md: the closing table first, as before, then the stages.
+    table, rest = (out / "report.md").read_text().split("\n\n", 1)
+    assert table == format_table(res)
+    assert [row.split(" | ")[0] for row in rest.strip().split("\n")[2:]] == \
+        [f"| {name}" for name in STAGES]
+
+
 def test_rerun_resumes_from_cache(small_run):
     out, report, first_logs = small_run
     assert any("fine-tuning" in m for m in first_logs)
@@ -83,3 +122,11 @@ def test_rerun_resumes_from_cache(small_run):
     assert not any("fine-tuning" in m or "student without teacher" in m for m in logs)
     assert again["results"]["pruned"]["heldout_templates"] == \
         report["results"]["pruned"]["heldout_templates"]
+    # Every stage resumed, said so, and reported the same figures as when it ran.
+    assert list(again["stages"]) == STAGES
+    for name in STAGES:
+        stage = again["stages"][name]
+        assert stage["resumed"] is True, name
+        assert stage["figures"] == report["stages"][name]["figures"], name
+        assert sum(m.startswith(f"{name} (resumed, ") for m in logs) == 1, name
+    assert again["results"] == report["results"]

@@ -19,7 +19,7 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from ..bundle import read_bundle, sha256, write_bundle
 from ..errors import EdgeSlmError
 from ..runtime.metrics import evaluate, to_corpus_format
 from ..runtime.values import ValueTables
+from .report import format_report, plot_report
 
 #: Sentences every golden check runs (besides a few held-out ones).
 GOLDEN_TEXTS = ("turn off the kitchen lights", "is the garage door open?",
@@ -196,9 +197,9 @@ def convert(model_dir: Path, out: Path, config: ConvertConfig,
             flats[q] = quantize.dynamic(float_flat, q)
         elif q == "int8-full":
             log("convert: int8-full (int8 weights and activations, calibrated)")
-            from ..model.pipeline import _encoder_for
+            from ..model.report import encoder_for
 
-            rep = _encoder_for(ckpt, ckpt.labels)(sets.train[:config.representative]).ids
+            rep = encoder_for(ckpt, ckpt.labels)(sets.train[:config.representative]).ids
             flats[q] = quantize.full_integer(ckpt.model, rep)
     convert_s = time.perf_counter() - t0
 
@@ -237,7 +238,7 @@ def convert(model_dir: Path, out: Path, config: ConvertConfig,
     report["refused"] = refused
     (out / "report.json").write_text(json.dumps(report, indent=1))
     (out / "report.md").write_text(format_report(report) + "\n")
-    _plot(report, out / "report.png")
+    plot_report(report, out / "report.png")
     return report
 
 
@@ -347,67 +348,3 @@ def _measure(engine: Any, sets: EvalSets, config: ConvertConfig
     out["model_p99_ms"] = float(np.percentile(lat, 99))
     out["runtime"] = engine.model.runtime
     return out, np.asarray(tops)
-
-
-def format_report(report: Dict[str, Any]) -> str:
-    """The gate's table in markdown."""
-    head = ("| variant | status | bundle bytes | held-out intent (top-1) | held-out answered "
-            "right | held-out slot F1 | OOS false accepts | dev intent (top-1) | dev answered "
-            "right | agreement with float | model p50 ms | model p99 ms | parse p50 ms |")
-    lines = [head, "|" + "---|" * 13]
-    for q, e in report["variants"].items():
-        m = e["metrics"]
-
-        def pct(path: Sequence[str]) -> str:
-            v: Any = m
-            for p in path:
-                if not isinstance(v, dict) or p not in v:
-                    return "-"
-                v = v[p]
-            return f"{100 * v:.2f}%"
-        lines.append(
-            f"| {q} | {e['status']} | {m.get('bundle_bytes', 0):,} | "
-            f"{pct(['heldout', 'top1_acc'])} | {pct(['heldout', 'intent_acc'])} | "
-            f"{pct(['heldout', 'slot_f1'])} | {pct(['oos', 'false_accept'])} | "
-            f"{pct(['dev', 'top1_acc'])} | {pct(['dev', 'intent_acc'])} | "
-            f"{pct(['agreement_with_float'])} | {m['model_p50_ms']:.3f} | "
-            f"{m['model_p99_ms']:.3f} | {m['heldout']['parse_p50_ms']:.3f} |")
-    lines += ["", "Intent (top-1): the model's best guess; answered right: the answer after the "
-              "calibrated threshold (a rejected command counts as wrong). Slot F1 after "
-              "resolution against the home, on the answers."]
-    notes = [f"- {q}: " + "; ".join(e["reasons"]) for q, e in report["variants"].items()
-             if e["reasons"]]
-    if notes:
-        lines += ["", "Refused:"] + notes
-    return "\n".join(lines)
-
-
-def _plot(report: Dict[str, Any], path: Path) -> None:
-    """Size vs accuracy vs latency per variant."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for q, e in report["variants"].items():
-        m = e["metrics"]
-        kb = m["bundle_bytes"] / 1024
-        acc = 100 * m["heldout"]["top1_acc"]
-        colour = "tab:red" if e["status"] == "refused" else "tab:blue"
-        axes[0].scatter(kb, acc, s=40 + 400 * m["model_p50_ms"], c=colour, alpha=0.7)
-        axes[0].annotate(q, (kb, acc), textcoords="offset points", xytext=(6, 6))
-        axes[1].scatter(kb, m["model_p50_ms"], c=colour)
-        axes[1].annotate(q, (kb, m["model_p50_ms"]), textcoords="offset points",
-                         xytext=(6, 6))
-    axes[0].set_xlabel("bundle size (KiB)")
-    axes[0].set_ylabel("held-out intent accuracy, top-1 (%)")
-    axes[0].set_title("accuracy vs size (marker area ~ latency)")
-    axes[1].set_xlabel("bundle size (KiB)")
-    axes[1].set_ylabel("model latency p50 (ms, 1 thread)")
-    axes[1].set_title("latency vs size (red: refused)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -114,6 +114,30 @@ class Batch:
         return int(self.ids.shape[0])
 
 
+@dataclass
+class Sets:
+    """The encoded sets of a training run (student tokens)."""
+
+    labels: LabelSpace
+    """The run's label space."""
+    train: Batch
+    """Labelled training rows of the students."""
+    train_recs: List[Dict[str, Any]]
+    extra: Batch
+    """Extra sentences only the teacher labels (no gold labels)."""
+    extra_recs: List[Dict[str, Any]]
+    valid: Batch
+    """Validation split (temperature, pruning importance)."""
+    valid_recs: List[Dict[str, Any]]
+    evals: Dict[str, Tuple[Batch, List[Dict[str, Any]]]]
+    """Held-out sets by name (`heldout_templates`, `heldout_oos`, `dev`)."""
+    home: Any = None
+    """The names of the home the corpus was sampled in (for slot resolution)."""
+    calib: Optional[Batch] = None
+    """Out-of-scope validation sentences that set the rejection threshold."""
+    calib_recs: List[Dict[str, Any]] = field(default_factory=list)
+
+
 def read_jsonl(path: Path) -> Iterator[Dict[str, Any]]:
     """Records of a JSON-lines file."""
     with Path(path).open(encoding="utf-8") as fh:
