@@ -1,7 +1,8 @@
 """`firmware-tools`: keys and signatures for model bundles, and the TensorFlow Lite Micro
 export, and flashing over a serial link (OTA is a further subcommand as it lands).
 
-Any error exits with status 2 and one line that says what is wrong."""
+Any error the user can fix exits with status 2 and one line that says what is wrong; any
+other exception is a bug and shows its traceback."""
 
 from __future__ import annotations
 
@@ -47,12 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
 def _flash(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
+    from edge_slm.bundle import BundleError
+
     from .flash import FlashConfig, describe, flash_bundle
 
     try:
         data = args.bundle.read_bytes()
     except OSError as err:
-        raise ValueError(f"{args.bundle}: cannot read ({err})") from err
+        raise BundleError(f"{args.bundle}: cannot read ({err})") from err
+    if not data:
+        raise BundleError(f"{args.bundle}: nothing to flash: the file is empty")
     with tqdm(total=len(data), unit="B", unit_scale=True, file=sys.stderr,
               disable=args.no_progress, desc=args.bundle.name) as bar:
         def progress(done: int, total: int) -> None:
@@ -61,7 +66,10 @@ def _flash(args: argparse.Namespace) -> None:
         if args.command == "ota":
             from .mqtt_link import sender_link
 
-            link = sender_link(args.broker, args.site)
+            try:
+                link = sender_link(args.broker, args.site)
+            except OSError as err:  # the broker cannot be reached (the message says which)
+                raise EdgeSlmError(str(err)) from err
             try:
                 # MQTT has no line rate to pace by: the protocol's window and timers still hold
                 result = flash_bundle(link, data, progress, FlashConfig())
@@ -99,7 +107,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         elif args.command in ("flash", "ota"):
             _flash(args)
         return 0
-    except (EdgeSlmError, ValueError) as err:
+    except EdgeSlmError as err:  # the only error channel: anything else is a bug
         print(f"firmware-tools {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict
 
+from ..errors import ConfigError
+
 if TYPE_CHECKING:  # the corpus needs hassil (train extra); import it only when run
     from ..corpus.build import CorpusConfig
 
@@ -41,7 +43,7 @@ def config_from_args(args: argparse.Namespace) -> "CorpusConfig":
     from ..corpus.build import CorpusConfig
 
     if args.count < 1:
-        raise ValueError("--count must be at least 1")
+        raise ConfigError("--count must be at least 1")
     return CorpusConfig(
         lang=args.lang, count=args.count, seed=args.seed,
         inventory=str(args.inventory) if args.inventory else None,

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from ..errors import EdgeSlmError
+
 #: Seconds between two progress reports on the status topic during a transfer.
 PROGRESS_EVERY_S = 1.0
 
@@ -49,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda s, f: stop.set())
     try:
         link = device_link(args.broker, args.site)
-    except OSError as err:
-        raise ValueError(str(err)) from err
+    except OSError as err:  # the broker cannot be reached (the message says which)
+        raise EdgeSlmError(str(err)) from err
     topic = OTA_STATUS.format(site=args.site)
 
     def report_progress() -> None:  # every PROGRESS_EVERY_S while a transfer runs

@@ -316,14 +316,15 @@ def _start_embedded_broker(config: Any, sleeps: bool) -> Any:
     """(config pointing at it, the running EmbeddedBroker) for --embedded-broker."""
     from dataclasses import replace
 
-    from ..daemon.broker import EmbeddedBroker
+    from ..daemon.broker import EmbeddedBroker, EmbeddedBrokerError
 
     broker = EmbeddedBroker(port=config.address.port)
     url = broker.start()
     if sleeps and not broker.persistent_sessions:
         broker.stop()
-        raise ValueError("the embedded amqtt broker queues nothing for a sleeping daemon: "
-                         "install mosquitto (apt-get install mosquitto) or use --mode always-on")
+        raise EmbeddedBrokerError("the embedded amqtt broker queues nothing for a sleeping "
+                                  "daemon: install mosquitto (apt-get install mosquitto) or "
+                                  "use --mode always-on")
     version = "5" if broker.mqtt_version == "5" and config.mqtt_version == "5" else "3.1.1"
     print(f"edge-slm serve: embedded {broker.backend} broker at {url}", file=sys.stderr)
     return replace(config, broker=url, mqtt_version=version), broker

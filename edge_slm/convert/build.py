@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import __version__
 from ..bundle import read_bundle, sha256, write_bundle
-from ..errors import EdgeSlmError
+from ..errors import ConfigError, CorpusInputError, EdgeSlmError
 from ..runtime.metrics import evaluate, to_corpus_format
 from ..runtime.values import ValueTables
 
@@ -81,11 +81,19 @@ def _code_version() -> str:
 
 
 def _read_jsonl(path: Path) -> List[Dict[str, Any]]:
+    """The records of the user's dev set; CorpusInputError when a line is not JSON."""
     out = []
     with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                out.append(json.loads(line))
+        try:
+            for n, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        out.append(json.loads(line))
+                    except ValueError as err:
+                        raise CorpusInputError(str(path), f"line {n}: not JSON ({err})") \
+                            from None
+        except UnicodeDecodeError as err:
+            raise CorpusInputError(str(path), f"not UTF-8 text ({err})") from None
     return out
 
 
@@ -144,8 +152,8 @@ def convert(model_dir: Path, out: Path, config: ConvertConfig,
 
     unknown = [q for q in config.quants if q not in quantize.VARIANTS]
     if unknown:
-        raise ValueError(f"unknown --quant {', '.join(unknown)}; choose from "
-                         f"{', '.join(quantize.VARIANTS)}")
+        raise ConfigError(f"unknown --quant {', '.join(unknown)}; choose from "
+                          f"{', '.join(quantize.VARIANTS)}")
     model_dir, out = Path(model_dir), Path(out)
     run = Path(run) if run is not None else model_dir.parent
     ckpt = load_checkpoint(model_dir)

@@ -8,7 +8,7 @@ Each option has one name. In the file it is a top-level key (`period = 10`), in 
 environment `EDGE_SLM_` and the name in capitals (`EDGE_SLM_PERIOD=10`), on the command line
 the flag of that name with dashes (`--period 10`). Precedence: flags, then the environment,
 then the file (`--config FILE` or `EDGE_SLM_CONFIG`), then the dataclasses' defaults. A key
-the file does not know, a value of the wrong type or out of range is a ValueError that names
+the file does not know, a value of the wrong type or out of range is a ConfigError that names
 the key and where it came from. Relative paths in the file are relative to the file's folder.
 
 This module builds the existing typed configs (`DaemonConfig`, `DutyConfig`) once, at the CLI
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from ..errors import ConfigError
 from ..protocols.telemetry import MODES
 from . import DaemonConfig
 from .duty import DutyConfig
@@ -138,21 +139,21 @@ class ServeSettings:
 
 
 def read_file(path: Path) -> Dict[str, Any]:
-    """The TOML file's options by name; ValueError for a missing or malformed file or an
+    """The TOML file's options by name; ConfigError for a missing or malformed file or an
     unknown key (named, with the file)."""
     try:
         with open(path, "rb") as f:
             data = _toml.load(f)
     except FileNotFoundError:
-        raise ValueError(f"config file {path}: not found") from None
+        raise ConfigError(f"config file {path}: not found") from None
     except OSError as err:
-        raise ValueError(f"config file {path}: cannot read it ({err})") from None
-    except _toml.TOMLDecodeError as err:
-        raise ValueError(f"config file {path}: not valid TOML ({err})") from None
+        raise ConfigError(f"config file {path}: cannot read it ({err})") from None
+    except (_toml.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {path}: not valid TOML ({err})") from None
     unknown = sorted(set(data) - set(_BY_NAME))
     if unknown:
-        raise ValueError(f"config file {path}: unknown key {unknown[0]!r} (known: "
-                         f"{', '.join(o.name for o in OPTIONS)})")
+        raise ConfigError(f"config file {path}: unknown key {unknown[0]!r} (known: "
+                          f"{', '.join(o.name for o in OPTIONS)})")
     return data
 
 
@@ -169,7 +170,7 @@ def load_settings(flags: Optional[Mapping[str, Any]] = None,
     environ = environ or {}
     unknown = sorted(set(flags) - set(_BY_NAME))
     if unknown:
-        raise ValueError(f"unknown option {unknown[0]!r}")
+        raise ConfigError(f"unknown option {unknown[0]!r}")
     if config_file is None and environ.get(CONFIG_ENV):
         config_file = Path(environ[CONFIG_ENV])
     from_file = read_file(config_file) if config_file is not None else {}
@@ -208,10 +209,10 @@ def _build(values: Dict[str, Any], origins: Dict[str, str], config_file: Optiona
     group = top.get("share_group")
     if group is not None:
         if not _SHARE_GROUP.match(group):
-            raise ValueError(f"{origins['share_group']}: share group {group!r} cannot be an "
-                             "MQTT topic level (empty, or has / + #)")
+            raise ConfigError(f"{origins['share_group']}: share group {group!r} cannot be "
+                              "an MQTT topic level (empty, or has / + #)")
         if daemon.get("mqtt_version", "5") != "5":
-            raise ValueError(f"{origins['share_group']}: shared subscriptions need MQTT 5")
+            raise ConfigError(f"{origins['share_group']}: shared subscriptions need MQTT 5")
     try:
         daemon_config = DaemonConfig(**daemon)
         if group is not None and not daemon_config.client_id:
@@ -219,8 +220,8 @@ def _build(values: Dict[str, Any], origins: Dict[str, str], config_file: Optiona
             daemon_config = DaemonConfig(**dict(daemon, client_id=SHARED_CLIENT_ID.format(
                 site=daemon_config.status_topic_site, host=_client_id_part(host), pid=pid)))
         duty_config = DutyConfig(**duty)
-    except ValueError as err:
-        raise ValueError(f"{err} (settings from {_describe(origins)})") from None
+    except ConfigError as err:
+        raise ConfigError(f"{err} (settings from {_describe(origins)})") from None
     return ServeSettings(daemon=daemon_config, duty=duty_config, bundle=top.get("bundle"),
                          home=top.get("home"), board=top.get("board", DEFAULT_BOARD),
                          share_group=group, config_file=config_file, origins=origins,
@@ -244,7 +245,7 @@ def _convert(option: Option, value: Any, where: str, base: Optional[Path]) -> An
         if isinstance(value, Path):
             value = str(value)
         if not isinstance(value, str) or not value:
-            raise ValueError(f"{where}: expected a non-empty string, not {value!r}")
+            raise ConfigError(f"{where}: expected a non-empty string, not {value!r}")
         if kind == _PATH:
             path = Path(value).expanduser()
             return base / path if base is not None and not path.is_absolute() else path
@@ -252,13 +253,13 @@ def _convert(option: Option, value: Any, where: str, base: Optional[Path]) -> An
         if isinstance(value, str):
             value = _parse(int, value, where, "an integer")
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{where}: expected an integer, not {value!r}")
+            raise ConfigError(f"{where}: expected an integer, not {value!r}")
     elif kind == _FLOAT:
         if isinstance(value, str):
             value = _parse(float, value, where, "a number")
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
                 or not math.isfinite(value):
-            raise ValueError(f"{where}: expected a number, not {value!r}")
+            raise ConfigError(f"{where}: expected a number, not {value!r}")
         value = float(value)
     elif kind == _LIST:
         value = _names(value, where)
@@ -269,10 +270,10 @@ def _convert(option: Option, value: Any, where: str, base: Optional[Path]) -> An
     else:
         value = _areas(value, where)
     if option.choices and value not in option.choices:
-        raise ValueError(f"{where}: {value!r} is not one of "
-                         f"{', '.join(str(c) for c in option.choices)}")
+        raise ConfigError(f"{where}: {value!r} is not one of "
+                          f"{', '.join(str(c) for c in option.choices)}")
     if option.positive and value <= 0:
-        raise ValueError(f"{where}: must be above zero, not {value!r}")
+        raise ConfigError(f"{where}: must be above zero, not {value!r}")
     return value
 
 
@@ -280,7 +281,7 @@ def _parse(kind: Any, text: str, where: str, what: str) -> Any:
     try:
         return kind(text.strip())
     except ValueError:
-        raise ValueError(f"{where}: expected {what}, not {text!r}") from None
+        raise ConfigError(f"{where}: expected {what}, not {text!r}") from None
 
 
 def _names(value: Any, where: str) -> Tuple[str, ...]:
@@ -290,7 +291,7 @@ def _names(value: Any, where: str) -> Tuple[str, ...]:
         value = [v.strip() for v in value.split(",")]
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v
                                                        for v in value):
-        raise ValueError(f"{where}: expected a list of names, not {value!r}")
+        raise ConfigError(f"{where}: expected a list of names, not {value!r}")
     return tuple(value)
 
 
@@ -303,10 +304,10 @@ def _areas(value: Any, where: str) -> Dict[str, str]:
         for pair in value:
             site, sep, area = str(pair).partition("=")
             if not sep or not site.strip() or not area.strip():
-                raise ValueError(f"{where}: {pair!r} is not SITE=AREA")
+                raise ConfigError(f"{where}: {pair!r} is not SITE=AREA")
             pairs[site.strip()] = area.strip()
         value = pairs
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                               and v.strip() for k, v in value.items()):
-        raise ValueError(f"{where}: expected a table of site = \"Area\", not {value!r}")
+        raise ConfigError(f"{where}: expected a table of site = \"Area\", not {value!r}")
     return dict(value)

@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import numpy as np
 
 from ..corpus.build import CorpusConfig
+from ..errors import ConfigError
 from .calibrate import choose_threshold, expected_calibration_error, fit_temperature, softmax
 from .data import Batch, LabelSpace, encode, read_jsonl
 from .distill import DistillConfig, SoftLabels
@@ -89,11 +90,11 @@ class TrainConfig:
 
 def _from_dict(cls: Any, data: Dict[str, Any]) -> Any:
     if not isinstance(data, dict):
-        raise ValueError(f"{cls.__name__}: expected a mapping, got {data!r}")
+        raise ConfigError(f"{cls.__name__}: expected a mapping, got {data!r}")
     known = {f.name: f for f in fields(cls)}
     unknown = set(data) - set(known)
     if unknown:
-        raise ValueError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
+        raise ConfigError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
     kwargs = {}
     default = cls()
     for name, value in data.items():
