@@ -1,5 +1,5 @@
-"""`firmware-tools`: keys and signatures for model bundles, and the TensorFlow Lite Micro
-export, and flashing over a serial link (OTA is a further subcommand as it lands).
+"""`firmware-tools`: keys and signatures for model bundles, the TensorFlow Lite Micro
+export, flashing over a serial link and updates over MQTT (OTA).
 
 Any error the user can fix exits with status 2 and one line that says what is wrong; any
 other exception is a bug and shows its traceback."""

@@ -176,11 +176,6 @@ def build_settings(args: argparse.Namespace,
                          pid=os.getpid())
 
 
-def build_config(args: argparse.Namespace) -> Any:
-    """The DaemonConfig of the command line, environment and config file."""
-    return build_settings(args).daemon
-
-
 def build_duty_config(args: argparse.Namespace) -> Any:
     """The DutyConfig of the command line, environment and config file."""
     return build_settings(args).duty

@@ -165,8 +165,3 @@ def build_student(config: ModelConfig) -> Student:
 def count_params(model: keras.Model) -> int:
     """Trainable parameters, embeddings included."""
     return int(sum(int(ops.size(w)) for w in model.trainable_weights))
-
-
-def named_weights(model: Student) -> Dict[str, Any]:
-    """Every weight by a stable path name (for checkpoints and pruning)."""
-    return {w.path: w for w in model.weights}
