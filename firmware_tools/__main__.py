@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from edge_slm.cli.flags import add_site_id_arg, add_trusted_key_arg
 from edge_slm.errors import EdgeSlmError
 
 from .flash import add_serial_args
@@ -27,8 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", type=Path, required=True, help="private key (PEM)")
     p = sub.add_parser("verify", help="check a bundle's checksums and signature")
     p.add_argument("bundle", type=Path)
-    p.add_argument("--pubkey", type=Path, required=True, action="append",
-                   help="trusted public key (PEM); repeat for several")
+    add_trusted_key_arg(p, help="trusted public key (PEM); repeat for several",
+                        required=True)
     p = sub.add_parser("export-c", help="the model and its tables as C sources for TFLM")
     p.add_argument("bundle", type=Path)
     p.add_argument("--out", type=Path, required=True, help="folder for the .h/.cc files")
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ota", help="send a bundle to a device over MQTT (resumes)")
     p.add_argument("bundle", type=Path)
     p.add_argument("--broker", required=True, help="mqtt://[user:pass@]host[:port]")
-    p.add_argument("--site", required=True, help="the device's site id")
+    add_site_id_arg(p, help="the device's site id")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return parser
 
@@ -67,7 +68,7 @@ def _flash(args: argparse.Namespace) -> None:
             from .mqtt_link import sender_link
 
             try:
-                link = sender_link(args.broker, args.site)
+                link = sender_link(args.broker, args.site_id)
             except OSError as err:  # the broker cannot be reached (the message says which)
                 raise EdgeSlmError(str(err)) from err
             try:
@@ -93,7 +94,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             signing.sign(args.bundle, args.key)
             print(f"signed {args.bundle}")
         elif args.command == "verify":
-            b = signing.verify(args.bundle, args.pubkey)
+            b = signing.verify(args.bundle, args.trusted_key)
             print(f"{args.bundle}: OK ({b.model_id}, signed by a trusted key)")
         elif args.command == "export-c":
             from .carray import export_c
