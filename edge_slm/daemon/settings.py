@@ -11,6 +11,10 @@ then the file (`--config FILE` or `EDGE_SLM_CONFIG`), then the dataclasses' defa
 the file does not know, a value of the wrong type or out of range is a ConfigError that names
 the key and where it came from. Relative paths in the file are relative to the file's folder.
 
+`OPTIONS` is the one table of them: `edge-slm serve` makes its flags from it (type, choices,
+help, and the default of the field each one fills), so --help cannot drift from the file and
+the environment.
+
 This module builds the existing typed configs (`DaemonConfig`, `DutyConfig`) once, at the CLI
 boundary; nothing here reads a file or the environment unless asked to. Stdlib only
 (`tomllib`, or `tomli` on Python 3.10).
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
@@ -52,7 +56,9 @@ _PATHS = "paths"
 
 @dataclass(frozen=True)
 class Option:
-    """One setting: its name, type, limits and the config field it fills."""
+    """One setting: its name, type, limits, the config field it fills and its help. The
+    flags of `edge-slm serve` are made from these, so a flag's help and default are the
+    setting's."""
 
     name: str
     """The file key; the flag is `--` and the name with dashes, the variable EDGE_SLM_NAME."""
@@ -60,11 +66,20 @@ class Option:
     """str, int, float, path, list (of names), paths (a list of paths) or areas (site=area
     pairs)."""
     target: str
-    """Where the value goes: "daemon.<field>", "duty.<field>" or a ServeSettings field."""
+    """Where the value goes: "daemon.<field>", "duty.<field>" or a ServeSettings field; that
+    field's default is the option's."""
+    help: str = ""
+    """What it sets, for --help (the default is added: see `flag_help`)."""
+    default_text: str = ""
+    """The default in words, for a default that is no value to print (None, empty)."""
     choices: Tuple[Any, ...] = ()
     """The allowed values (empty: any of the kind)."""
     positive: bool = False
     """Numbers only: must be above zero."""
+    metavar: Optional[str] = None
+    """The flag's value in --help (None: argparse's, from the name or the choices)."""
+    const: Optional[str] = None
+    """The value of the flag given without one (None: the flag needs a value)."""
 
     @property
     def env(self) -> str:
@@ -76,33 +91,86 @@ class Option:
         """The command-line flag."""
         return "--" + self.name.replace("_", "-")
 
+    @property
+    def default(self) -> Any:
+        """The value when nothing sets it: the default of the config field it fills."""
+        owner, _, name = self.target.rpartition(".")
+        cls = {"daemon": DaemonConfig, "duty": DutyConfig, "": ServeSettings}[owner]
+        spec = next(f for f in fields(cls) if f.name == name)
+        if spec.default is MISSING:
+            return spec.default_factory()  # type: ignore[misc]
+        return spec.default
+
+    @property
+    def flag_help(self) -> str:
+        """The flag's --help: what it sets and its default (in words, else the value)."""
+        default = self.default_text or (self.default if self.default not in (None, (), {})
+                                        else "")
+        return f"{self.help} (default: {default})" if default != "" else self.help
+
+    @property
+    def repeatable(self) -> bool:
+        """A list: the flag is given once per item."""
+        return self.kind in (_LIST, _PATHS, _AREAS)
+
+    @property
+    def value_type(self) -> Any:
+        """The type of one value on the command line."""
+        return {_INT: int, _FLOAT: float, _PATH: Path, _PATHS: Path}.get(self.kind, str)
+
 
 OPTIONS: Tuple[Option, ...] = (
-    Option("bundle", _PATH, "bundle"),
-    Option("home", _PATH, "home"),
-    Option("broker", _STR, "daemon.broker"),
-    Option("mqtt_version", _STR, "daemon.mqtt_version", choices=("5", "3.1.1")),
-    Option("client_id", _STR, "daemon.client_id"),
-    Option("qos", _INT, "daemon.qos", choices=(0, 1, 2)),
-    Option("keepalive", _INT, "daemon.keepalive_s", positive=True),
-    Option("session_expiry", _INT, "daemon.session_expiry_s", positive=True),
-    Option("tls_ca", _PATH, "daemon.tls_ca"),
-    Option("tls_cert", _PATH, "daemon.tls_cert"),
-    Option("tls_key", _PATH, "daemon.tls_key"),
-    Option("site_id", _LIST, "daemon.site_ids"),
-    Option("site_area", _AREAS, "daemon.site_areas"),
-    Option("status_site", _STR, "daemon.status_site"),
-    Option("share_group", _STR, "share_group"),
-    Option("ha_discovery", _STR, "daemon.discovery_prefix"),
-    Option("mode", _STR, "duty.mode", choices=MODES),
-    Option("period", _FLOAT, "duty.period_s", positive=True),
-    Option("window", _FLOAT, "duty.window_s", positive=True),
-    Option("min_period", _FLOAT, "duty.min_period_s", positive=True),
-    Option("max_period", _FLOAT, "duty.max_period_s", positive=True),
-    Option("board", _STR, "board", choices=tuple(sorted(PROFILES))),
-    Option("trusted_key", _PATHS, "trusted_keys"),
-    Option("serial", _STR, "serial"),
-    Option("baud", _INT, "baud", positive=True),
+    Option("bundle", _PATH, "bundle", "model bundle", "the shipped int8 one"),
+    Option("home", _PATH, "home", "your home (YAML or JSON: entities, areas, floors): the only "
+           "names answers are given in", "the bundle's example home"),
+    Option("broker", _STR, "daemon.broker",
+           "broker URL: mqtt://[user:pass@]host[:port] or mqtts://..."),
+    Option("mqtt_version", _STR, "daemon.mqtt_version", "MQTT protocol version",
+           choices=("5", "3.1.1")),
+    Option("client_id", _STR, "daemon.client_id", "MQTT client id; keep it stable so the "
+           "broker keeps the session", "edge-slm-<status site>"),
+    Option("qos", _INT, "daemon.qos", "QoS of subscriptions and replies", choices=(0, 1, 2)),
+    Option("tls_ca", _PATH, "daemon.tls_ca", "mqtts://: CA certificate file"),
+    Option("tls_cert", _PATH, "daemon.tls_cert", "mqtts://: client certificate file"),
+    Option("tls_key", _PATH, "daemon.tls_key", "mqtts://: client key file"),
+    Option("keepalive", _INT, "daemon.keepalive_s", "MQTT keep-alive seconds", positive=True,
+           metavar="S"),
+    Option("session_expiry", _INT, "daemon.session_expiry_s", "MQTT 5: seconds the broker "
+           "keeps our session and queues queries while we are away", positive=True,
+           metavar="S"),
+    Option("site_id", _LIST, "daemon.site_ids", "serve only this site; repeat for several",
+           "every site", metavar="ID"),
+    Option("site_area", _AREAS, "daemon.site_areas", "the area a site is in: the area of its "
+           "commands that mean the satellite's room, such as 'turn on the lights' "
+           "(repeatable)", metavar="SITE=AREA"),
+    Option("status_site", _STR, "daemon.status_site", "site of the status and telemetry "
+           "topics; give each daemon of a share group its own",
+           "the first --site-id, else default", metavar="ID"),
+    Option("share_group", _STR, "share_group", "MQTT 5 shared subscription group: daemons of "
+           "one group share the queries, each answered once (default client id then: "
+           "edge-slm-<site>-<host>-<pid>)", metavar="NAME"),
+    Option("ha_discovery", _STR, "daemon.discovery_prefix", "announce diagnostic sensors to "
+           "Home Assistant by MQTT discovery (prefix default homeassistant) and publish their "
+           "state", metavar="PREFIX", const="homeassistant"),
+    Option("mode", _STR, "duty.mode", "always-on (event driven), periodic (wake every "
+           "--period) or adaptive (period follows traffic)", choices=MODES),
+    Option("period", _FLOAT, "duty.period_s", "periodic: seconds from wake to wake; adaptive: "
+           "the first period", positive=True, metavar="S"),
+    Option("window", _FLOAT, "duty.window_s", "seconds connected per wake", positive=True,
+           metavar="S"),
+    Option("min_period", _FLOAT, "duty.min_period_s", "adaptive: shortest period",
+           positive=True, metavar="S"),
+    Option("max_period", _FLOAT, "duty.max_period_s", "adaptive: longest period",
+           positive=True, metavar="S"),
+    Option("board", _STR, "board", "power profile the energy is estimated for",
+           choices=tuple(sorted(PROFILES))),
+    Option("trusted_key", _PATHS, "trusted_keys", "trusted Ed25519 public key (PEM; repeat "
+           "for several): the bundle must be signed by one of them, at start and on every "
+           "SIGHUP reload", metavar="PUB.pem"),
+    Option("serial", _STR, "serial", "answer text lines on this serial port (any pyserial "
+           "URL: /dev/ttyS0, socket://host:port, loop://) instead of serving MQTT",
+           metavar="URL"),
+    Option("baud", _INT, "baud", "--serial: baud rate", positive=True, metavar="N"),
 )
 """Every option of `edge-slm serve` that a file, the environment or a flag can set."""
 _BY_NAME = {o.name: o for o in OPTIONS}
@@ -264,7 +332,7 @@ def _convert(option: Option, value: Any, where: str, base: Optional[Path]) -> An
     elif kind == _LIST:
         value = _names(value, where)
     elif kind == _PATHS:
-        value = tuple(_convert(Option(option.name, _PATH, option.target), v, where, base)
+        value = tuple(_convert(replace(option, kind=_PATH), v, where, base)
                       for v in _names([str(v) if isinstance(v, Path) else v for v in value]
                                       if isinstance(value, (list, tuple)) else value, where))
     else:
