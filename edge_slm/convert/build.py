@@ -25,7 +25,8 @@ import numpy as np
 
 from .. import __version__
 from ..bundle import read_bundle, sha256, write_bundle
-from ..errors import ConfigError, CorpusInputError, EdgeSlmError
+from ..errors import ConfigError, EdgeSlmError
+from ..model.data import read_jsonl
 from ..runtime.metrics import evaluate, to_corpus_format
 from ..runtime.values import ValueTables
 
@@ -80,23 +81,6 @@ def _code_version() -> str:
     return __version__
 
 
-def _read_jsonl(path: Path) -> List[Dict[str, Any]]:
-    """The records of the user's dev set; CorpusInputError when a line is not JSON."""
-    out = []
-    with open(path, encoding="utf-8") as fh:
-        try:
-            for n, line in enumerate(fh, 1):
-                if line.strip():
-                    try:
-                        out.append(json.loads(line))
-                    except ValueError as err:
-                        raise CorpusInputError(str(path), f"line {n}: not JSON ({err})") \
-                            from None
-        except UnicodeDecodeError as err:
-            raise CorpusInputError(str(path), f"not UTF-8 text ({err})") from None
-    return out
-
-
 @dataclass
 class EvalSets:
     """What the gate measures on."""
@@ -122,7 +106,7 @@ def load_eval_sets(run: Path, n: int, dev_path: Optional[Path]) -> EvalSets:
             elif rec["split"] == "train" and len(train) < 200000:
                 train.append(rec)
     held, oos = held[:n], oos[:n]
-    dev = ([to_corpus_format(r) for r in _read_jsonl(dev_path)]
+    dev = ([to_corpus_format(r) for r in read_jsonl(dev_path)]
            if dev_path is not None and dev_path.exists() else [])
     return EvalSets(held, oos, dev, train)
 
