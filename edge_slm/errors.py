@@ -4,7 +4,21 @@ from __future__ import annotations
 
 
 class EdgeSlmError(Exception):
-    """Base class of every error edge_slm raises on purpose."""
+    """Base class of every error edge_slm raises on purpose.
+
+    The command lines catch these, and only these: the message is printed on one line and
+    the exit status is 2. Any other exception is a bug and shows its traceback."""
+
+
+class ConfigError(EdgeSlmError, ValueError):
+    """A setting or argument the user gave is wrong: a command-line flag, an environment
+    variable, a key of a settings file, that file itself (missing, unreadable, not TOML), or
+    a file a flag names (`eval --data`).
+
+    The message names the setting and where it came from. It is also a ValueError, the type
+    these errors had before they had a class of their own, so code that caught ValueError
+    around a config (`DaemonConfig(...)`, `load_settings(...)`) still catches them.
+    """
 
 
 class CorpusInputError(EdgeSlmError):

@@ -240,6 +240,8 @@ def load_inventory(path: Union[str, Path, None] = None, lang: str = "en") -> Inv
         text = Path(path).read_text(encoding="utf-8")
     except OSError as err:
         raise HomeError(str(path), f"cannot read the home file: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise HomeError(str(path), f"not UTF-8 text ({err})") from err
     try:
         data = yaml.safe_load(text)  # JSON is YAML too
     except yaml.YAMLError as err:

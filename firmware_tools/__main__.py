@@ -1,7 +1,8 @@
-"""`firmware-tools`: keys and signatures for model bundles, and the TensorFlow Lite Micro
-export, and flashing over a serial link (OTA is a further subcommand as it lands).
+"""`firmware-tools`: keys and signatures for model bundles, the TensorFlow Lite Micro
+export, flashing over a serial link and updates over MQTT (OTA).
 
-Any error exits with status 2 and one line that says what is wrong."""
+Any error the user can fix exits with status 2 and one line that says what is wrong; any
+other exception is a bug and shows its traceback."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from edge_slm.cli.flags import add_site_id_arg, add_trusted_key_arg
 from edge_slm.errors import EdgeSlmError
 
 from .flash import add_serial_args
@@ -26,8 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", type=Path, required=True, help="private key (PEM)")
     p = sub.add_parser("verify", help="check a bundle's checksums and signature")
     p.add_argument("bundle", type=Path)
-    p.add_argument("--pubkey", type=Path, required=True, action="append",
-                   help="trusted public key (PEM); repeat for several")
+    add_trusted_key_arg(p, help="trusted public key (PEM); repeat for several",
+                        required=True)
     p = sub.add_parser("export-c", help="the model and its tables as C sources for TFLM")
     p.add_argument("bundle", type=Path)
     p.add_argument("--out", type=Path, required=True, help="folder for the .h/.cc files")
@@ -39,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ota", help="send a bundle to a device over MQTT (resumes)")
     p.add_argument("bundle", type=Path)
     p.add_argument("--broker", required=True, help="mqtt://[user:pass@]host[:port]")
-    p.add_argument("--site", required=True, help="the device's site id")
+    add_site_id_arg(p, help="the device's site id")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return parser
 
@@ -47,12 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
 def _flash(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
+    from edge_slm.bundle import BundleError
+
     from .flash import FlashConfig, describe, flash_bundle
 
     try:
         data = args.bundle.read_bytes()
     except OSError as err:
-        raise ValueError(f"{args.bundle}: cannot read ({err})") from err
+        raise BundleError(f"{args.bundle}: cannot read ({err})") from err
+    if not data:
+        raise BundleError(f"{args.bundle}: nothing to flash: the file is empty")
     with tqdm(total=len(data), unit="B", unit_scale=True, file=sys.stderr,
               disable=args.no_progress, desc=args.bundle.name) as bar:
         def progress(done: int, total: int) -> None:
@@ -61,7 +67,10 @@ def _flash(args: argparse.Namespace) -> None:
         if args.command == "ota":
             from .mqtt_link import sender_link
 
-            link = sender_link(args.broker, args.site)
+            try:
+                link = sender_link(args.broker, args.site_id)
+            except OSError as err:  # the broker cannot be reached (the message says which)
+                raise EdgeSlmError(str(err)) from err
             try:
                 # MQTT has no line rate to pace by: the protocol's window and timers still hold
                 result = flash_bundle(link, data, progress, FlashConfig())
@@ -85,7 +94,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             signing.sign(args.bundle, args.key)
             print(f"signed {args.bundle}")
         elif args.command == "verify":
-            b = signing.verify(args.bundle, args.pubkey)
+            b = signing.verify(args.bundle, args.trusted_key)
             print(f"{args.bundle}: OK ({b.model_id}, signed by a trusted key)")
         elif args.command == "export-c":
             from .carray import export_c
@@ -99,7 +108,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         elif args.command in ("flash", "ota"):
             _flash(args)
         return 0
-    except (EdgeSlmError, ValueError) as err:
+    except EdgeSlmError as err:  # the only error channel: anything else is a bug
         print(f"firmware-tools {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -201,3 +201,80 @@ def test_the_example_file_loads():
     assert s.daemon.site_ids == ("kitchen", "hall")
     assert s.daemon.site_areas == {"kitchen": "Kitchen", "hall": "Hall"}
     assert s.duty == DutyConfig()
+
+
+def _serve_flags():
+    """The `serve` subcommand's actions by option string."""
+    import argparse
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return {s: a for a in sub.choices["serve"]._actions for s in a.option_strings}
+
+
+def _field_default(settings, target):
+    """The value a setting's target has when nothing sets it, read off built configs."""
+    owner, _, name = target.rpartition(".")
+    return getattr(getattr(settings, owner) if owner else settings, name)
+
+
+def test_every_setting_flag_has_the_settings_help_and_default():
+    flags = _serve_flags()
+    defaults = load_settings({})  # nothing set: every field at its default
+    args = build_parser().parse_args(["serve"])
+    for option in OPTIONS:
+        action = flags[option.flag]
+        assert action.help.replace("%%", "%") == option.flag_help, option.flag
+        assert option.help and action.help.startswith(option.help), option.flag
+        value = _field_default(defaults, option.target)
+        assert option.default == value, option.flag
+        if value not in (None, (), {}):  # a value: the flag's default, shown in its help
+            parsed = getattr(args, option.name)
+            assert parsed == value and not given(parsed), option.flag
+            assert f"(default: {option.default_text or value})" in action.help, option.flag
+        else:
+            assert getattr(args, option.name) is None, option.flag
+        assert tuple(action.choices or ()) == option.choices, option.flag
+
+
+def test_flag_environment_and_file_give_a_setting_the_same_value(toml):
+    """Each option, set the same way in the three places, lands in the same field."""
+    samples = {"bundle": "b.slm", "home": "h.yaml", "broker": "mqtts://hub:8883",
+               "mqtt_version": "5", "client_id": "c", "qos": "2", "keepalive": "7",
+               "session_expiry": "9", "tls_ca": "/ca.pem", "tls_cert": "/c.pem",
+               "tls_key": "/k.pem", "site_id": "kitchen", "site_area": "kitchen=Kitchen",
+               "status_site": "kitchen", "share_group": "g", "ha_discovery": "ha",
+               "mode": "periodic", "period": "30", "window": "3", "min_period": "4",
+               "max_period": "50", "board": "pi-5", "trusted_key": "/t.pem",
+               "serial": "loop://", "baud": "9600"}
+    assert set(samples) == {o.name for o in OPTIONS}
+    argv = []
+    for name, text in samples.items():
+        argv += [f"--{name.replace('_', '-')}", text]
+    from_flags = _settings(argv)
+    from_env = _settings([], {f"EDGE_SLM_{k.upper()}": v for k, v in samples.items()})
+    lines = []
+    for option in OPTIONS:
+        text = samples[option.name]
+        if option.kind in ("int", "float"):
+            lines.append(f"{option.name} = {text}")
+        elif option.kind == "areas":
+            lines.append(f'{option.name} = {{ kitchen = "Kitchen" }}')
+        elif option.kind in ("list", "paths"):
+            lines.append(f'{option.name} = ["{text}"]')
+        else:
+            lines.append(f'{option.name} = "{text}"')
+    from_file = _settings(["--config", str(toml("\n".join(lines) + "\n"))])
+    for option in OPTIONS:
+        if option.kind == "path":  # a file's relative path is the file's folder's
+            continue
+        value = _field_default(from_flags, option.target)
+        assert value == _field_default(from_env, option.target), option.name
+        assert value == _field_default(from_file, option.target), option.name
+
+
+def test_the_docs_table_names_every_setting():
+    text = (REPO / "docs" / "daemon.md").read_text(encoding="utf-8")
+    table = text[text.index("| name (key, `--flag`, `EDGE_SLM_…`) |"):]
+    table = table[:table.index("\n\n")]
+    for option in OPTIONS:
+        assert f"`{option.name}`" in table, option.name

@@ -1,7 +1,8 @@
 """The `edge-slm` command line: one subcommand per verb, each in its own module.
 
 Results go to stdout, progress and diagnostics to stderr; any `EdgeSlmError` exits with
-status 2 and its message, never a traceback (unless --debug).
+status 2 and its message, never a traceback (unless --debug). Any other exception is a bug
+and shows its traceback.
 """
 
 from __future__ import annotations
@@ -54,12 +55,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     setup_logging(args.debug)
     try:
         return int(args.run(args) or 0)
-    except EdgeSlmError as err:
-        if args.debug:
-            raise
-        print(f"edge-slm {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except ValueError as err:
+    except EdgeSlmError as err:  # the only error channel: anything else is a bug
         if args.debug:
             raise
         print(f"edge-slm {args.command}: error: {err}", file=sys.stderr)

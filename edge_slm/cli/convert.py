@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..errors import ConfigError
 from .train import DEFAULT_DEV
 
 
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     quants = [q.strip() for q in args.quant.split(",") if q.strip()]
     dev = args.dev if args.dev is not None else (DEFAULT_DEV if DEFAULT_DEV.exists() else None)
     if dev is not None and not dev.exists():
-        raise ValueError(f"--dev {dev}: no such file")
+        raise ConfigError(f"--dev {dev}: no such file")
     config = ConvertConfig(quants=quants, margin=args.margin,
                            eval_sentences=args.eval_sentences)
 

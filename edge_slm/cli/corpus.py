@@ -9,6 +9,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict
 
+from ..errors import ConfigError
+from .flags import add_renamed_flag
+
 if TYPE_CHECKING:  # the corpus needs hassil (train extra); import it only when run
     from ..corpus.build import CorpusConfig
 
@@ -23,7 +26,9 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     p.add_argument("--out", type=Path,
                    help="JSON-lines file to write (stats go to FILE.stats.json); "
                         "without it, sentences are shown on stdout")
-    p.add_argument("--inventory", type=Path, help="home inventory YAML (default: shipped)")
+    add_renamed_flag(p, "--home", "--inventory", type=Path,
+                     help="the home whose names the sentences use (YAML or JSON: entities, "
+                          "areas, floors; default: the shipped one)")
     p.add_argument("--sentences", type=Path, nargs="+", default=[],
                    help="custom_sentences YAML files with your own intents")
     p.add_argument("--oos-fraction", type=float, default=0.12,
@@ -41,10 +46,10 @@ def config_from_args(args: argparse.Namespace) -> "CorpusConfig":
     from ..corpus.build import CorpusConfig
 
     if args.count < 1:
-        raise ValueError("--count must be at least 1")
+        raise ConfigError("--count must be at least 1")
     return CorpusConfig(
         lang=args.lang, count=args.count, seed=args.seed,
-        inventory=str(args.inventory) if args.inventory else None,
+        inventory=str(args.home) if args.home else None,
         sentences=[str(p) for p in args.sentences],
         include_package=not args.no_package, include_extended=not args.no_extended,
         oos_fraction=args.oos_fraction, augment_fraction=args.augment_fraction,

@@ -11,6 +11,8 @@ import sys
 import threading
 from pathlib import Path
 
+from ..errors import EdgeSlmError
+
 #: Commands the demo sends (the last one is not a home command).
 COMMANDS = ("turn off the kitchen lights", "is the garage door open?",
             "set the bedroom to 20 degrees", "could you dim the living room lamp to 50 percent",
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         server.start()
         if not daemon.ready.wait(READY_TIMEOUT_S):
-            raise ValueError("the daemon did not come up; run `edge-slm serve` to see why")
+            raise EdgeSlmError("the daemon did not come up; run `edge-slm serve` to see why")
         client.connect(broker.host, int(broker.port or 0))
         client.subscribe([(f"edge-slm/{SITE}/intent", 1), ("hermes/intent/#", 1),
                           ("hermes/nlu/intentNotRecognized", 1)])
@@ -79,8 +81,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {reply['topic']}: " + json.dumps(shown)[:300])
         return 0
     except queue.Empty:
-        raise ValueError("no answer from the daemon within "
-                         f"{ANSWER_TIMEOUT_S:g} s") from None
+        raise EdgeSlmError("no answer from the daemon within "
+                           f"{ANSWER_TIMEOUT_S:g} s") from None
     finally:
         client.loop_stop()
         client.disconnect()

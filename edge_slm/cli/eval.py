@@ -7,6 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ..errors import ConfigError
+
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Register the subcommand."""
@@ -26,25 +28,28 @@ def run(args: argparse.Namespace) -> int:
     from .parse import load_engine
 
     if not args.data.exists():
-        raise ValueError(f"--data {args.data}: no such file")
+        raise ConfigError(f"--data {args.data}: no such file")
     records = []
     with open(args.data, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError as err:
-                raise ValueError(f"{args.data}:{n}: not JSON ({err})") from err
-            if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
-                raise ValueError(f"{args.data}:{n}: expected an object with a \"text\"")
-            if args.split and rec.get("split") != args.split:
-                continue
-            records.append(rec)
-            if args.limit and len(records) >= args.limit:
-                break
+        try:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except ValueError as err:
+                    raise ConfigError(f"{args.data}:{n}: not JSON ({err})") from err
+                if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
+                    raise ConfigError(f"{args.data}:{n}: expected an object with a \"text\"")
+                if args.split and rec.get("split") != args.split:
+                    continue
+                records.append(rec)
+                if args.limit and len(records) >= args.limit:
+                    break
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"{args.data}: not UTF-8 text ({err})") from None
     if not records:
-        raise ValueError(f"{args.data}: no records to evaluate")
+        raise ConfigError(f"{args.data}: no records to evaluate")
     engine = load_engine(args.bundle)
     m = evaluate(engine, records)
     if args.json:

@@ -1,7 +1,7 @@
 """`edge-slm ota-agent`: the device side of `firmware-tools ota` (updates over MQTT).
 
-    edge-slm ota-agent --broker mqtt://hub.local --site kitchen \\
-        --slots /var/lib/edge-slm/slots --pubkey keys/edge-slm-signing.pub.pem
+    edge-slm ota-agent --broker mqtt://hub.local --site-id kitchen \\
+        --slots /var/lib/edge-slm/slots --trusted-key keys/edge-slm-signing.pub.pem
 
 The serial agent's protocol, checks and A/B switch (docs/serial-protocol.md) over the topics
 `edge-slm/<site>/ota/in` and `/ota/out`; progress (every second) and the result of each
@@ -14,18 +14,21 @@ from __future__ import annotations
 import argparse
 import time
 
+from ..errors import EdgeSlmError
+
 #: Seconds between two progress reports on the status topic during a transfer.
 PROGRESS_EVERY_S = 1.0
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Register the subcommand."""
+    from .flags import add_site_id_arg
     from .serial_agent import add_agent_args
 
     p = sub.add_parser("ota-agent", help="receive and install bundles over MQTT",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--broker", required=True, help="mqtt://[user:pass@]host[:port]")
-    p.add_argument("--site", required=True, help="this device's site id")
+    add_site_id_arg(p, help="this device's site id")
     add_agent_args(p)
     p.set_defaults(run=run)
 
@@ -41,17 +44,17 @@ def run(args: argparse.Namespace) -> int:
     from firmware_tools.signing import load_public
     from firmware_tools.slots import SlotStore
 
-    keys = [load_public(p) for p in args.pubkey]
+    keys = [load_public(p) for p in args.trusted_key]
     store = SlotStore(args.slots)
     agent = Agent(store, public_keys=keys)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda s, f: stop.set())
     try:
-        link = device_link(args.broker, args.site)
-    except OSError as err:
-        raise ValueError(str(err)) from err
-    topic = OTA_STATUS.format(site=args.site)
+        link = device_link(args.broker, args.site_id)
+    except OSError as err:  # the broker cannot be reached (the message says which)
+        raise EdgeSlmError(str(err)) from err
+    topic = OTA_STATUS.format(site=args.site_id)
 
     def report_progress() -> None:  # every PROGRESS_EVERY_S while a transfer runs
         last = 0.0

@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any, BinaryIO, Dict, Optional, TextIO
 
+from ..errors import ConfigError
+
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Register the subcommand."""
@@ -44,19 +46,14 @@ def load_engine(bundle: Any, home: Any = None) -> Any:
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand."""
     if args.jsonl and args.text:
-        raise ValueError("give a text or --jsonl, not both")
+        raise ConfigError("give a text or --jsonl, not both")
     if not args.jsonl and not args.text:
-        raise ValueError('nothing to parse: edge-slm parse "turn on the light" (or --jsonl)')
+        raise ConfigError('nothing to parse: edge-slm parse "turn on the light" (or --jsonl)')
     if args.area is not None and not args.area.strip():
-        raise ValueError("--area: give the name of an area")
+        raise ConfigError("--area: give the name of an area")
     engine = load_engine(args.bundle, args.home)
     if not args.jsonl:
-        from ..runtime.engine import InputError
-
-        try:
-            result = engine.parse(" ".join(args.text), area=args.area)
-        except InputError as err:
-            raise ValueError(str(err)) from err
+        result = engine.parse(" ".join(args.text), area=args.area)  # InputError: an EdgeSlmError
         print(json.dumps(result.to_dict(), indent=1, ensure_ascii=False))
         return 0
     return serve_jsonl(engine, sys.stdin.buffer, sys.stdout, area=args.area)

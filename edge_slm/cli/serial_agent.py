@@ -1,11 +1,11 @@
 """`edge-slm serial-agent`: the device side of `firmware-tools flash`.
 
     edge-slm serial-agent --port /dev/ttyS0 --slots /var/lib/edge-slm/slots \\
-        --pubkey keys/edge-slm-signing.pub.pem
+        --trusted-key keys/edge-slm-signing.pub.pem
 
 Receives bundles over a serial link (any pyserial URL), resuming interrupted transfers, and
 installs each one A/B: the SHA-256 of the whole bundle, its format, its signature (with
---pubkey) and its golden self-test must pass before `SLOTS/active` switches; otherwise the
+--trusted-key) and its golden self-test must pass before `SLOTS/active` switches; otherwise the
 old model stays active and the sender is told why. One line per finished transfer on stdout.
 """
 
@@ -27,12 +27,13 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
 
 
 def add_agent_args(p: argparse.ArgumentParser) -> None:
-    """`--slots`, `--pubkey` and `--once`, shared with `edge-slm ota-agent`."""
+    """`--slots`, `--trusted-key` and `--once`, shared with `edge-slm ota-agent`."""
+    from .flags import add_trusted_key_arg
+
     p.add_argument("--slots", type=Path, required=True,
                    help="folder of the A/B slots (a.slm, b.slm, active)")
-    p.add_argument("--pubkey", type=Path, action="append", default=[],
-                   help="trusted public key (PEM); repeat for several; with any, unsigned "
-                        "bundles are refused")
+    add_trusted_key_arg(p, help="trusted public key (PEM); repeat for several; with any, "
+                                "unsigned bundles are refused")
     p.add_argument("--once", action="store_true",
                    help="exit after one transfer (status 0 if installed, 2 if refused)")
 
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from firmware_tools.signing import load_public
     from firmware_tools.slots import SlotStore
 
-    keys = [load_public(p) for p in args.pubkey]
+    keys = [load_public(p) for p in args.trusted_key]
     agent = Agent(SlotStore(args.slots), public_keys=keys)
     port = open_port(args.port, args.baud)
     try:

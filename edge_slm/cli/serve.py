@@ -40,7 +40,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 
 class _Default:
@@ -76,92 +76,52 @@ def given(value: Any) -> bool:
     return value is not None and not isinstance(value, _Default)
 
 
+MQTT_SETTINGS = ("broker", "mqtt_version", "client_id", "qos", "tls_ca", "tls_cert", "tls_key")
+"""The settings every subcommand that speaks MQTT has flags for."""
+
+
+def add_setting_args(p: argparse.ArgumentParser, names: Optional[Sequence[str]] = None) -> None:
+    """A flag for each setting of `edge_slm.daemon.settings.OPTIONS` (or of those `names`),
+    its type, choices, default and help taken from the table, so that none of them can drift
+    from what the file and the environment get."""
+    from ..daemon.settings import OPTIONS
+
+    for option in OPTIONS:
+        if names is not None and option.name not in names:
+            continue
+        kw: Dict[str, Any] = {"help": option.flag_help.replace("%", "%%"),
+                              "metavar": option.metavar}
+        if option.value_type is not str:
+            kw["type"] = option.value_type
+        if option.choices:
+            kw["choices"] = option.choices
+        if option.const is not None:
+            kw.update(nargs="?", const=option.const)
+        if option.repeatable:
+            kw["action"] = "append"
+        elif option.default is not None:
+            kw["default"] = flag_default(option.default)
+        p.add_argument(option.flag, **kw)
+
+
 def add_mqtt_args(p: argparse.ArgumentParser) -> None:
     """The broker arguments (shared by every subcommand that speaks MQTT)."""
-    from ..daemon import DEFAULT_BROKER
-
-    p.add_argument("--broker", default=flag_default(DEFAULT_BROKER),
-                   help="broker URL: mqtt://[user:pass@]host[:port] or mqtts://... "
-                        "(default: %(default)s)")
-    p.add_argument("--mqtt-version", choices=("5", "3.1.1"), default=flag_default("5"),
-                   help="MQTT protocol version (default: %(default)s)")
-    p.add_argument("--client-id", help="MQTT client id (default: edge-slm-<site>); keep it "
-                                       "stable so the broker keeps the session")
-    p.add_argument("--qos", type=int, choices=(0, 1, 2), default=flag_default(1),
-                   help="QoS of subscriptions and replies (default: %(default)s)")
-    p.add_argument("--tls-ca", type=Path, help="mqtts://: CA certificate file")
-    p.add_argument("--tls-cert", type=Path, help="mqtts://: client certificate file")
-    p.add_argument("--tls-key", type=Path, help="mqtts://: client key file")
+    add_setting_args(p, MQTT_SETTINGS)
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """Register the subcommand."""
+    """Register the subcommand: --config, a flag per setting, --embedded-broker."""
     p = sub.add_parser("serve", help="serve intents over MQTT (Hermes and native JSON)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, metavar="FILE.toml",
                    help="read the options from this TOML file (default: $EDGE_SLM_CONFIG); "
                         "flags and EDGE_SLM_* variables win over it")
-    p.add_argument("--bundle", type=Path, help="model bundle (default: the shipped int8 one)")
-    p.add_argument("--home", type=Path,
-                   help="your home (YAML or JSON: entities, areas, floors): the only names "
-                        "answers are given in (default: the bundle's example home)")
-    add_mqtt_args(p)
-    p.add_argument("--keepalive", type=int, metavar="S",
-                   help="MQTT keep-alive seconds (default: 60)")
-    p.add_argument("--session-expiry", type=int, metavar="S",
-                   help="MQTT 5: seconds the broker keeps our session and queues queries while "
-                        "we are away (default: 3600)")
-    p.add_argument("--site-id", action="append", metavar="ID",
-                   help="serve only this site (repeat for several; default: every site)")
-    p.add_argument("--site-area", action="append", metavar="SITE=AREA",
-                   help="the area a site is in: the area of its commands that mean the "
-                        "satellite's room, such as 'turn on the lights' (repeatable)")
-    p.add_argument("--status-site", metavar="ID",
-                   help="site of the status and telemetry topics (default: the first "
-                        "--site-id, else default); give each daemon of a share group its own")
-    p.add_argument("--share-group", metavar="NAME",
-                   help="MQTT 5 shared subscription group: daemons of one group share the "
-                        "queries, each answered once (default client id then: "
-                        "edge-slm-<site>-<host>-<pid>)")
-    p.add_argument("--ha-discovery", nargs="?", const="homeassistant", metavar="PREFIX",
-                   help="announce diagnostic sensors to Home Assistant by MQTT discovery "
-                        "(prefix default homeassistant) and publish their state")
+    add_setting_args(p)
     p.add_argument("--embedded-broker", action="store_true",
                    help="start a broker for a one-machine setup on the --broker port of "
                         "127.0.0.1 (mosquitto when installed, else amqtt: always-on only) "
                         "and stop it on exit")
-    p.add_argument("--trusted-key", type=Path, action="append", metavar="PUB.pem",
-                   help="trusted Ed25519 public key (PEM; repeat for several): the bundle "
-                        "must be signed by one of them, at start and on every SIGHUP reload")
-    p.add_argument("--serial", metavar="URL",
-                   help="answer text lines on this serial port (any pyserial URL: "
-                        "/dev/ttyS0, socket://host:port, loop://) instead of serving MQTT")
-    p.add_argument("--baud", type=int, metavar="N",
-                   help="--serial: baud rate (default: 115200)")
-    add_duty_args(p)
     p.set_defaults(run=run)
-
-
-def add_duty_args(p: argparse.ArgumentParser) -> None:
-    """The duty-cycle and power-profile arguments."""
-    from ..daemon import duty
-    from ..daemon.energy import DEFAULT_BOARD, PROFILES
-    from ..protocols.telemetry import ALWAYS_ON, MODES
-
-    p.add_argument("--mode", choices=MODES, default=flag_default(ALWAYS_ON),
-                   help="always-on (event driven), periodic (wake every --period) or "
-                        "adaptive (period follows traffic) (default: %(default)s)")
-    p.add_argument("--period", type=float, default=flag_default(duty.DEFAULT_PERIOD_S),
-                   metavar="S", help="periodic: seconds from wake to wake; adaptive: the first "
-                                     "period (default: %(default)s)")
-    p.add_argument("--window", type=float, default=flag_default(duty.DEFAULT_WINDOW_S),
-                   metavar="S", help="seconds connected per wake (default: %(default)s)")
-    p.add_argument("--min-period", type=float, default=flag_default(duty.DEFAULT_MIN_PERIOD_S),
-                   metavar="S", help="adaptive: shortest period (default: %(default)s)")
-    p.add_argument("--max-period", type=float, default=flag_default(duty.DEFAULT_MAX_PERIOD_S),
-                   metavar="S", help="adaptive: longest period (default: %(default)s)")
-    p.add_argument("--board", choices=sorted(PROFILES), default=flag_default(DEFAULT_BOARD),
-                   help="power profile the energy is estimated for (default: %(default)s)")
 
 
 def build_settings(args: argparse.Namespace,
@@ -174,11 +134,6 @@ def build_settings(args: argparse.Namespace,
     return load_settings(flags, os.environ if environ is None else environ,
                          getattr(args, "config", None), host=socket.gethostname(),
                          pid=os.getpid())
-
-
-def build_config(args: argparse.Namespace) -> Any:
-    """The DaemonConfig of the command line, environment and config file."""
-    return build_settings(args).daemon
 
 
 def build_duty_config(args: argparse.Namespace) -> Any:
@@ -316,14 +271,15 @@ def _start_embedded_broker(config: Any, sleeps: bool) -> Any:
     """(config pointing at it, the running EmbeddedBroker) for --embedded-broker."""
     from dataclasses import replace
 
-    from ..daemon.broker import EmbeddedBroker
+    from ..daemon.broker import EmbeddedBroker, EmbeddedBrokerError
 
     broker = EmbeddedBroker(port=config.address.port)
     url = broker.start()
     if sleeps and not broker.persistent_sessions:
         broker.stop()
-        raise ValueError("the embedded amqtt broker queues nothing for a sleeping daemon: "
-                         "install mosquitto (apt-get install mosquitto) or use --mode always-on")
+        raise EmbeddedBrokerError("the embedded amqtt broker queues nothing for a sleeping "
+                                  "daemon: install mosquitto (apt-get install mosquitto) or "
+                                  "use --mode always-on")
     version = "5" if broker.mqtt_version == "5" and config.mqtt_version == "5" else "3.1.1"
     print(f"edge-slm serve: embedded {broker.backend} broker at {url}", file=sys.stderr)
     return replace(config, broker=url, mqtt_version=version), broker

@@ -21,7 +21,7 @@ import logging
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ..errors import EdgeSlmError, ProtocolError
+from ..errors import ConfigError, EdgeSlmError, ProtocolError
 from .serve import add_mqtt_args
 
 _LOGGER = logging.getLogger(__name__)
@@ -266,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
         return str(path) if path is not None else None
 
     if not args.timeout > 0:
-        raise ValueError(f"--timeout must be positive, not {args.timeout}")
+        raise ConfigError(f"--timeout must be positive, not {args.timeout}")
     config = DaemonConfig(broker=args.broker, mqtt_version=args.mqtt_version,
                           tls_ca=opt(args.tls_ca), tls_cert=opt(args.tls_cert),
                           tls_key=opt(args.tls_key))

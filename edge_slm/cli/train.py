@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..errors import ConfigError
+
 #: Where a development checkout keeps the dev set of real commands (used when present).
 DEFAULT_DEV = Path("../shared/data/dev_real_commands.jsonl")
 
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         dev = DEFAULT_DEV
         print(f"train: reporting on the dev set {dev}", file=sys.stderr)
     if dev is not None and not dev.exists():
-        raise ValueError(f"--dev {dev}: no such file")
+        raise ConfigError(f"--dev {dev}: no such file")
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)

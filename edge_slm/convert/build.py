@@ -25,7 +25,8 @@ import numpy as np
 
 from .. import __version__
 from ..bundle import read_bundle, sha256, write_bundle
-from ..errors import EdgeSlmError
+from ..errors import ConfigError, EdgeSlmError
+from ..model.data import read_jsonl
 from ..runtime.metrics import evaluate, to_corpus_format
 from ..runtime.values import ValueTables
 from .report import format_report, plot_report
@@ -81,15 +82,6 @@ def _code_version() -> str:
     return __version__
 
 
-def _read_jsonl(path: Path) -> List[Dict[str, Any]]:
-    out = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                out.append(json.loads(line))
-    return out
-
-
 @dataclass
 class EvalSets:
     """What the gate measures on."""
@@ -115,7 +107,7 @@ def load_eval_sets(run: Path, n: int, dev_path: Optional[Path]) -> EvalSets:
             elif rec["split"] == "train" and len(train) < 200000:
                 train.append(rec)
     held, oos = held[:n], oos[:n]
-    dev = ([to_corpus_format(r) for r in _read_jsonl(dev_path)]
+    dev = ([to_corpus_format(r) for r in read_jsonl(dev_path)]
            if dev_path is not None and dev_path.exists() else [])
     return EvalSets(held, oos, dev, train)
 
@@ -154,8 +146,8 @@ def convert(model_dir: Path, out: Path, config: ConvertConfig,
 
     unknown = [q for q in config.quants if q not in quantize.VARIANTS]
     if unknown:
-        raise ValueError(f"unknown --quant {', '.join(unknown)}; choose from "
-                         f"{', '.join(quantize.VARIANTS)}")
+        raise ConfigError(f"unknown --quant {', '.join(unknown)}; choose from "
+                          f"{', '.join(quantize.VARIANTS)}")
     model_dir, out = Path(model_dir), Path(out)
     run = Path(run) if run is not None else model_dir.parent
     ckpt = load_checkpoint(model_dir)

@@ -34,7 +34,7 @@ from hassil.intents import Intents
 from hassil.parse_expression import parse_sentence
 from hassil.util import merge_dict
 
-from ..errors import CorpusInputError, TemplateError
+from ..errors import ConfigError, CorpusInputError, TemplateError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -279,6 +279,8 @@ def read_sentences_file(path: Path) -> Dict[str, Any]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as err:
         raise CorpusInputError(str(path), f"cannot read sentences file: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise CorpusInputError(str(path), f"not UTF-8 text ({err})") from err
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -287,13 +289,13 @@ def read_sentences_file(path: Path) -> Dict[str, Any]:
 
 
 def package_intents(lang: str) -> Dict[str, Any]:
-    """The `home-assistant-intents` dict for `lang`; ValueError names the available ones."""
+    """The `home-assistant-intents` dict for `lang`; ConfigError names the available ones."""
     import home_assistant_intents as hai
 
     data = hai.get_intents(lang)
     if data is None:
-        raise ValueError(f"no intents for language {lang!r}; available: "
-                         f"{', '.join(hai.get_languages())}")
+        raise ConfigError(f"no intents for language {lang!r}; available: "
+                          f"{', '.join(hai.get_languages())}")
     return data
 
 
@@ -328,7 +330,7 @@ def load_templates(
     for path in custom_files:
         sources.append((SOURCE_CUSTOM, str(path), read_sentences_file(Path(path))))
     if not sources:
-        raise ValueError("no template sources selected")
+        raise ConfigError("no template sources selected")
 
     merged: Dict[str, Any] = {"language": lang, "intents": {}}
     for _, _, data in sources:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Mapping, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
+from ..errors import ConfigError
+
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 MQTT_PORT = 1883
 MQTTS_PORT = 8883
@@ -36,20 +38,23 @@ class BrokerAddress:
 
 
 def parse_broker_url(url: str) -> BrokerAddress:
-    """`mqtt://[user[:password]@]host[:port]` or `mqtts://...`; ValueError when it is not."""
+    """`mqtt://[user[:password]@]host[:port]` or `mqtts://...`; ConfigError when it is not."""
     if not isinstance(url, str) or "://" not in url:
-        raise ValueError(f"broker {url!r}: expected mqtt://host:port or mqtts://host:port")
-    parts = urlsplit(url)
+        raise ConfigError(f"broker {url!r}: expected mqtt://host:port or mqtts://host:port")
+    try:
+        parts = urlsplit(url)
+    except ValueError as err:  # an unclosed IPv6 bracket
+        raise ConfigError(f"broker {url!r}: {err}") from None
     if parts.scheme not in ("mqtt", "mqtts"):
-        raise ValueError(f"broker {url!r}: scheme must be mqtt or mqtts, not {parts.scheme!r}")
+        raise ConfigError(f"broker {url!r}: scheme must be mqtt or mqtts, not {parts.scheme!r}")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(f"broker {url!r}: a broker URL has no path, query or fragment")
+        raise ConfigError(f"broker {url!r}: a broker URL has no path, query or fragment")
     try:
         port = parts.port
     except ValueError as err:
-        raise ValueError(f"broker {url!r}: bad port ({err})") from None
+        raise ConfigError(f"broker {url!r}: bad port ({err})") from None
     if not parts.hostname:
-        raise ValueError(f"broker {url!r}: no host")
+        raise ConfigError(f"broker {url!r}: no host")
     tls = parts.scheme == "mqtts"
     return BrokerAddress(
         host=parts.hostname, port=port or (MQTTS_PORT if tls else MQTT_PORT), tls=tls,
@@ -59,8 +64,8 @@ def parse_broker_url(url: str) -> BrokerAddress:
 
 def _topic_level(value: str, what: str) -> None:
     if not isinstance(value, str) or not value or any(c in value for c in "/+#"):
-        raise ValueError(f"{what} {value!r} cannot be an MQTT topic level "
-                         "(empty, or has / + #)")
+        raise ConfigError(f"{what} {value!r} cannot be an MQTT topic level "
+                          "(empty, or has / + #)")
 
 
 @dataclass(frozen=True)
@@ -106,26 +111,26 @@ class DaemonConfig:
     def __post_init__(self) -> None:
         address = parse_broker_url(self.broker)
         if self.mqtt_version not in ("5", "3.1.1"):
-            raise ValueError(f"MQTT version must be 5 or 3.1.1, not {self.mqtt_version!r}")
+            raise ConfigError(f"MQTT version must be 5 or 3.1.1, not {self.mqtt_version!r}")
         if self.qos not in (0, 1, 2):
-            raise ValueError(f"QoS must be 0, 1 or 2, not {self.qos!r}")
+            raise ConfigError(f"QoS must be 0, 1 or 2, not {self.qos!r}")
         for site in self.site_ids:
             _topic_level(site, "site id")
         for site, area in self.site_areas.items():
             _topic_level(site, "site id")
             if not isinstance(area, str) or not area.strip():
-                raise ValueError(f"site {site!r}: area must be a non-empty name")
+                raise ConfigError(f"site {site!r}: area must be a non-empty name")
         if self.status_site is not None:
             _topic_level(self.status_site, "status site")
         for name in ("keepalive_s", "session_expiry_s", "max_payload_bytes", "max_text_chars",
                      "max_batch"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+                raise ConfigError(f"{name} must be a positive integer, not {value!r}")
         if (self.tls_ca or self.tls_cert or self.tls_key) and not address.tls:
-            raise ValueError("TLS files given but the broker URL is not mqtts://")
+            raise ConfigError("TLS files given but the broker URL is not mqtts://")
         if self.tls_key and not self.tls_cert:
-            raise ValueError("a TLS key needs its certificate (tls_cert)")
+            raise ConfigError("a TLS key needs its certificate (tls_cert)")
 
     @property
     def address(self) -> BrokerAddress:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional
 
 from .. import __version__
+from ..errors import ConfigError
 from ..protocols import hermes as h
 from ..protocols import native as n
 from ..protocols.diagnostics import Diagnostics
@@ -99,7 +100,7 @@ _STATUS_TEMPLATE = "{{ value_json.state }}"
 
 def node_id(site: str) -> str:
     """The Home Assistant node id of a site: `edge_slm_<site>`, made of [A-Za-z0-9_-]."""
-    n.NativeStatus.topic(site_id=site)  # ValueError for a site that is no topic level
+    n.NativeStatus.topic(site_id=site)  # ConfigError for a site that is no topic level
     clean = _HA_ID_BAD.sub("_", site)
     if clean != site:  # "a.b" and "a_b" must not become the same device
         clean += "_" + hashlib.sha1(site.encode("utf-8")).hexdigest()[:_SITE_HASH_CHARS]
@@ -113,7 +114,7 @@ def config_topic(component: str, site: str, object_id: str,
         raise ValueError(f"component {component!r} and object id {object_id!r} must be made "
                          "of letters, digits, _ and -")
     if not prefix or any(c in prefix for c in "+#"):
-        raise ValueError(f"discovery prefix {prefix!r} cannot be a topic prefix")
+        raise ConfigError(f"discovery prefix {prefix!r} cannot be a topic prefix")
     return f"{prefix}/{component}/{node_id(site)}/{object_id}/config"
 
 

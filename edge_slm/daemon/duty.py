@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol
 
+from ..errors import ConfigError
 from ..protocols.telemetry import ADAPTIVE, ALWAYS_ON, MODES, PERIODIC, Telemetry
 from . import DaemonConfig
 from .energy import EnergyMeter
@@ -61,7 +62,7 @@ DEFAULT_BUSY_MESSAGES = 1
 def _positive(value: Any, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
             or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+        raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -87,26 +88,26 @@ class DutyConfig:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         for name in ("period_s", "window_s", "min_period_s", "max_period_s"):
             _positive(getattr(self, name), name)
         if not 0 < self.shrink_factor < 1:
-            raise ValueError(f"shrink_factor must be between 0 and 1, not {self.shrink_factor}")
+            raise ConfigError(f"shrink_factor must be between 0 and 1, not {self.shrink_factor}")
         if not (math.isfinite(self.growth_factor) and self.growth_factor > 1):
-            raise ValueError(f"growth_factor must be above 1, not {self.growth_factor}")
+            raise ConfigError(f"growth_factor must be above 1, not {self.growth_factor}")
         if isinstance(self.busy_messages, bool) or not isinstance(self.busy_messages, int) \
                 or self.busy_messages < 1:
-            raise ValueError(f"busy_messages must be a positive integer, "
-                             f"not {self.busy_messages!r}")
+            raise ConfigError(f"busy_messages must be a positive integer, "
+                              f"not {self.busy_messages!r}")
         if self.mode == ADAPTIVE:
             if not self.min_period_s <= self.period_s <= self.max_period_s:
-                raise ValueError(f"adaptive: the period ({self.period_s} s) must lie between "
-                                 f"the minimum ({self.min_period_s} s) and the maximum "
-                                 f"({self.max_period_s} s)")
+                raise ConfigError(f"adaptive: the period ({self.period_s} s) must lie "
+                                  f"between the minimum ({self.min_period_s} s) and the "
+                                  f"maximum ({self.max_period_s} s)")
         if self.mode != ALWAYS_ON and self.window_s > self.shortest_period_s:
-            raise ValueError(f"the window ({self.window_s} s) must not be longer than the "
-                             f"period ({self.shortest_period_s} s): the daemon would never "
-                             "sleep")
+            raise ConfigError(f"the window ({self.window_s} s) must not be longer than the "
+                              f"period ({self.shortest_period_s} s): the daemon would never "
+                              "sleep")
 
     @property
     def shortest_period_s(self) -> float:
@@ -123,15 +124,15 @@ class DutyConfig:
 
 
 def check_session(duty: DutyConfig, daemon: DaemonConfig) -> None:
-    """ValueError when the broker could drop our session (and the queries queued in it)
+    """ConfigError when the broker could drop our session (and the queries queued in it)
     while the daemon sleeps. MQTT 3.1.1 sessions do not expire by protocol."""
     if daemon.mqtt_version == "5" and duty.longest_sleep_s >= daemon.session_expiry_s:
-        raise ValueError(f"the daemon may sleep {duty.longest_sleep_s:g} s, longer than the "
-                         f"session expiry ({daemon.session_expiry_s} s): queued queries "
-                         "would be lost")
+        raise ConfigError(f"the daemon may sleep {duty.longest_sleep_s:g} s, longer than "
+                          f"the session expiry ({daemon.session_expiry_s} s): queued queries "
+                          "would be lost")
     if daemon.qos == 0 and duty.mode != ALWAYS_ON:
-        raise ValueError("a duty-cycled daemon needs QoS 1 or 2: the broker does not queue "
-                         "QoS 0 queries for a sleeping client")
+        raise ConfigError("a duty-cycled daemon needs QoS 1 or 2: the broker does not "
+                          "queue QoS 0 queries for a sleeping client")
 
 
 class DutyCycle:

@@ -8,8 +8,12 @@ Each option has one name. In the file it is a top-level key (`period = 10`), in 
 environment `EDGE_SLM_` and the name in capitals (`EDGE_SLM_PERIOD=10`), on the command line
 the flag of that name with dashes (`--period 10`). Precedence: flags, then the environment,
 then the file (`--config FILE` or `EDGE_SLM_CONFIG`), then the dataclasses' defaults. A key
-the file does not know, a value of the wrong type or out of range is a ValueError that names
+the file does not know, a value of the wrong type or out of range is a ConfigError that names
 the key and where it came from. Relative paths in the file are relative to the file's folder.
+
+`OPTIONS` is the one table of them: `edge-slm serve` makes its flags from it (type, choices,
+help, and the default of the field each one fills), so --help cannot drift from the file and
+the environment.
 
 This module builds the existing typed configs (`DaemonConfig`, `DutyConfig`) once, at the CLI
 boundary; nothing here reads a file or the environment unless asked to. Stdlib only
@@ -20,10 +24,11 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from ..errors import ConfigError
 from ..protocols.telemetry import MODES
 from . import DaemonConfig
 from .duty import DutyConfig
@@ -51,7 +56,9 @@ _PATHS = "paths"
 
 @dataclass(frozen=True)
 class Option:
-    """One setting: its name, type, limits and the config field it fills."""
+    """One setting: its name, type, limits, the config field it fills and its help. The
+    flags of `edge-slm serve` are made from these, so a flag's help and default are the
+    setting's."""
 
     name: str
     """The file key; the flag is `--` and the name with dashes, the variable EDGE_SLM_NAME."""
@@ -59,11 +66,20 @@ class Option:
     """str, int, float, path, list (of names), paths (a list of paths) or areas (site=area
     pairs)."""
     target: str
-    """Where the value goes: "daemon.<field>", "duty.<field>" or a ServeSettings field."""
+    """Where the value goes: "daemon.<field>", "duty.<field>" or a ServeSettings field; that
+    field's default is the option's."""
+    help: str = ""
+    """What it sets, for --help (the default is added: see `flag_help`)."""
+    default_text: str = ""
+    """The default in words, for a default that is no value to print (None, empty)."""
     choices: Tuple[Any, ...] = ()
     """The allowed values (empty: any of the kind)."""
     positive: bool = False
     """Numbers only: must be above zero."""
+    metavar: Optional[str] = None
+    """The flag's value in --help (None: argparse's, from the name or the choices)."""
+    const: Optional[str] = None
+    """The value of the flag given without one (None: the flag needs a value)."""
 
     @property
     def env(self) -> str:
@@ -75,33 +91,86 @@ class Option:
         """The command-line flag."""
         return "--" + self.name.replace("_", "-")
 
+    @property
+    def default(self) -> Any:
+        """The value when nothing sets it: the default of the config field it fills."""
+        owner, _, name = self.target.rpartition(".")
+        cls = {"daemon": DaemonConfig, "duty": DutyConfig, "": ServeSettings}[owner]
+        spec = next(f for f in fields(cls) if f.name == name)
+        if spec.default is MISSING:
+            return spec.default_factory()  # type: ignore[misc]
+        return spec.default
+
+    @property
+    def flag_help(self) -> str:
+        """The flag's --help: what it sets and its default (in words, else the value)."""
+        default = self.default_text or (self.default if self.default not in (None, (), {})
+                                        else "")
+        return f"{self.help} (default: {default})" if default != "" else self.help
+
+    @property
+    def repeatable(self) -> bool:
+        """A list: the flag is given once per item."""
+        return self.kind in (_LIST, _PATHS, _AREAS)
+
+    @property
+    def value_type(self) -> Any:
+        """The type of one value on the command line."""
+        return {_INT: int, _FLOAT: float, _PATH: Path, _PATHS: Path}.get(self.kind, str)
+
 
 OPTIONS: Tuple[Option, ...] = (
-    Option("bundle", _PATH, "bundle"),
-    Option("home", _PATH, "home"),
-    Option("broker", _STR, "daemon.broker"),
-    Option("mqtt_version", _STR, "daemon.mqtt_version", choices=("5", "3.1.1")),
-    Option("client_id", _STR, "daemon.client_id"),
-    Option("qos", _INT, "daemon.qos", choices=(0, 1, 2)),
-    Option("keepalive", _INT, "daemon.keepalive_s", positive=True),
-    Option("session_expiry", _INT, "daemon.session_expiry_s", positive=True),
-    Option("tls_ca", _PATH, "daemon.tls_ca"),
-    Option("tls_cert", _PATH, "daemon.tls_cert"),
-    Option("tls_key", _PATH, "daemon.tls_key"),
-    Option("site_id", _LIST, "daemon.site_ids"),
-    Option("site_area", _AREAS, "daemon.site_areas"),
-    Option("status_site", _STR, "daemon.status_site"),
-    Option("share_group", _STR, "share_group"),
-    Option("ha_discovery", _STR, "daemon.discovery_prefix"),
-    Option("mode", _STR, "duty.mode", choices=MODES),
-    Option("period", _FLOAT, "duty.period_s", positive=True),
-    Option("window", _FLOAT, "duty.window_s", positive=True),
-    Option("min_period", _FLOAT, "duty.min_period_s", positive=True),
-    Option("max_period", _FLOAT, "duty.max_period_s", positive=True),
-    Option("board", _STR, "board", choices=tuple(sorted(PROFILES))),
-    Option("trusted_key", _PATHS, "trusted_keys"),
-    Option("serial", _STR, "serial"),
-    Option("baud", _INT, "baud", positive=True),
+    Option("bundle", _PATH, "bundle", "model bundle", "the shipped int8 one"),
+    Option("home", _PATH, "home", "your home (YAML or JSON: entities, areas, floors): the only "
+           "names answers are given in", "the bundle's example home"),
+    Option("broker", _STR, "daemon.broker",
+           "broker URL: mqtt://[user:pass@]host[:port] or mqtts://..."),
+    Option("mqtt_version", _STR, "daemon.mqtt_version", "MQTT protocol version",
+           choices=("5", "3.1.1")),
+    Option("client_id", _STR, "daemon.client_id", "MQTT client id; keep it stable so the "
+           "broker keeps the session", "edge-slm-<status site>"),
+    Option("qos", _INT, "daemon.qos", "QoS of subscriptions and replies", choices=(0, 1, 2)),
+    Option("tls_ca", _PATH, "daemon.tls_ca", "mqtts://: CA certificate file"),
+    Option("tls_cert", _PATH, "daemon.tls_cert", "mqtts://: client certificate file"),
+    Option("tls_key", _PATH, "daemon.tls_key", "mqtts://: client key file"),
+    Option("keepalive", _INT, "daemon.keepalive_s", "MQTT keep-alive seconds", positive=True,
+           metavar="S"),
+    Option("session_expiry", _INT, "daemon.session_expiry_s", "MQTT 5: seconds the broker "
+           "keeps our session and queues queries while we are away", positive=True,
+           metavar="S"),
+    Option("site_id", _LIST, "daemon.site_ids", "serve only this site; repeat for several",
+           "every site", metavar="ID"),
+    Option("site_area", _AREAS, "daemon.site_areas", "the area a site is in: the area of its "
+           "commands that mean the satellite's room, such as 'turn on the lights' "
+           "(repeatable)", metavar="SITE=AREA"),
+    Option("status_site", _STR, "daemon.status_site", "site of the status and telemetry "
+           "topics; give each daemon of a share group its own",
+           "the first --site-id, else default", metavar="ID"),
+    Option("share_group", _STR, "share_group", "MQTT 5 shared subscription group: daemons of "
+           "one group share the queries, each answered once (default client id then: "
+           "edge-slm-<site>-<host>-<pid>)", metavar="NAME"),
+    Option("ha_discovery", _STR, "daemon.discovery_prefix", "announce diagnostic sensors to "
+           "Home Assistant by MQTT discovery (prefix default homeassistant) and publish their "
+           "state", metavar="PREFIX", const="homeassistant"),
+    Option("mode", _STR, "duty.mode", "always-on (event driven), periodic (wake every "
+           "--period) or adaptive (period follows traffic)", choices=MODES),
+    Option("period", _FLOAT, "duty.period_s", "periodic: seconds from wake to wake; adaptive: "
+           "the first period", positive=True, metavar="S"),
+    Option("window", _FLOAT, "duty.window_s", "seconds connected per wake", positive=True,
+           metavar="S"),
+    Option("min_period", _FLOAT, "duty.min_period_s", "adaptive: shortest period",
+           positive=True, metavar="S"),
+    Option("max_period", _FLOAT, "duty.max_period_s", "adaptive: longest period",
+           positive=True, metavar="S"),
+    Option("board", _STR, "board", "power profile the energy is estimated for",
+           choices=tuple(sorted(PROFILES))),
+    Option("trusted_key", _PATHS, "trusted_keys", "trusted Ed25519 public key (PEM; repeat "
+           "for several): the bundle must be signed by one of them, at start and on every "
+           "SIGHUP reload", metavar="PUB.pem"),
+    Option("serial", _STR, "serial", "answer text lines on this serial port (any pyserial "
+           "URL: /dev/ttyS0, socket://host:port, loop://) instead of serving MQTT",
+           metavar="URL"),
+    Option("baud", _INT, "baud", "--serial: baud rate", positive=True, metavar="N"),
 )
 """Every option of `edge-slm serve` that a file, the environment or a flag can set."""
 _BY_NAME = {o.name: o for o in OPTIONS}
@@ -138,21 +207,21 @@ class ServeSettings:
 
 
 def read_file(path: Path) -> Dict[str, Any]:
-    """The TOML file's options by name; ValueError for a missing or malformed file or an
+    """The TOML file's options by name; ConfigError for a missing or malformed file or an
     unknown key (named, with the file)."""
     try:
         with open(path, "rb") as f:
             data = _toml.load(f)
     except FileNotFoundError:
-        raise ValueError(f"config file {path}: not found") from None
+        raise ConfigError(f"config file {path}: not found") from None
     except OSError as err:
-        raise ValueError(f"config file {path}: cannot read it ({err})") from None
-    except _toml.TOMLDecodeError as err:
-        raise ValueError(f"config file {path}: not valid TOML ({err})") from None
+        raise ConfigError(f"config file {path}: cannot read it ({err})") from None
+    except (_toml.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {path}: not valid TOML ({err})") from None
     unknown = sorted(set(data) - set(_BY_NAME))
     if unknown:
-        raise ValueError(f"config file {path}: unknown key {unknown[0]!r} (known: "
-                         f"{', '.join(o.name for o in OPTIONS)})")
+        raise ConfigError(f"config file {path}: unknown key {unknown[0]!r} (known: "
+                          f"{', '.join(o.name for o in OPTIONS)})")
     return data
 
 
@@ -169,7 +238,7 @@ def load_settings(flags: Optional[Mapping[str, Any]] = None,
     environ = environ or {}
     unknown = sorted(set(flags) - set(_BY_NAME))
     if unknown:
-        raise ValueError(f"unknown option {unknown[0]!r}")
+        raise ConfigError(f"unknown option {unknown[0]!r}")
     if config_file is None and environ.get(CONFIG_ENV):
         config_file = Path(environ[CONFIG_ENV])
     from_file = read_file(config_file) if config_file is not None else {}
@@ -208,10 +277,10 @@ def _build(values: Dict[str, Any], origins: Dict[str, str], config_file: Optiona
     group = top.get("share_group")
     if group is not None:
         if not _SHARE_GROUP.match(group):
-            raise ValueError(f"{origins['share_group']}: share group {group!r} cannot be an "
-                             "MQTT topic level (empty, or has / + #)")
+            raise ConfigError(f"{origins['share_group']}: share group {group!r} cannot be "
+                              "an MQTT topic level (empty, or has / + #)")
         if daemon.get("mqtt_version", "5") != "5":
-            raise ValueError(f"{origins['share_group']}: shared subscriptions need MQTT 5")
+            raise ConfigError(f"{origins['share_group']}: shared subscriptions need MQTT 5")
     try:
         daemon_config = DaemonConfig(**daemon)
         if group is not None and not daemon_config.client_id:
@@ -219,8 +288,8 @@ def _build(values: Dict[str, Any], origins: Dict[str, str], config_file: Optiona
             daemon_config = DaemonConfig(**dict(daemon, client_id=SHARED_CLIENT_ID.format(
                 site=daemon_config.status_topic_site, host=_client_id_part(host), pid=pid)))
         duty_config = DutyConfig(**duty)
-    except ValueError as err:
-        raise ValueError(f"{err} (settings from {_describe(origins)})") from None
+    except ConfigError as err:
+        raise ConfigError(f"{err} (settings from {_describe(origins)})") from None
     return ServeSettings(daemon=daemon_config, duty=duty_config, bundle=top.get("bundle"),
                          home=top.get("home"), board=top.get("board", DEFAULT_BOARD),
                          share_group=group, config_file=config_file, origins=origins,
@@ -244,7 +313,7 @@ def _convert(option: Option, value: Any, where: str, base: Optional[Path]) -> An
         if isinstance(value, Path):
             value = str(value)
         if not isinstance(value, str) or not value:
-            raise ValueError(f"{where}: expected a non-empty string, not {value!r}")
+            raise ConfigError(f"{where}: expected a non-empty string, not {value!r}")
         if kind == _PATH:
             path = Path(value).expanduser()
             return base / path if base is not None and not path.is_absolute() else path
@@ -252,27 +321,27 @@ def _convert(option: Option, value: Any, where: str, base: Optional[Path]) -> An
         if isinstance(value, str):
             value = _parse(int, value, where, "an integer")
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{where}: expected an integer, not {value!r}")
+            raise ConfigError(f"{where}: expected an integer, not {value!r}")
     elif kind == _FLOAT:
         if isinstance(value, str):
             value = _parse(float, value, where, "a number")
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
                 or not math.isfinite(value):
-            raise ValueError(f"{where}: expected a number, not {value!r}")
+            raise ConfigError(f"{where}: expected a number, not {value!r}")
         value = float(value)
     elif kind == _LIST:
         value = _names(value, where)
     elif kind == _PATHS:
-        value = tuple(_convert(Option(option.name, _PATH, option.target), v, where, base)
+        value = tuple(_convert(replace(option, kind=_PATH), v, where, base)
                       for v in _names([str(v) if isinstance(v, Path) else v for v in value]
                                       if isinstance(value, (list, tuple)) else value, where))
     else:
         value = _areas(value, where)
     if option.choices and value not in option.choices:
-        raise ValueError(f"{where}: {value!r} is not one of "
-                         f"{', '.join(str(c) for c in option.choices)}")
+        raise ConfigError(f"{where}: {value!r} is not one of "
+                          f"{', '.join(str(c) for c in option.choices)}")
     if option.positive and value <= 0:
-        raise ValueError(f"{where}: must be above zero, not {value!r}")
+        raise ConfigError(f"{where}: must be above zero, not {value!r}")
     return value
 
 
@@ -280,7 +349,7 @@ def _parse(kind: Any, text: str, where: str, what: str) -> Any:
     try:
         return kind(text.strip())
     except ValueError:
-        raise ValueError(f"{where}: expected {what}, not {text!r}") from None
+        raise ConfigError(f"{where}: expected {what}, not {text!r}") from None
 
 
 def _names(value: Any, where: str) -> Tuple[str, ...]:
@@ -290,7 +359,7 @@ def _names(value: Any, where: str) -> Tuple[str, ...]:
         value = [v.strip() for v in value.split(",")]
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v
                                                        for v in value):
-        raise ValueError(f"{where}: expected a list of names, not {value!r}")
+        raise ConfigError(f"{where}: expected a list of names, not {value!r}")
     return tuple(value)
 
 
@@ -303,10 +372,10 @@ def _areas(value: Any, where: str) -> Dict[str, str]:
         for pair in value:
             site, sep, area = str(pair).partition("=")
             if not sep or not site.strip() or not area.strip():
-                raise ValueError(f"{where}: {pair!r} is not SITE=AREA")
+                raise ConfigError(f"{where}: {pair!r} is not SITE=AREA")
             pairs[site.strip()] = area.strip()
         value = pairs
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                               and v.strip() for k, v in value.items()):
-        raise ValueError(f"{where}: expected a table of site = \"Area\", not {value!r}")
+        raise ConfigError(f"{where}: expected a table of site = \"Area\", not {value!r}")
     return dict(value)

@@ -15,6 +15,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 
+from ..errors import CorpusInputError
 # Span decoding lives with the runtime (the device decodes the same way); re-exported here.
 from ..runtime.decode import decode_spans, words_of  # noqa: F401
 from ..runtime.labels import EMPTY_FRAME, LABELS_FORMAT, NONE_INTENT, Frame, frame_of
@@ -139,11 +140,20 @@ class Sets:
 
 
 def read_jsonl(path: Path) -> Iterator[Dict[str, Any]]:
-    """Records of a JSON-lines file."""
+    """Records of a JSON-lines file (a corpus, a dev set); CorpusInputError when a line is
+    not JSON."""
     with Path(path).open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                yield json.loads(line)
+        try:
+            for n, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        record = json.loads(line)
+                    except ValueError as err:
+                        raise CorpusInputError(str(path), f"line {n}: not JSON ({err})") \
+                            from None
+                    yield record
+        except UnicodeDecodeError as err:
+            raise CorpusInputError(str(path), f"not UTF-8 text ({err})") from None
 
 
 def tags_for(offsets: Sequence[Tuple[int, int]], slots: Sequence[Dict[str, Any]],

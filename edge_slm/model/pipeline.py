@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
 from ..corpus.build import CorpusConfig
+from ..errors import ConfigError
 from .distill import DistillConfig
 from .prune import PruneConfig
 # `_encoder_for` is the older name of `report.encoder_for` (tests import it from here).
@@ -88,11 +89,11 @@ class TrainConfig:
 
 def _from_dict(cls: Any, data: Dict[str, Any]) -> Any:
     if not isinstance(data, dict):
-        raise ValueError(f"{cls.__name__}: expected a mapping, got {data!r}")
+        raise ConfigError(f"{cls.__name__}: expected a mapping, got {data!r}")
     known = {f.name: f for f in fields(cls)}
     unknown = set(data) - set(known)
     if unknown:
-        raise ValueError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
+        raise ConfigError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
     kwargs = {}
     default = cls()
     for name, value in data.items():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple, Type, TypeVar, Union
 
-from ..errors import ProtocolError
+from ..errors import ConfigError, ProtocolError
 
 M = TypeVar("M", bound="Message")
 
@@ -189,7 +189,8 @@ def opt_id(obj: Mapping[str, Any], key: str, what: str) -> JsonId:
 
 
 def topic_level(value: str, what: str) -> str:
-    """`value` checked as one topic level (no '/', '+', '#', not empty); ValueError if not."""
+    """`value` checked as one topic level (no '/', '+', '#', not empty); ConfigError if not
+    (the values are site ids and names that a user configures)."""
     if not isinstance(value, str) or not value or any(c in value for c in _TOPIC_RESERVED):
-        raise ValueError(f"{what} {value!r} cannot be a topic level (empty, or has / + #)")
+        raise ConfigError(f"{what} {value!r} cannot be a topic level (empty, or has / + #)")
     return value
