@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Mapping, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
+from ..protocols.base import topic_level
+
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 MQTT_PORT = 1883
 MQTTS_PORT = 8883
@@ -55,12 +57,6 @@ def parse_broker_url(url: str) -> BrokerAddress:
         host=parts.hostname, port=port or (MQTTS_PORT if tls else MQTT_PORT), tls=tls,
         username=unquote(parts.username) if parts.username is not None else None,
         password=unquote(parts.password) if parts.password is not None else None)
-
-
-def _topic_level(value: str, what: str) -> None:
-    if not isinstance(value, str) or not value or any(c in value for c in "/+#"):
-        raise ValueError(f"{what} {value!r} cannot be an MQTT topic level "
-                         "(empty, or has / + #)")
 
 
 @dataclass(frozen=True)
@@ -110,13 +106,13 @@ class DaemonConfig:
         if self.qos not in (0, 1, 2):
             raise ValueError(f"QoS must be 0, 1 or 2, not {self.qos!r}")
         for site in self.site_ids:
-            _topic_level(site, "site id")
+            topic_level(site, "site id")
         for site, area in self.site_areas.items():
-            _topic_level(site, "site id")
+            topic_level(site, "site id")
             if not isinstance(area, str) or not area.strip():
                 raise ValueError(f"site {site!r}: area must be a non-empty name")
         if self.status_site is not None:
-            _topic_level(self.status_site, "status site")
+            topic_level(self.status_site, "status site")
         for name in ("keepalive_s", "session_expiry_s", "max_payload_bytes", "max_text_chars",
                      "max_batch"):
             value = getattr(self, name)

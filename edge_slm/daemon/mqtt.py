@@ -42,6 +42,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ..errors import EdgeSlmError
+from ..protocols.base import topic_level
 from . import DaemonConfig
 from .discovery import DiagnosticsTracker, discovery_messages
 from .handlers import CORRELATION_DATA, RESPONSE_TOPIC, Handler, Outgoing
@@ -95,9 +96,7 @@ def shared_topic(group: Optional[str], topic: str) -> str:
     """`topic` as a subscription of the share group (unchanged without a group)."""
     if group is None:
         return topic
-    if not group or any(c in group for c in "/+#"):
-        raise ValueError(f"share group {group!r} cannot be an MQTT topic level")
-    return f"{SHARE_PREFIX}/{group}/{topic}"
+    return f"{SHARE_PREFIX}/{topic_level(group, 'share group')}/{topic}"
 
 
 def publish_properties(props: Mapping[str, Any]) -> Optional[Properties]:
