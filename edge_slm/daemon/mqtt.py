@@ -29,21 +29,14 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from paho.mqtt.client import (
-    MQTT_ERR_SUCCESS,
-    CallbackAPIVersion,
-    Client,
-    MQTTMessage,
-    MQTTMessageInfo,
-    MQTTv5,
-    MQTTv311,
-)
+from paho.mqtt.client import MQTT_ERR_SUCCESS, Client, MQTTMessage, MQTTMessageInfo
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ..errors import EdgeSlmError
 from ..protocols.base import topic_level
 from . import DaemonConfig
+from .client import connect, make_client
 from .discovery import DiagnosticsTracker, discovery_messages
 from .handlers import CORRELATION_DATA, RESPONSE_TOPIC, Handler, Outgoing
 
@@ -149,12 +142,12 @@ class MqttDaemon:
         self.client: Optional[Client] = None
         """The paho client, made by setup()."""
         self.ready = threading.Event()
+        """Set while connected with our subscriptions acknowledged (and `online` published)."""
         self.diagnostics = (DiagnosticsTracker(started_at=time.time())
                             if config.discovery_prefix else None)
         """Last intent, latency and load for Home Assistant (None: discovery off)."""
         self.duty_cycle: Callable[[], float] = lambda: 1.0
         """The duty cycle reported to Home Assistant (the duty loop sets it)."""
-        """Set while connected with our subscriptions acknowledged (and `online` published)."""
         self.handled = 0
         """Messages received and handled (errors included)."""
         self._stop = threading.Event()
@@ -166,20 +159,10 @@ class MqttDaemon:
 
     def setup(self) -> None:
         """Make the paho client: protocol, client id, session, last will, TLS, credentials."""
-        cfg, address = self.config, self.config.address
-        if cfg.mqtt_version == "5":
-            client = Client(CallbackAPIVersion.VERSION2, client_id=cfg.mqtt_client_id,
-                            protocol=MQTTv5)
-        else:
-            client = Client(CallbackAPIVersion.VERSION2, client_id=cfg.mqtt_client_id,
-                            clean_session=False, protocol=MQTTv311)
+        client = make_client(self.config.connection())
         client.enable_logger(_PAHO_LOGGER)
         will = self.handler.status(online=False)
         client.will_set(will.topic, will.payload, qos=will.qos, retain=True)
-        if address.tls:
-            client.tls_set(ca_certs=cfg.tls_ca, certfile=cfg.tls_cert, keyfile=cfg.tls_key)
-        if address.username is not None:
-            client.username_pw_set(address.username, address.password)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
@@ -195,13 +178,7 @@ class MqttDaemon:
         assert self.client is not None
         address = self.config.address
         try:
-            if self.config.mqtt_version == "5":
-                props = Properties(PacketTypes.CONNECT)
-                props.SessionExpiryInterval = self.config.session_expiry_s
-                self.client.connect(address.host, address.port, self.config.keepalive_s,
-                                    clean_start=False, properties=props)
-            else:
-                self.client.connect(address.host, address.port, self.config.keepalive_s)
+            connect(self.client, self.config.connection())
         except OSError as err:  # refused, unreachable, TLS handshake failed
             _LOGGER.warning("cannot reach broker %s:%s: %s", address.host, address.port, err)
             return False
