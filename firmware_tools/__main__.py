@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from edge_slm.cli.link_args import add_link_args, link_connection
 from edge_slm.errors import EdgeSlmError
 
 from .flash import add_serial_args
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p = sub.add_parser("ota", help="send a bundle to a device over MQTT (resumes)")
     p.add_argument("bundle", type=Path)
-    p.add_argument("--broker", required=True, help="mqtt://[user:pass@]host[:port]")
+    add_link_args(p)
     p.add_argument("--site", required=True, help="the device's site id")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return parser
@@ -61,7 +62,7 @@ def _flash(args: argparse.Namespace) -> None:
         if args.command == "ota":
             from .mqtt_link import sender_link
 
-            link = sender_link(args.broker, args.site)
+            link = sender_link(link_connection(args), args.site)
             try:
                 # MQTT has no line rate to pace by: the protocol's window and timers still hold
                 result = flash_bundle(link, data, progress, FlashConfig())
