@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from edge_slm.cli.flags import add_site_id_arg, add_trusted_key_arg
+from edge_slm.cli.link_args import add_link_args, link_connection
 from edge_slm.errors import EdgeSlmError
 
 from .flash import add_serial_args
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p = sub.add_parser("ota", help="send a bundle to a device over MQTT (resumes)")
     p.add_argument("bundle", type=Path)
-    p.add_argument("--broker", required=True, help="mqtt://[user:pass@]host[:port]")
+    add_link_args(p)
     add_site_id_arg(p, help="the device's site id")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return parser
@@ -68,7 +69,7 @@ def _flash(args: argparse.Namespace) -> None:
             from .mqtt_link import sender_link
 
             try:
-                link = sender_link(args.broker, args.site_id)
+                link = sender_link(link_connection(args), args.site_id)
             except OSError as err:  # the broker cannot be reached (the message says which)
                 raise EdgeSlmError(str(err)) from err
             try:

@@ -6,22 +6,22 @@
 `MqttLink` makes a pair of topics look like a serial port (`read`, `write`, `timeout`,
 `in_waiting`), so the very same `FlashSender` and `Agent` state machines, with their CRCs,
 window, resume and A/B switch, run unchanged over MQTT (QoS 1, in order). Progress and the
-result are also published, retained, on `edge-slm/<site>/ota/status`.
+result are also published, retained, on `edge-slm/<site>/ota/status` (`OtaStatus`; the topics
+and the message are `edge_slm.protocols.ota`). The client is edge-slm's
+(`edge_slm.daemon.client`): TLS, credentials and the MQTT version of the connection are
+honoured.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from typing import Any, Optional
+from dataclasses import replace
+from typing import Any, Optional, Union
 
-OTA_IN = "edge-slm/{site}/ota/in"
-"""Frames to the device."""
-OTA_OUT = "edge-slm/{site}/ota/out"
-"""Frames from the device."""
-OTA_STATUS = "edge-slm/{site}/ota/status"
-"""Retained progress and result of the latest transfer."""
+from edge_slm.daemon.connection import MqttConnection
+from edge_slm.protocols.ota import OtaStatus, frames_from_device, frames_to_device
+
 CONNECT_TIMEOUT_S = 10.0
 """Longest wait for the broker to accept the connection and the subscription."""
 READ_TIMEOUT_S = 0.2
@@ -31,36 +31,39 @@ READ_TIMEOUT_S = 0.2
 class MqttLink:
     """A serial-like byte stream over two MQTT topics (one in, one out)."""
 
-    def __init__(self, broker: str, inbound: str, outbound: str, client_id: str,
+    def __init__(self, conn: MqttConnection, inbound: str, outbound: str,
                  timeout: float = READ_TIMEOUT_S) -> None:
-        import paho.mqtt.client as mqtt
+        from edge_slm.daemon.client import connect, make_client
 
-        from edge_slm.daemon import parse_broker_url
-
-        addr = parse_broker_url(broker)
         self.timeout = timeout
         """Seconds a read waits for data."""
         self.outbound = outbound
         self._buf = bytearray()
         self._cond = threading.Condition()
         self._subscribed = threading.Event()
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                                   protocol=mqtt.MQTTv5)
-        if addr.username:
-            self._client.username_pw_set(addr.username, addr.password)
-        if addr.tls:
-            self._client.tls_set()
+        self._refused: Optional[str] = None
+        self._client = make_client(conn)
         self._client.on_message = self._on_message
         self._client.on_subscribe = lambda *a: self._subscribed.set()
-        self._client.on_connect = lambda c, u, f, rc, p: c.subscribe(inbound, qos=1)
+
+        def on_connect(c: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+            if reason.is_failure:  # bad credentials, a client id refused: fail at once
+                self._refused = str(reason)
+                self._subscribed.set()
+            else:
+                c.subscribe(inbound, qos=1)
+
+        self._client.on_connect = on_connect
         try:
-            self._client.connect(addr.host, addr.port)
+            connect(self._client, conn)
         except OSError as err:
-            raise OSError(f"cannot reach the broker at {broker}: {err}") from err
+            raise OSError(f"cannot reach the broker at {conn.where}: {err}") from err
         self._client.loop_start()
-        if not self._subscribed.wait(CONNECT_TIMEOUT_S):
+        if not self._subscribed.wait(CONNECT_TIMEOUT_S) or self._refused is not None:
             self.close()
-            raise OSError(f"the broker at {broker} did not accept the subscription")
+            raise OSError(f"the broker at {conn.where} " + (
+                f"refused the connection: {self._refused}" if self._refused is not None
+                else "did not accept the subscription"))
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         with self._cond:
@@ -87,9 +90,11 @@ class MqttLink:
         self._client.publish(self.outbound, bytes(data), qos=1)
         return len(data)
 
-    def publish_status(self, topic: str, status: dict) -> None:
-        """A retained JSON status message."""
-        self._client.publish(topic, json.dumps(status), qos=1, retain=True)
+    def publish_status(self, topic: str, status: OtaStatus) -> None:
+        """The transfer's progress or result, retained (on `status.topic(site_id=...)`)."""
+        from edge_slm.daemon.retained import publish_retained_on
+
+        publish_retained_on(self._client, topic, status.to_payload())
 
     def close(self) -> None:
         """Disconnect (waiting briefly for what was published to leave)."""
@@ -100,13 +105,25 @@ class MqttLink:
         self._client.loop_stop()
 
 
-def sender_link(broker: str, site: str, client_id: Optional[str] = None) -> MqttLink:
-    """The link `firmware-tools ota` sends over."""
-    return MqttLink(broker, OTA_OUT.format(site=site), OTA_IN.format(site=site),
-                    client_id or f"edge-slm-ota-sender-{site}")
+def _link_connection(broker: Union[str, MqttConnection], client_id: Optional[str],
+                     default_id: str) -> MqttConnection:
+    """`broker` (a URL: MQTT 5, no TLS files) as a fresh session under the client id given,
+    else the connection's own, else `default_id`."""
+    conn = MqttConnection.from_url(broker) if isinstance(broker, str) else broker
+    return replace(conn, client_id=client_id or conn.client_id or default_id, clean=True,
+                   session_expiry_s=None)
 
 
-def device_link(broker: str, site: str, client_id: Optional[str] = None) -> MqttLink:
+def sender_link(broker: Union[str, MqttConnection], site: str,
+                client_id: Optional[str] = None) -> MqttLink:
+    """The link `firmware-tools ota` sends over (`broker`: a URL or the whole connection,
+    TLS, credentials and MQTT version)."""
+    conn = _link_connection(broker, client_id, f"edge-slm-ota-sender-{site}")
+    return MqttLink(conn, frames_from_device(site), frames_to_device(site))
+
+
+def device_link(broker: Union[str, MqttConnection], site: str,
+                client_id: Optional[str] = None) -> MqttLink:
     """The link a device's OTA agent listens on."""
-    return MqttLink(broker, OTA_IN.format(site=site), OTA_OUT.format(site=site),
-                    client_id or f"edge-slm-ota-agent-{site}")
+    conn = _link_connection(broker, client_id, f"edge-slm-ota-agent-{site}")
+    return MqttLink(conn, frames_to_device(site), frames_from_device(site))

@@ -3,90 +3,65 @@ it receives, for the daemon's integration tests.
 
     from mqtt_fixtures import Probe, mosquitto_fixture  # noqa: F401 (fixture "mosquitto")
 
-The broker is the Debian `mosquitto` package (/usr/sbin/mosquitto); tests that need it are
-skipped when it is not installed. Nothing here sleeps for timing: readiness is a successful
-TCP connection, and messages are waited for on a queue with a timeout.
+The broker is the Debian `mosquitto` package (/usr/sbin/mosquitto) started by the project's
+one launcher, `edge_slm.daemon.mosquitto.MosquittoProcess`; tests that need it are skipped
+when it is not installed. Nothing here sleeps for timing: readiness is a successful TCP
+connection, and messages are waited for on a queue with a timeout.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import os
 import queue
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 import pytest
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-BROKER_START_TIMEOUT_S = 10.0
-"""Longest wait for mosquitto to accept connections."""
+from edge_slm.daemon.mosquitto import MOSQUITTO_PATHS, MosquittoProcess, find_mosquitto
+
+MOSQUITTO = find_mosquitto() or MOSQUITTO_PATHS[0]
 WAIT_S = 10.0
 """Longest wait for an expected message (generous: CI machines are busy)."""
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class Mosquitto(MosquittoProcess):
+    """The shared launcher (`edge_slm.daemon.mosquitto`) with the tests' defaults: a loopback
+    listener on a free port, anonymous clients (or only the `users` given), no persistence
+    (unless asked for), everything logged."""
 
-
-class Mosquitto:
-    """A mosquitto process with a generated config: loopback listener, anonymous, no
-    persistence."""
-
-    def __init__(self, folder: Path, port: Optional[int] = None) -> None:
-        self.folder = folder
-        self.port = port or free_port()
-        self.proc: Optional[subprocess.Popen] = None
-        self.url = f"mqtt://127.0.0.1:{self.port}"
+    def __init__(self, folder: Path, port: Optional[int] = None, persistence: bool = False,
+                 users: Optional[Mapping[str, str]] = None) -> None:
+        password_file = None
+        if users:
+            folder.mkdir(parents=True, exist_ok=True)
+            password_file = folder / "passwords"
+            write_password_file(password_file, users)
+        super().__init__(folder, port=port or 0, binary=MOSQUITTO, persistence=persistence,
+                         password_file=password_file)
 
     def start(self) -> "Mosquitto":
         """Start it and wait until it accepts connections."""
-        conf = self.folder / f"mosquitto-{self.port}.conf"
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                        "persistence false\nlog_dest stderr\n")
-        log = open(self.folder / f"mosquitto-{self.port}.log", "ab")
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=log,
-                                     stderr=subprocess.STDOUT)
-        log.close()
-        deadline = time.monotonic() + BROKER_START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mosquitto exited with {self.proc.returncode}: "
-                                   + self.log_text())
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                # not listening yet: wait on the process instead of sleeping blindly
-                try:
-                    self.proc.wait(timeout=0.05)
-                except subprocess.TimeoutExpired:
-                    pass
-        self.stop()
-        raise RuntimeError("mosquitto did not start listening: " + self.log_text())
+        super().start()
+        return self
 
-    def stop(self) -> None:
-        """Stop it (SIGTERM, then SIGKILL)."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
 
-    def log_text(self) -> str:
-        """What mosquitto logged (for failure messages)."""
-        path = self.folder / f"mosquitto-{self.port}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+def write_password_file(path: Path, users: Mapping[str, str]) -> None:
+    """A mosquitto password file: `user:$6$<salt>$<SHA-512 of password + salt>`, base64 (the
+    format mosquitto_passwd wrote before PBKDF2, which mosquitto 2 still reads)."""
+    lines = []
+    for user, password in users.items():
+        salt = os.urandom(12)
+        digest = hashlib.sha512(password.encode("utf-8") + salt).digest()
+        lines.append(f"{user}:$6${base64.b64encode(salt).decode()}$"
+                     f"{base64.b64encode(digest).decode()}")
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
 
 
 @pytest.fixture(scope="module", name="mosquitto")

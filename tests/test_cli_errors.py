@@ -40,7 +40,7 @@ def test_config_error_is_an_edge_slm_error_and_a_value_error():
     (["eval", "--data", "{tmp}/bad.jsonl"], "bad.jsonl:2: not JSON"),
     (["eval", "--data", "{tmp}/binary.jsonl"], "not UTF-8"),
     (["status", "--timeout", "0"], "--timeout"),
-    (["status", "--site-id", "a/b"], "cannot be a topic level"),
+    (["status", "--site-id", "a/b"], "cannot be an MQTT topic level"),
 ])
 def test_a_user_error_is_one_line_and_status_2(tmp_path, capsys, argv, words):
     (tmp_path / "bad.jsonl").write_text('{"text": "hi"}\n{"text": \n')

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import queue
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +22,6 @@ from typing import Dict, List, Optional
 
 import pytest
 from mqtt_fixtures import (  # noqa: F401 (fixture "mosquitto")
-    BROKER_START_TIMEOUT_S,
     MOSQUITTO,
     WAIT_S,
     Mosquitto,
@@ -252,30 +249,8 @@ class PersistentMosquitto(Mosquitto):
     """A mosquitto that saves its sessions and retained messages when it stops and loads them
     when it starts again (on the same port)."""
 
-    def start(self) -> "PersistentMosquitto":
-        """Start it and wait until it accepts connections."""
-        conf = self.folder / f"mosquitto-{self.port}.conf"
-        # `user`: mosquitto started as root would switch to the mosquitto user, which cannot
-        # write its database into our folder (ignored when we are not root)
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                        f"persistence true\npersistence_location {self.folder}/\n"
-                        f"user {pwd.getpwuid(os.getuid()).pw_name}\nlog_dest stderr\n")
-        with open(self.folder / f"mosquitto-{self.port}.log", "ab") as log:
-            self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=log,
-                                         stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + BROKER_START_TIMEOUT_S
-        while True:
-            assert self.proc.poll() is None, "mosquitto exited: " + self.log_text()
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                assert time.monotonic() < deadline, "mosquitto did not listen: " + \
-                    self.log_text()
-                try:
-                    self.proc.wait(timeout=0.05)
-                except subprocess.TimeoutExpired:
-                    pass
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder, persistence=True)
 
 
 def test_broker_restart_keeps_the_session_and_the_daemon_comes_back(bundles, tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from mqtt_fixtures import WAIT_S, Probe, mosquitto_fixture  # noqa: F401
@@ -78,3 +79,44 @@ def test_an_interrupted_ota_resumes(mosquitto, tmp_path):
     finally:
         if agent.poll() is None:
             agent.kill()
+
+
+def test_ota_honours_credentials_and_mqtt_3_1_1(tmp_path):
+    """Both OTA commands on a broker that refuses anonymous clients, over MQTT 3.1.1: the
+    link's client is the project's one (TLS, credentials, protocol version)."""
+    from mqtt_fixtures import MOSQUITTO, Mosquitto
+
+    from edge_slm.daemon.connection import MqttConnection
+    from edge_slm.daemon.retained import read_retained
+    from edge_slm.protocols.ota import OtaStatus
+
+    if not Path(MOSQUITTO).exists():
+        pytest.skip("mosquitto is not installed")
+    broker = Mosquitto(tmp_path / "broker", users={"device": "d-pw", "hub": "h-pw"}).start()
+    url = f"mqtt://{{}}@127.0.0.1:{broker.port}"
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "edge_slm", "ota-agent", "--broker", url.format("device:d-pw"),
+         "--mqtt-version", "3.1.1", "--site", "ota3", "--slots", str(tmp_path / "slots"),
+         "--once"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with pytest.raises(OSError, match="refused the connection"):
+            sender_link(url.format("hub:wrong"), "ota3", client_id="sender-wrong")
+        r = subprocess.run([sys.executable, "-m", "firmware_tools", "ota", str(BUNDLE),
+                            "--broker", url.format("hub:h-pw"), "--mqtt-version", "3.1.1",
+                            "--site", "ota3", "--no-progress"],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert agent.wait(timeout=120) == 0, agent.stderr.read()
+        assert _active_bytes(tmp_path / "slots") == BUNDLE.read_bytes()
+        hub = MqttConnection.from_url(url.format("hub:h-pw"), mqtt_version="3.1.1")
+        topic = OtaStatus.topic(site_id="ota3")
+        status = OtaStatus.from_payload(read_retained(hub, [topic])[topic])
+        assert status.state == "installed", status
+        log = broker.log_text()
+        for client_id in ("edge-slm-ota-agent-ota3", "edge-slm-ota-sender-ota3"):
+            # mosquitto logs the protocol of each client: p2 is MQTT 3.1.1 (p5 would be 5)
+            assert f"as {client_id} (p2, c1, k60, u'" in log, log
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+        broker.stop()

@@ -9,6 +9,7 @@ import json
 import queue
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import EdgeSlmError
@@ -35,10 +36,9 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand."""
-    import paho.mqtt.client as mqtt
-
     from ..daemon import DaemonConfig
     from ..daemon.broker import EmbeddedBroker
+    from ..daemon.client import connect, make_client
     from ..daemon.handlers import Handler
     from ..daemon.mqtt import MqttDaemon
     from .parse import load_engine
@@ -52,16 +52,16 @@ def run(args: argparse.Namespace) -> int:
     daemon = MqttDaemon(Handler(engine, config), config)
     server = threading.Thread(target=daemon.run_forever, daemon=True)
     answers: "queue.Queue[dict]" = queue.Queue()
-    protocol = mqtt.MQTTv5 if version == "5" else mqtt.MQTTv311
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="edge-slm-demo-user",
-                         protocol=protocol)
+    user = replace(config.connection(), client_id="edge-slm-demo-user", clean=True,
+                   session_expiry_s=None)
+    client = make_client(user)
     client.on_message = lambda c, u, m: answers.put({"topic": m.topic,
                                                      **json.loads(m.payload)})
     try:
         server.start()
         if not daemon.ready.wait(READY_TIMEOUT_S):
             raise EdgeSlmError("the daemon did not come up; run `edge-slm serve` to see why")
-        client.connect(broker.host, int(broker.port or 0))
+        connect(client, user)
         client.subscribe([(f"edge-slm/{SITE}/intent", 1), ("hermes/intent/#", 1),
                           ("hermes/nlu/intentNotRecognized", 1)])
         client.loop_start()

@@ -174,8 +174,8 @@ def run(args: argparse.Namespace) -> int:
     from ..daemon.energy import PROFILES, EnergyMeter
     from ..daemon.handlers import Handler
     from ..daemon.mqtt import MqttDaemon
+    from ..daemon.retained import publish_retained
     from ..protocols.telemetry import ALWAYS_ON, Telemetry
-    from .status import publish_retained
 
     config, duty = settings.daemon, settings.duty
     check_session(duty, config)
@@ -194,7 +194,8 @@ def run(args: argparse.Namespace) -> int:
     publisher_id = config.mqtt_client_id + "-telemetry"
 
     def report(telemetry: Telemetry) -> None:
-        publish_retained(config, [(telemetry_topic, telemetry.to_payload())], publisher_id)
+        publish_retained(config.connection(), [(telemetry_topic, telemetry.to_payload())],
+                         publisher_id)
 
     meter = EnergyMeter(PROFILES[settings.board])
     if duty.mode != ALWAYS_ON:
@@ -228,7 +229,8 @@ def run(args: argparse.Namespace) -> int:
         if duty.mode != ALWAYS_ON:
             # asleep, the daemon holds no connection whose close() could say so
             offline = handler.status(online=False)
-            publish_retained(config, [(offline.topic, offline.payload)], publisher_id)
+            publish_retained(config.connection(), [(offline.topic, offline.payload)],
+                             publisher_id)
         if embedded is not None:
             embedded.stop()  # after the offline status went out
     return 0

@@ -2,6 +2,8 @@
 
     handlers.py  pure: (topic, payload, MQTT 5 properties) in -> list of Outgoing out
     mqtt.py      the paho-mqtt 2 I/O layer: connect, subscribe, publish what handlers return
+    client.py    the one paho client factory (the `MqttConnection` of connection.py)
+    retained.py  one-shot retained publishes and reads (telemetry, `edge-slm status`)
 
 This module holds `DaemonConfig`, built once at the CLI boundary, and the broker URL parser.
 Stdlib only, so the config can be built and checked without paho or the engine.
@@ -14,6 +16,8 @@ from typing import Mapping, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
 from ..errors import ConfigError
+from ..protocols.base import topic_level
+from .connection import MqttConnection
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 MQTT_PORT = 1883
@@ -62,12 +66,6 @@ def parse_broker_url(url: str) -> BrokerAddress:
         password=unquote(parts.password) if parts.password is not None else None)
 
 
-def _topic_level(value: str, what: str) -> None:
-    if not isinstance(value, str) or not value or any(c in value for c in "/+#"):
-        raise ConfigError(f"{what} {value!r} cannot be an MQTT topic level "
-                          "(empty, or has / + #)")
-
-
 @dataclass(frozen=True)
 class DaemonConfig:
     """Everything `edge-slm serve` needs besides the engine; built once by the CLI."""
@@ -109,28 +107,30 @@ class DaemonConfig:
     (last intent, latency, commands per hour, duty cycle) and publish their state; None: off."""
 
     def __post_init__(self) -> None:
-        address = parse_broker_url(self.broker)
-        if self.mqtt_version not in ("5", "3.1.1"):
-            raise ConfigError(f"MQTT version must be 5 or 3.1.1, not {self.mqtt_version!r}")
         if self.qos not in (0, 1, 2):
             raise ConfigError(f"QoS must be 0, 1 or 2, not {self.qos!r}")
         for site in self.site_ids:
-            _topic_level(site, "site id")
+            topic_level(site, "site id")
         for site, area in self.site_areas.items():
-            _topic_level(site, "site id")
+            topic_level(site, "site id")
             if not isinstance(area, str) or not area.strip():
                 raise ConfigError(f"site {site!r}: area must be a non-empty name")
         if self.status_site is not None:
-            _topic_level(self.status_site, "status site")
+            topic_level(self.status_site, "status site")
         for name in ("keepalive_s", "session_expiry_s", "max_payload_bytes", "max_text_chars",
                      "max_batch"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer, not {value!r}")
-        if (self.tls_ca or self.tls_cert or self.tls_key) and not address.tls:
-            raise ConfigError("TLS files given but the broker URL is not mqtts://")
-        if self.tls_key and not self.tls_cert:
-            raise ConfigError("a TLS key needs its certificate (tls_cert)")
+        self.connection()  # the broker URL, MQTT version and TLS files
+
+    def connection(self) -> MqttConnection:
+        """The daemon's own connection: its client id, a session the broker keeps (MQTT 5:
+        clean start off and a session expiry; 3.1.1: clean session off), its keep-alive."""
+        return MqttConnection.from_url(
+            self.broker, tls_ca=self.tls_ca, tls_cert=self.tls_cert, tls_key=self.tls_key,
+            mqtt_version=self.mqtt_version, client_id=self.mqtt_client_id, clean=False,
+            keepalive_s=self.keepalive_s, session_expiry_s=self.session_expiry_s)
 
     @property
     def address(self) -> BrokerAddress:

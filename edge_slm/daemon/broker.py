@@ -28,58 +28,42 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence
 
 from ..errors import EdgeSlmError
+from .mosquitto import (
+    LOOPBACK,
+    MOSQUITTO,
+    START_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+    MosquittoError,
+    MosquittoProcess,
+    PortInUse,
+    find_mosquitto,
+    free_port,
+    listening,
+    port_free,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
-LOOPBACK = "127.0.0.1"
-"""The only address the embedded broker listens on: it is for this machine alone."""
-MOSQUITTO = "mosquitto"
 AMQTT = "amqtt"
 BACKENDS = (MOSQUITTO, AMQTT)
 """Backends in order of preference."""
-MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
-"""Where Debian and a source build put mosquitto (/usr/sbin is not on a user's PATH)."""
-START_TIMEOUT_S = 10.0
-"""Longest wait for the broker to accept connections (a Pi Zero on a slow SD card)."""
-STOP_TIMEOUT_S = 5.0
-"""Longest wait for the broker to exit after SIGTERM (or the amqtt thread to end) before it
-is killed (or abandoned)."""
-POLL_S = 0.05
-"""Pause between two connection attempts while waiting for the broker to listen."""
-CONNECT_PROBE_TIMEOUT_S = 0.2
-"""Timeout of one such connection attempt."""
 PORT_ATTEMPTS = 3
 """With port=0: how many free ports to try (another process may take the one we picked)."""
 MAX_QUEUED_MESSAGES = 1000
 """mosquitto's own default: QoS 1 messages it queues per client (for a sleeping duty-cycled
 daemon, or one that falls behind) before it drops new ones."""
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 INSTALL_HINT = ("install mosquitto (Debian, Raspberry Pi OS: sudo apt-get install mosquitto) "
                 "or amqtt (pip install amqtt)")
 
 
 class EmbeddedBrokerError(EdgeSlmError):
     """The embedded broker cannot be started (none installed, port taken, it exited)."""
-
-
-def find_mosquitto() -> Optional[str]:
-    """The mosquitto binary (PATH first, then MOSQUITTO_PATHS), or None."""
-    found = shutil.which(MOSQUITTO)
-    if found:
-        return found
-    return next((p for p in MOSQUITTO_PATHS if os.access(p, os.X_OK)), None)
 
 
 def amqtt_installed() -> bool:
@@ -100,52 +84,8 @@ def available_backends(mosquitto_path: Optional[str] = None) -> List[str]:
     return out
 
 
-def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port nobody listens on now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def port_free(host: str, port: int) -> bool:
-    """True when a server could listen on `port` now (SO_REUSEADDR, as brokers bind: the
-    TIME_WAIT connections a stopped broker leaves do not count)."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-            s.listen(1)
-            return True
-        except OSError:
-            return False
-
-
-def _listening(host: str, port: int) -> bool:
-    try:
-        socket.create_connection((host, port), timeout=CONNECT_PROBE_TIMEOUT_S).close()
-        return True
-    except OSError:
-        return False
-
-
-def _user_name() -> str:
-    import pwd
-
-    return pwd.getpwuid(os.geteuid()).pw_name
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Ask Linux to send the child SIGTERM when its parent exits."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
-    except (OSError, AttributeError):
-        pass
-
-
 class _Mosquitto:
-    """mosquitto as a child process with a generated config."""
+    """mosquitto as a child process (`MosquittoProcess`) in a folder of its own."""
 
     mqtt_version = "5"
     persistent_sessions = True
@@ -153,61 +93,38 @@ class _Mosquitto:
     def __init__(self, path: str, max_queued: int) -> None:
         self.path = path
         self.max_queued = max_queued
-        self.proc: Optional[subprocess.Popen] = None
+        self.process: Optional[MosquittoProcess] = None
         self.folder = tempfile.TemporaryDirectory(prefix="edge-slm-broker-")
-        self.log_path = Path(self.folder.name) / "mosquitto.log"
+
+    @property
+    def proc(self) -> Any:
+        """The child process (None before start)."""
+        return self.process.proc if self.process is not None else None
 
     def start(self, host: str, port: int) -> bool:
         """Start and wait until it listens; False when the port was taken."""
-        conf = Path(self.folder.name) / "mosquitto.conf"
-        # persistence off: the embedded broker lives and dies with the daemon. `user` is who
-        # we are: started as root, mosquitto would switch to its own user, and a change of
-        # user clears the parent-death signal.
-        conf.write_text(f"listener {port} {host}\nallow_anonymous true\npersistence false\n"
-                        f"user {_user_name()}\nmax_queued_messages {self.max_queued}\n"
-                        "log_dest stderr\nlog_type error\nlog_type warning\n")
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [self.path, "-c", str(conf)], stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-                # a session of its own: Ctrl-C in the terminal (or `timeout`) signals the
-                # daemon's process group, and the broker must outlive the daemon's goodbye
-                start_new_session=True)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                if "in use" in self.log_text():
-                    return False
-                raise EmbeddedBrokerError(f"mosquitto exited with {self.proc.returncode}: "
-                                          + self.log_text().strip())
-            if _listening(host, port):
-                return True
-            try:
-                self.proc.wait(timeout=POLL_S)  # notices an early exit at once
-            except subprocess.TimeoutExpired:
-                pass
-        self.stop()
-        raise EmbeddedBrokerError(f"mosquitto did not listen on {host}:{port} within "
-                                  f"{START_TIMEOUT_S:g} s: " + self.log_text().strip())
+        # persistence off: the embedded broker lives and dies with the daemon; a session of
+        # its own and the parent-death signal: see MosquittoProcess
+        self.process = MosquittoProcess(
+            Path(self.folder.name), port=port, host=host, binary=self.path,
+            max_queued_messages=self.max_queued, log_types=("error", "warning"),
+            die_with_parent=True, own_session=True)
+        try:
+            self.process.start()
+        except PortInUse:
+            return False
+        except MosquittoError as err:
+            raise EmbeddedBrokerError(str(err)) from None
+        return True
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after STOP_TIMEOUT_S."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                _LOGGER.warning("mosquitto ignored SIGTERM; killing it")
-                self.proc.kill()
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
+        if self.process is not None:
+            self.process.stop()
         self.folder.cleanup()
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return self.process is not None and self.process.alive()
 
 
 class _Amqtt:
@@ -243,7 +160,7 @@ class _Amqtt:
             if isinstance(self.error, OSError) or "in use" in str(self.error):
                 return False
             raise EmbeddedBrokerError(f"amqtt failed to start: {self.error!r}")
-        return _listening(host, port)
+        return listening(host, port)
 
     def _run(self, config: Any) -> None:
         loop = asyncio.new_event_loop()

@@ -29,20 +29,14 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from paho.mqtt.client import (
-    MQTT_ERR_SUCCESS,
-    CallbackAPIVersion,
-    Client,
-    MQTTMessage,
-    MQTTMessageInfo,
-    MQTTv5,
-    MQTTv311,
-)
+from paho.mqtt.client import MQTT_ERR_SUCCESS, Client, MQTTMessage, MQTTMessageInfo
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ..errors import EdgeSlmError
+from ..errors import ConfigError, EdgeSlmError
+from ..protocols.base import topic_level
 from . import DaemonConfig
+from .client import connect, make_client
 from .discovery import DiagnosticsTracker, discovery_messages
 from .handlers import CORRELATION_DATA, RESPONSE_TOPIC, Handler, Outgoing
 
@@ -73,7 +67,7 @@ class Backoff:
                  factor: float = RECONNECT_FACTOR, jitter: float = RECONNECT_JITTER,
                  rng: Callable[[], float] = random.random) -> None:
         if not 0 < min_s <= max_s or factor < 1 or not 0 <= jitter <= 1:
-            raise ValueError("backoff needs 0 < min_s <= max_s, factor >= 1, 0 <= jitter <= 1")
+            raise ConfigError("backoff needs 0 < min_s <= max_s, factor >= 1, 0 <= jitter <= 1")
         self.min_s, self.max_s, self.factor, self.jitter = min_s, max_s, factor, jitter
         self.rng = rng
         """Uniform [0, 1) numbers (injected: tests pass a fixed one)."""
@@ -95,9 +89,7 @@ def shared_topic(group: Optional[str], topic: str) -> str:
     """`topic` as a subscription of the share group (unchanged without a group)."""
     if group is None:
         return topic
-    if not group or any(c in group for c in "/+#"):
-        raise ValueError(f"share group {group!r} cannot be an MQTT topic level")
-    return f"{SHARE_PREFIX}/{group}/{topic}"
+    return f"{SHARE_PREFIX}/{topic_level(group, 'share group')}/{topic}"
 
 
 def publish_properties(props: Mapping[str, Any]) -> Optional[Properties]:
@@ -132,9 +124,9 @@ class MqttDaemon:
                  share_group: Optional[str] = None,
                  reload: Optional[Callable[[], Any]] = None) -> None:
         if share_group is not None:
-            shared_topic(share_group, "check")  # ValueError for a bad group name
+            shared_topic(share_group, "check")  # ConfigError for a bad group name
             if config.mqtt_version != "5":
-                raise ValueError("shared subscriptions need MQTT 5")
+                raise ConfigError("shared subscriptions need MQTT 5")
         self.handler = handler
         self.config = config
         self.share_group = share_group
@@ -150,12 +142,12 @@ class MqttDaemon:
         self.client: Optional[Client] = None
         """The paho client, made by setup()."""
         self.ready = threading.Event()
+        """Set while connected with our subscriptions acknowledged (and `online` published)."""
         self.diagnostics = (DiagnosticsTracker(started_at=time.time())
                             if config.discovery_prefix else None)
         """Last intent, latency and load for Home Assistant (None: discovery off)."""
         self.duty_cycle: Callable[[], float] = lambda: 1.0
         """The duty cycle reported to Home Assistant (the duty loop sets it)."""
-        """Set while connected with our subscriptions acknowledged (and `online` published)."""
         self.handled = 0
         """Messages received and handled (errors included)."""
         self._stop = threading.Event()
@@ -167,20 +159,10 @@ class MqttDaemon:
 
     def setup(self) -> None:
         """Make the paho client: protocol, client id, session, last will, TLS, credentials."""
-        cfg, address = self.config, self.config.address
-        if cfg.mqtt_version == "5":
-            client = Client(CallbackAPIVersion.VERSION2, client_id=cfg.mqtt_client_id,
-                            protocol=MQTTv5)
-        else:
-            client = Client(CallbackAPIVersion.VERSION2, client_id=cfg.mqtt_client_id,
-                            clean_session=False, protocol=MQTTv311)
+        client = make_client(self.config.connection())
         client.enable_logger(_PAHO_LOGGER)
         will = self.handler.status(online=False)
         client.will_set(will.topic, will.payload, qos=will.qos, retain=True)
-        if address.tls:
-            client.tls_set(ca_certs=cfg.tls_ca, certfile=cfg.tls_cert, keyfile=cfg.tls_key)
-        if address.username is not None:
-            client.username_pw_set(address.username, address.password)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
@@ -196,13 +178,7 @@ class MqttDaemon:
         assert self.client is not None
         address = self.config.address
         try:
-            if self.config.mqtt_version == "5":
-                props = Properties(PacketTypes.CONNECT)
-                props.SessionExpiryInterval = self.config.session_expiry_s
-                self.client.connect(address.host, address.port, self.config.keepalive_s,
-                                    clean_start=False, properties=props)
-            else:
-                self.client.connect(address.host, address.port, self.config.keepalive_s)
+            connect(self.client, self.config.connection())
         except OSError as err:  # refused, unreachable, TLS handshake failed
             _LOGGER.warning("cannot reach broker %s:%s: %s", address.host, address.port, err)
             return False

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from ..errors import ConfigError
+from ..protocols.base import topic_level
 from ..protocols.telemetry import MODES
 from . import DaemonConfig
 from .duty import DutyConfig
@@ -174,7 +175,6 @@ OPTIONS: Tuple[Option, ...] = (
 )
 """Every option of `edge-slm serve` that a file, the environment or a flag can set."""
 _BY_NAME = {o.name: o for o in OPTIONS}
-_SHARE_GROUP = re.compile(r"^[^/+#]+$")
 
 
 @dataclass(frozen=True)
@@ -276,9 +276,7 @@ def _build(values: Dict[str, Any], origins: Dict[str, str], config_file: Optiona
             top[target] = value
     group = top.get("share_group")
     if group is not None:
-        if not _SHARE_GROUP.match(group):
-            raise ConfigError(f"{origins['share_group']}: share group {group!r} cannot be "
-                              "an MQTT topic level (empty, or has / + #)")
+        topic_level(group, f"{origins['share_group']}: share group")
         if daemon.get("mqtt_version", "5") != "5":
             raise ConfigError(f"{origins['share_group']}: shared subscriptions need MQTT 5")
     try:

@@ -15,8 +15,11 @@ from ..errors import ConfigError, ProtocolError
 
 M = TypeVar("M", bound="Message")
 
-#: Characters that may not appear in one level of a topic we publish to.
-_TOPIC_RESERVED = ("/", "+", "#")
+TOPIC_RESERVED = ("/", "+", "#", "\x00")
+"""Characters that may not appear in one level of a topic we publish to or name in a
+subscription: the level separator, the two wildcards, and NUL (MQTT forbids it in topics)."""
+TOPIC_LEVEL_PATTERN = "[^/+#\x00]+"
+"""A regular expression (no anchors) of one such level, for topic patterns."""
 
 JsonId = Union[str, int, None]
 """A request id as clients send it: a string, an integer, or absent."""
@@ -189,8 +192,9 @@ def opt_id(obj: Mapping[str, Any], key: str, what: str) -> JsonId:
 
 
 def topic_level(value: str, what: str) -> str:
-    """`value` checked as one topic level (no '/', '+', '#', not empty); ConfigError if not
-    (the values are site ids and names that a user configures)."""
-    if not isinstance(value, str) or not value or any(c in value for c in _TOPIC_RESERVED):
-        raise ConfigError(f"{what} {value!r} cannot be a topic level (empty, or has / + #)")
+    """`value` checked as one topic level (not empty, none of TOPIC_RESERVED); ConfigError if
+    not. The one check of site ids, share groups, intent names and the like."""
+    if not isinstance(value, str) or not value or any(c in value for c in TOPIC_RESERVED):
+        raise ConfigError(f"{what} {value!r} cannot be an MQTT topic level "
+                          "(empty, or has / + # or NUL)")
     return value

@@ -21,6 +21,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 from ..errors import ProtocolError
 from .base import (
+    TOPIC_LEVEL_PATTERN,
     Message,
     opt_float,
     opt_int,
@@ -37,7 +38,7 @@ _INTENT_PARSED = "hermes/nlu/intentParsed"
 _INTENT = "hermes/intent/{intent_name}"
 _NOT_RECOGNIZED = "hermes/nlu/intentNotRecognized"
 _ERROR = "hermes/error/nlu"
-_INTENT_PATTERN = re.compile(r"^hermes/intent/([^/+#]+)$")
+_INTENT_PATTERN = re.compile(f"^hermes/intent/({TOPIC_LEVEL_PATTERN})$")
 
 DEFAULT_SITE = "default"
 """The site of a message that names none (as in rhasspy-hermes)."""

@@ -20,7 +20,17 @@ from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from ..errors import ProtocolError
-from .base import JsonId, Message, opt_float, opt_id, opt_str, opt_str_tuple, req_str, topic_level
+from .base import (
+    TOPIC_LEVEL_PATTERN,
+    JsonId,
+    Message,
+    opt_float,
+    opt_id,
+    opt_str,
+    opt_str_tuple,
+    req_str,
+    topic_level,
+)
 
 _PREFIX = "edge-slm"
 _QUERY = _PREFIX + "/{site_id}/query"
@@ -58,8 +68,8 @@ class _SiteTopic(Message):
 
 
 def _pattern(template: str) -> "re.Pattern[str]":
-    return re.compile("^" + re.escape(template).replace(re.escape("{site_id}"), "([^/+#]+)")
-                      + "$")
+    site = f"({TOPIC_LEVEL_PATTERN})"
+    return re.compile("^" + re.escape(template).replace(re.escape("{site_id}"), site) + "$")
 
 
 @dataclass(frozen=True)
