@@ -194,12 +194,11 @@ def engine_loader(settings: Any) -> Any:
 
     if not settings.trusted_keys:
         return lambda: load_engine(settings.bundle, settings.home)
-    from firmware_tools.signing import load_public, verify_bundle
-
     from ..bundle import read_bundle
     from ..runtime.engine import default_bundle_path
+    from ..signature import load_trusted_keys, verify_bundle
 
-    keys = [load_public(k) for k in settings.trusted_keys]
+    keys = load_trusted_keys(settings.trusted_keys)
 
     def load() -> Any:
         bundle = read_bundle(settings.bundle if settings.bundle is not None
