@@ -280,13 +280,12 @@ def run(args: argparse.Namespace) -> int:
 
 def run_serial(settings: Any) -> int:
     """--serial: answer text lines on the port until SIGTERM or SIGINT; SIGHUP reloads."""
-    from firmware_tools.flash import open_port
-
     from ..daemon.serial_lines import READ_TIMEOUT_S, SerialLines
+    from ..daemon.serial_port import open_port
 
     loader = engine_loader(settings)
     engine = loader()
-    # a port that cannot be opened is a FlashError (an EdgeSlmError: exit status 2)
+    # a port that cannot be opened is a SerialPortError (an EdgeSlmError: exit status 2)
     port = open_port(settings.serial, settings.baud, timeout=READ_TIMEOUT_S)
     lines = SerialLines(engine, port, reload=loader)
 
