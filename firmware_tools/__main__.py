@@ -1,5 +1,6 @@
-"""`firmware-tools`: keys and signatures for model bundles, and the TensorFlow Lite Micro
-export, and flashing over a serial link (OTA is a further subcommand as it lands).
+"""`firmware-tools`: keys and signatures for model bundles, the TensorFlow Lite Micro
+export, and flashing over a serial link or MQTT (OTA), both ends: the sender (`flash`, `ota`)
+and the device's agents (`serial-agent`, `ota-agent`).
 
 Any error exits with status 2 and one line that says what is wrong."""
 
@@ -12,6 +13,7 @@ from typing import List, Optional
 
 from edge_slm.errors import EdgeSlmError
 
+from . import device_agents
 from .flash import add_serial_args
 
 
@@ -41,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--broker", required=True, help="mqtt://[user:pass@]host[:port]")
     p.add_argument("--site", required=True, help="the device's site id")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    device_agents.add_parsers(sub)
     return parser
 
 
@@ -98,10 +101,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                 print(f"firmware-tools export-c: warning: {w}", file=sys.stderr)
         elif args.command in ("flash", "ota"):
             _flash(args)
+        elif args.command == "serial-agent":
+            return device_agents.run_serial_agent(args)
+        elif args.command == "ota-agent":
+            return device_agents.run_ota_agent(args)
         return 0
     except (EdgeSlmError, ValueError) as err:
         print(f"firmware-tools {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C stops an agent: status 130, no traceback
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Updates over MQTT: `firmware-tools ota` to `edge-slm ota-agent` through a real mosquitto,
+"""Updates over MQTT: `firmware-tools ota` to `firmware-tools ota-agent` through a real mosquitto,
 the same protocol, checks and A/B switch as the serial link; an interrupted transfer resumes."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ BUNDLE = default_bundle_path("int4")
 
 
 def _agent(broker, site, slots):
-    return subprocess.Popen([sys.executable, "-m", "edge_slm", "ota-agent", "--broker",
+    return subprocess.Popen([sys.executable, "-m", "firmware_tools", "ota-agent", "--broker",
                              broker.url, "--site", site, "--slots", str(slots), "--once"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
