@@ -1,5 +1,6 @@
 """`firmware-tools`: keys and signatures for model bundles, the TensorFlow Lite Micro
-export, flashing over a serial link and updates over MQTT (OTA).
+export, and flashing over a serial link or MQTT (OTA), both ends: the sender (`flash`, `ota`)
+and the device's agents (`serial-agent`, `ota-agent`).
 
 Any error the user can fix exits with status 2 and one line that says what is wrong; any
 other exception is a bug and shows its traceback."""
@@ -11,10 +12,11 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from edge_slm.cli.flags import add_site_id_arg, add_trusted_key_arg
-from edge_slm.cli.link_args import add_link_args, link_connection
+from edge_slm.daemon.options import (add_link_args, add_site_id_arg, add_trusted_key_arg,
+                                     link_connection)
 from edge_slm.errors import EdgeSlmError
 
+from . import device_agents
 from .flash import add_serial_args
 
 
@@ -44,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_link_args(p)
     add_site_id_arg(p, help="the device's site id")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    device_agents.add_parsers(sub)
     return parser
 
 
@@ -108,10 +111,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                 print(f"firmware-tools export-c: warning: {w}", file=sys.stderr)
         elif args.command in ("flash", "ota"):
             _flash(args)
+        elif args.command == "serial-agent":
+            return device_agents.run_serial_agent(args)
+        elif args.command == "ota-agent":
+            return device_agents.run_ota_agent(args)
         return 0
     except EdgeSlmError as err:  # the only error channel: anything else is a bug
         print(f"firmware-tools {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C stops an agent: status 130, no traceback
+        return 130
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 from edge_slm.bundle import MAX_BUNDLE_BYTES, BundleError, read_bundle
+from edge_slm.signature import verify_bundle
 
 from .serial_protocol import (DEFAULT_MAX_FRAME, DEFAULT_WINDOW, MAX_FRAME_LIMIT,
                               PROTOCOL_VERSION, STATUS_BAD_BUNDLE, STATUS_BAD_HASH,
@@ -212,8 +213,6 @@ class Agent:
         except BundleError as err:
             return _refuse(STATUS_BAD_BUNDLE, str(err))
         if self.public_keys:
-            from .signing import verify_bundle
-
             try:
                 verify_bundle(bundle, self.public_keys)
             except BundleError as err:

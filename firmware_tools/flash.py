@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Callable, Dict, List, Optional, Union
 
+from edge_slm.daemon import serial_port
+
 from .serial_protocol import (DEFAULT_MAX_FRAME, DEFAULT_WINDOW, MAX_FRAME_LIMIT,
                               PROTOCOL_VERSION, STATUS_OK, Ack, Data, DeviceError, Done,
                               FlashError, FlashTimeout, FrameDecoder, Hello, HelloAck, Message,
@@ -267,19 +269,12 @@ class FlashSender:
 def open_port(port: Union[str, Any], baud: Optional[int] = None,
               timeout: float = READ_TICK_S) -> Any:
     """A pyserial port for a URL (any `serial_for_url` URL), or the serial-like object itself;
-    its read timeout is set to `timeout` so the I/O loops wake to run their timers."""
-    if isinstance(port, str):
-        import serial
-
-        try:
-            kw: Dict[str, Any] = {"timeout": timeout}
-            if baud:
-                kw["baudrate"] = baud
-            return serial.serial_for_url(port, **kw)
-        except (serial.SerialException, ValueError, OSError) as err:
-            raise FlashError(f"cannot open {port}: {err}") from err
-    port.timeout = timeout
-    return port
+    its read timeout is set to `timeout` so the I/O loops wake to run their timers. FlashError
+    when it cannot be opened (edge_slm.daemon.serial_port opens it)."""
+    try:
+        return serial_port.open_port(port, baud, timeout)
+    except serial_port.SerialPortError as err:
+        raise FlashError(str(err)) from err
 
 
 def pump(port: Any, machine: Any, clock: Callable[[], float]) -> None:

@@ -1,9 +1,10 @@
-"""Ed25519 signatures of model bundles.
+"""Ed25519 keys and signatures of model bundles: making them (checking is edge_slm's).
 
 The signature covers the exact bytes of the bundle's `manifest.json`, and the manifest holds
 the SHA-256 and size of every other member, so one signature covers the whole bundle: a
 changed member fails its checksum, a changed manifest fails the signature. It is stored in
 the bundle as the extra member `manifest.sig` (64 bytes), which the manifest does not list.
+Verification lives with the device side, `edge_slm.signature`, and is re-exported here.
 
     firmware-tools keygen --out keys/          # keys/edge-slm-signing.key, ...pub.pem
     firmware-tools sign model.slm --key keys/edge-slm-signing.key
@@ -16,35 +17,20 @@ import io
 import os
 import zipfile
 from pathlib import Path
-from typing import Iterable, List, Tuple, Union
+from typing import Tuple, Union
 
-from edge_slm.bundle import MANIFEST, Bundle, BundleError, read_bundle
+from edge_slm.bundle import MANIFEST, read_bundle
+from edge_slm.signature import (  # noqa: F401  (re-exported: verification is edge_slm's)
+    SIGNATURE, SignatureError, crypto, load_public, verify, verify_bundle)
 
-SIGNATURE = "manifest.sig"
-"""The member holding the Ed25519 signature of manifest.json."""
 KEY_NAME = "edge-slm-signing.key"
 PUB_NAME = "edge-slm-signing.pub.pem"
-
-
-class SignatureError(BundleError):
-    """A bundle is unsigned, signed by an untrusted key, or its signature does not verify."""
-
-
-def _crypto():  # type: ignore[no-untyped-def]
-    try:
-        from cryptography.exceptions import InvalidSignature
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import ed25519
-    except ImportError as err:  # pragma: no cover - a runtime dependency
-        raise SignatureError("signing needs the `cryptography` package: "
-                             "pip install cryptography") from err
-    return ed25519, serialization, InvalidSignature
 
 
 def keygen(out: Union[str, Path]) -> Tuple[Path, Path]:
     """Write a new private key (PEM, mode 0600) and its public key to the folder `out`;
     refuse to overwrite an existing key."""
-    ed25519, serialization, _ = _crypto()
+    ed25519, serialization, _ = crypto()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     key_path, pub_path = out / KEY_NAME, out / PUB_NAME
@@ -65,7 +51,7 @@ def keygen(out: Union[str, Path]) -> Tuple[Path, Path]:
 
 
 def _load_private(path: Union[str, Path]):  # type: ignore[no-untyped-def]
-    ed25519, serialization, _ = _crypto()
+    ed25519, serialization, _ = crypto()
     try:
         key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as err:
@@ -73,18 +59,6 @@ def _load_private(path: Union[str, Path]):  # type: ignore[no-untyped-def]
             from err
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise SignatureError(f"{path}: not an Ed25519 key")
-    return key
-
-
-def load_public(path: Union[str, Path]):  # type: ignore[no-untyped-def]
-    """An Ed25519 public key from a PEM file."""
-    ed25519, serialization, _ = _crypto()
-    try:
-        key = serialization.load_pem_public_key(Path(path).read_bytes())
-    except (OSError, ValueError, TypeError) as err:
-        raise SignatureError(f"{path}: not a readable PEM public key ({err})") from err
-    if not isinstance(key, ed25519.Ed25519PublicKey):
-        raise SignatureError(f"{path}: not an Ed25519 public key")
     return key
 
 
@@ -110,31 +84,3 @@ def sign(path: Union[str, Path], key_path: Union[str, Path]) -> Path:
     tmp.write_bytes(signed)
     tmp.replace(path)
     return path
-
-
-def verify_bundle(bundle: Bundle, public_keys: Iterable[object]) -> int:
-    """Check a read bundle's signature against trusted public keys; the index of the key
-    that signed it. SignatureError when unsigned or no key verifies it."""
-    _, _, invalid = _crypto()
-    sig = bundle.extra.get(SIGNATURE)
-    if sig is None:
-        raise SignatureError(f"{bundle.where}: not signed (no {SIGNATURE}); sign it with "
-                             "`firmware-tools sign`")
-    keys: List[object] = list(public_keys)
-    if not keys:
-        raise SignatureError("no trusted public key to verify against")
-    for i, key in enumerate(keys):
-        try:
-            key.verify(sig, bundle.members[MANIFEST])  # type: ignore[attr-defined]
-            return i
-        except invalid:
-            continue
-    raise SignatureError(f"{bundle.where}: bad signature: not signed by a trusted key, or "
-                         "the manifest was changed after signing")
-
-
-def verify(source: Union[str, Path, bytes], pubkeys: Iterable[Union[str, Path]]) -> Bundle:
-    """Read (checksums, format) and verify (signature) a bundle; the checked Bundle."""
-    bundle = read_bundle(source)
-    verify_bundle(bundle, [load_public(p) for p in pubkeys])
-    return bundle

@@ -111,9 +111,9 @@ def test_a_bug_shows_its_traceback_on_the_command_line():
 @pytest.mark.parametrize("make, argv, dest, value", [
     (fw_build_parser, ["verify", "b.slm", "--pubkey", "k.pem"], "trusted_key", [Path("k.pem")]),
     (fw_build_parser, ["ota", "b.slm", "--broker", "mqtt://h", "--site", "s"], "site_id", "s"),
-    (build_parser, ["serial-agent", "--port", "loop://", "--slots", "d", "--pubkey", "k.pem"],
+    (fw_build_parser, ["serial-agent", "--port", "loop://", "--slots", "d", "--pubkey", "k.pem"],
      "trusted_key", [Path("k.pem")]),
-    (build_parser, ["ota-agent", "--broker", "mqtt://h", "--site", "s", "--slots", "d"],
+    (fw_build_parser, ["ota-agent", "--broker", "mqtt://h", "--site", "s", "--slots", "d"],
      "site_id", "s"),
     (build_parser, ["corpus", "--inventory", "home.yaml"], "home", Path("home.yaml")),
 ])
@@ -131,8 +131,8 @@ def test_old_and_new_spellings_fill_one_list():
 @pytest.mark.parametrize("make, command, new, old", [
     (fw_build_parser, "verify", "--trusted-key", "--pubkey"),
     (fw_build_parser, "ota", "--site-id", "--site"),
-    (build_parser, "serial-agent", "--trusted-key", "--pubkey"),
-    (build_parser, "ota-agent", "--site-id", "--site"),
+    (fw_build_parser, "serial-agent", "--trusted-key", "--pubkey"),
+    (fw_build_parser, "ota-agent", "--site-id", "--site"),
     (build_parser, "corpus", "--home", "--inventory"),
 ])
 def test_help_shows_only_the_new_spelling(make, command, new, old, capsys):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from edge_slm.cli import build_parser as edge_slm_parser
-from edge_slm.cli.link_args import link_connection
+from edge_slm.daemon.options import link_connection
 from edge_slm.daemon import DaemonConfig
 from edge_slm.daemon.connection import MqttConnection
 from edge_slm.daemon.retained import KEEPALIVE_S, short_lived
@@ -61,7 +61,7 @@ def _flags(parser, command):
 def test_ota_commands_take_the_connection_options_serve_takes():
     serve = _flags(edge_slm_parser(), "serve")
     assert CONNECTION_FLAGS <= serve
-    assert CONNECTION_FLAGS <= _flags(edge_slm_parser(), "ota-agent")
+    assert CONNECTION_FLAGS <= _flags(firmware_parser(), "ota-agent")
     assert CONNECTION_FLAGS <= _flags(firmware_parser(), "ota")
 
 
@@ -73,12 +73,12 @@ def test_ota_options_make_the_connection():
     assert link_connection(args) == MqttConnection(
         host="hub.local", port=8883, tls=True, tls_ca="ca.pem", tls_cert="c.pem",
         tls_key="k.pem", username="hub", password="pw", mqtt_version="3.1.1")
-    args = edge_slm_parser().parse_args(
+    args = firmware_parser().parse_args(
         ["ota-agent", "--broker", "mqtt://hub.local", "--site", "hall", "--slots", "s",
          "--client-id", "hall-agent"])
     conn = link_connection(args)
     assert (conn.mqtt_version, conn.client_id, conn.tls) == ("5", "hall-agent", False)
-    args = edge_slm_parser().parse_args(
+    args = firmware_parser().parse_args(
         ["ota-agent", "--broker", "mqtt://hub.local", "--site", "hall", "--slots", "s",
          "--tls-ca", "ca.pem"])
     with pytest.raises(ValueError, match="mqtts"):

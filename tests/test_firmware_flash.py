@@ -160,12 +160,11 @@ class _Relay:
 
 
 def test_both_command_lines_over_pyserial_socket_urls(tmp_path, capsys):
-    from edge_slm.cli import main as edge_main
     from firmware_tools.__main__ import main as fw_main
 
     relay = _Relay()
     box = {}
-    agent = threading.Thread(target=lambda: box.setdefault("rc", edge_main(
+    agent = threading.Thread(target=lambda: box.setdefault("rc", fw_main(
         ["serial-agent", "--port", relay.url, "--slots", str(tmp_path / "s"), "--once"])),
         daemon=True)
     agent.start()

@@ -1,4 +1,4 @@
-"""Updates over MQTT: `firmware-tools ota` to `edge-slm ota-agent` through a real mosquitto,
+"""Updates over MQTT: `firmware-tools ota` to `firmware-tools ota-agent` through a real mosquitto,
 the same protocol, checks and A/B switch as the serial link; an interrupted transfer resumes."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ BUNDLE = default_bundle_path("int4")
 
 
 def _agent(broker, site, slots):
-    return subprocess.Popen([sys.executable, "-m", "edge_slm", "ota-agent", "--broker",
+    return subprocess.Popen([sys.executable, "-m", "firmware_tools", "ota-agent", "--broker",
                              broker.url, "--site", site, "--slots", str(slots), "--once"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -95,7 +95,7 @@ def test_ota_honours_credentials_and_mqtt_3_1_1(tmp_path):
     broker = Mosquitto(tmp_path / "broker", users={"device": "d-pw", "hub": "h-pw"}).start()
     url = f"mqtt://{{}}@127.0.0.1:{broker.port}"
     agent = subprocess.Popen(
-        [sys.executable, "-m", "edge_slm", "ota-agent", "--broker", url.format("device:d-pw"),
+        [sys.executable, "-m", "firmware_tools", "ota-agent", "--broker", url.format("device:d-pw"),
          "--mqtt-version", "3.1.1", "--site", "ota3", "--slots", str(tmp_path / "slots"),
          "--once"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -31,6 +31,25 @@ def test_runtime_side_imports_without_training_packages():
     assert out.stdout.strip() == "ok"
 
 
+def test_the_device_side_and_the_command_line_import_without_firmware_tools():
+    """edge_slm outside its training side (corpus, model, convert) imports with the training
+    packages and firmware_tools blocked: firmware_tools sits on edge_slm, not under it."""
+    code = BLOCKER.replace("'transformers'}", "'transformers', 'firmware_tools'}") + (
+        "import importlib, pkgutil, edge_slm, edge_slm.cli\n"
+        "training = ('edge_slm.corpus', 'edge_slm.model', 'edge_slm.convert')\n"
+        "names = [m.name for m in pkgutil.walk_packages(edge_slm.__path__, 'edge_slm.')\n"
+        "         if not m.name.startswith(training)]\n"
+        "for name in names:\n"
+        "    importlib.import_module(name)\n"
+        "edge_slm.cli.build_parser()\n"
+        "print(len(names), 'firmware_tools' in sys.modules)\n")
+    assert "'firmware_tools'}" in code  # the blocker does block it
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    count, imported = out.stdout.split()
+    assert int(count) > 40 and imported == "False"
+
+
 def test_every_module_imports_without_side_effects(capsys):
     import logging
 

@@ -18,9 +18,7 @@ from . import corpus as corpus_cmd
 from . import demo as demo_cmd
 from . import eval as eval_cmd
 from . import models as models_cmd
-from . import ota_agent as ota_agent_cmd
 from . import parse as parse_cmd
-from . import serial_agent as serial_agent_cmd
 from . import serve as serve_cmd
 from . import status as status_cmd
 from . import train as train_cmd
@@ -28,7 +26,7 @@ from . import train as train_cmd
 _LOGGER = logging.getLogger(__name__)
 
 _COMMANDS = (demo_cmd, corpus_cmd, train_cmd, convert_cmd, parse_cmd, eval_cmd, models_cmd,
-             serve_cmd, status_cmd, serial_agent_cmd, ota_agent_cmd)
+             serve_cmd, status_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

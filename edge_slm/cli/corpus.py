@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict
 
 from ..errors import ConfigError
-from .flags import add_renamed_flag
+from ..daemon.options import add_renamed_flag
 
 if TYPE_CHECKING:  # the corpus needs hassil (train extra); import it only when run
     from ..corpus.build import CorpusConfig

@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, BinaryIO, Dict, Optional, TextIO
+from typing import Any, BinaryIO, Optional, TextIO
 
 from ..errors import ConfigError
 
@@ -59,40 +59,11 @@ def run(args: argparse.Namespace) -> int:
     return serve_jsonl(engine, sys.stdin.buffer, sys.stdout, area=args.area)
 
 
-def answer_line(engine: Any, raw: bytes, n: int, area: Optional[str] = None) -> Dict[str, Any]:
-    """The output object of one --jsonl input line (`area`: the area when the line's own
-    `context` gives none)."""
-    from ..runtime.engine import InputError
-
-    try:
-        line = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        return {"error": f"not UTF-8: {err}", "line": n}
-    if not line.strip():
-        return {"error": "empty line", "line": n}
-    try:
-        query = json.loads(line)
-    except ValueError as err:
-        return {"error": f"not JSON: {err}", "line": n}
-    if not isinstance(query, dict) or "text" not in query:
-        return {"error": 'expected an object with "text"', "line": n}
-    context = query.get("context", {})
-    if context is None:
-        context = {}
-    if not isinstance(context, dict):
-        return {"error": '"context" must be an object such as {"area": "Kitchen"}', "line": n}
-    said_area = context.get("area", area)
-    if said_area is not None and not (isinstance(said_area, str) and said_area.strip()):
-        return {"error": 'context "area" must be a non-empty string', "line": n}
-    try:
-        return engine.parse(query["text"], area=said_area).to_dict()
-    except InputError as err:
-        return {"error": str(err), "line": n}
-
-
 def serve_jsonl(engine: Any, inp: BinaryIO, out: TextIO, area: Optional[str] = None) -> int:
     """Answer every line of `inp` on `out`, in order, one line each (flushed, so another
-    program can talk to us line by line)."""
+    program can talk to us line by line), with `edge_slm.runtime.lines.answer_line`."""
+    from ..runtime.lines import answer_line
+
     for n, line in enumerate(inp, 1):
         out.write(json.dumps(answer_line(engine, line, n, area), ensure_ascii=False) + "\n")
         out.flush()

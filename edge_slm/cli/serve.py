@@ -149,12 +149,11 @@ def engine_loader(settings: Any) -> Any:
 
     if not settings.trusted_keys:
         return lambda: load_engine(settings.bundle, settings.home)
-    from firmware_tools.signing import load_public, verify_bundle
-
     from ..bundle import read_bundle
     from ..runtime.engine import default_bundle_path
+    from ..signature import load_trusted_keys, verify_bundle
 
-    keys = [load_public(k) for k in settings.trusted_keys]
+    keys = load_trusted_keys(settings.trusted_keys)
 
     def load() -> Any:
         bundle = read_bundle(settings.bundle if settings.bundle is not None
@@ -238,13 +237,12 @@ def run(args: argparse.Namespace) -> int:
 
 def run_serial(settings: Any) -> int:
     """--serial: answer text lines on the port until SIGTERM or SIGINT; SIGHUP reloads."""
-    from firmware_tools.flash import open_port
-
     from ..daemon.serial_lines import READ_TIMEOUT_S, SerialLines
+    from ..daemon.serial_port import open_port
 
     loader = engine_loader(settings)
     engine = loader()
-    # a port that cannot be opened is a FlashError (an EdgeSlmError: exit status 2)
+    # a port that cannot be opened is a SerialPortError (an EdgeSlmError: exit status 2)
     port = open_port(settings.serial, settings.baud, timeout=READ_TIMEOUT_S)
     lines = SerialLines(engine, port, reload=loader)
 

@@ -1,6 +1,6 @@
 """The one place a paho-mqtt 2 client is made, from an `MqttConnection`: the daemon, the
 retained publishes and reads (`edge-slm serve`'s telemetry, `edge-slm status`), the OTA link
-(`firmware-tools ota`, `edge-slm ota-agent`) and `edge-slm demo` all connect through here, so
+(`firmware-tools ota`, `firmware-tools ota-agent`) and `edge-slm demo` all connect through here, so
 TLS, credentials and the protocol version are honoured alike.
 
     client = make_client(conn)     # protocol version, client id, session, TLS, credentials

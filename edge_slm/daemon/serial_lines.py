@@ -7,11 +7,11 @@
 A device on the UART sends a line (ended by LF; a CR before it is dropped) and gets exactly
 one line back, in order: the parse, or an error object. A line that starts with `{` is a
 `parse --jsonl` query (`{"text": ...}`); any other line is the text itself. Either way the
-answer is the object `edge-slm parse --jsonl` gives for that query (edge_slm.cli.parse's
-`answer_line`), so errors are `{"error": ..., "line": n}` with n counting the lines of the
-port from 1. A line that is not UTF-8, is empty, or is longer than `max_line` bytes (its
-bytes up to the next LF are dropped) gets an error object too. The port is read with its
-timeout, so stop() and a requested reload are noticed within one timeout.
+answer is the object `edge-slm parse --jsonl` gives for that query (both answer with
+`edge_slm.runtime.lines.answer_line`), so errors are `{"error": ..., "line": n}` with n
+counting the lines of the port from 1. A line that is not UTF-8, is empty, or is longer than
+`max_line` bytes (its bytes up to the next LF are dropped) gets an error object too. The port
+is read with its timeout, so stop() and a requested reload are noticed within one timeout.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import threading
 from typing import Any, Callable, Dict, List, Optional
 
 from ..errors import EdgeSlmError
+from ..runtime.lines import answer_line
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -101,21 +102,13 @@ class SerialLines:
 
     def answer(self, raw: bytes, n: int, too_long: bool = False) -> Dict[str, Any]:
         """The object answering line `n` (`raw` without its LF)."""
-        from ..cli.parse import answer_line
-
         if raw.endswith(b"\r"):
             raw = raw[:-1]
         if too_long or len(raw) > self.max_line:
             return {"error": f"line too long (over {self.max_line} bytes)", "line": n}
         try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            # the not-UTF-8 error object, worded as parse --jsonl words it (LF included)
-            return answer_line(self.engine, raw + b"\n", n)
-        if text.strip() and not text.lstrip().startswith("{"):
-            raw = json.dumps({"text": text.strip()}).encode("utf-8")
-        try:
-            return answer_line(self.engine, raw + b"\n", n)
+            # the line with its LF, as parse --jsonl reads it (a not-UTF-8 error is worded so)
+            return answer_line(self.engine, raw + b"\n", n, plain_text=True)
         except Exception as err:  # the loop boundary: answer, keep serving
             _LOGGER.exception("answering line %d failed", n)
             return {"error": f"internal error: {type(err).__name__}", "line": n}

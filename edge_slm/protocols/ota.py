@@ -1,4 +1,4 @@
-"""Updates over MQTT: the topics of `firmware-tools ota` and `edge-slm ota-agent`, and the
+"""Updates over MQTT: the topics of `firmware-tools ota` and `firmware-tools ota-agent`, and the
 agent's status message.
 
     in:  edge-slm/<site>/ota/in       frames to the device (bytes of the serial flashing

@@ -1,0 +1,145 @@
+"""`firmware-tools serial-agent` and `firmware-tools ota-agent`: the device side of
+`firmware-tools flash` and `firmware-tools ota`.
+
+    firmware-tools serial-agent --port /dev/ttyS0 --slots /var/lib/edge-slm/slots \\
+        --trusted-key keys/edge-slm-signing.pub.pem
+    firmware-tools ota-agent --broker mqtt://hub.local --site-id kitchen \\
+        --slots /var/lib/edge-slm/slots --trusted-key keys/edge-slm-signing.pub.pem
+    firmware-tools ota-agent --broker mqtts://kitchen:secret@hub.local --tls-ca ca.pem \\
+        --mqtt-version 3.1.1 --site-id kitchen --slots /var/lib/edge-slm/slots
+
+Both receive bundles (resuming interrupted transfers) and install each one A/B: the SHA-256
+of the whole bundle, its format, its signature (with --trusted-key) and its golden self-test must
+pass before `SLOTS/active` switches; otherwise the old model stays active and the sender is
+told why. One line per finished transfer on stdout. The OTA agent speaks the serial agent's
+protocol (docs/serial-protocol.md) over the topics `edge-slm/<site>/ota/in` and `/ota/out`;
+progress (every second) and the result of each transfer are published, retained, on
+`edge-slm/<site>/ota/status`. Serve the active slot with `edge-slm serve --bundle
+SLOTS/<active>.slm` and send it SIGHUP after an update.
+
+These were `edge-slm serial-agent` and `edge-slm ota-agent`; they live here so that edge_slm
+never imports firmware_tools (docs/architecture.md, Layers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+#: Seconds between two progress reports on the status topic during a transfer.
+PROGRESS_EVERY_S = 1.0
+
+
+def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Register `serial-agent` and `ota-agent`."""
+    from edge_slm.daemon.options import add_link_args, add_site_id_arg
+
+    from .flash import add_serial_args
+
+    p = sub.add_parser("serial-agent", help="receive and install bundles over a serial link",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_serial_args(p)
+    add_agent_args(p)
+    p = sub.add_parser("ota-agent", help="receive and install bundles over MQTT",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_link_args(p)
+    add_site_id_arg(p, help="this device's site id")
+    add_agent_args(p)
+
+
+def add_agent_args(p: argparse.ArgumentParser) -> None:
+    """`--slots`, `--trusted-key` and `--once`, shared by both agents."""
+    from edge_slm.daemon.options import add_trusted_key_arg
+
+    p.add_argument("--slots", type=Path, required=True,
+                   help="folder of the A/B slots (a.slm, b.slm, active)")
+    add_trusted_key_arg(p, help="trusted public key (PEM); repeat for several; with any, "
+                                "unsigned bundles are refused")
+    p.add_argument("--once", action="store_true",
+                   help="exit after one transfer (status 0 if installed, 2 if refused)")
+
+
+def _status_line(status: Any) -> str:
+    from .serial_protocol import STATUS_TEXT
+
+    return f"{STATUS_TEXT.get(status.code, status.code)}: {status.detail}"
+
+
+def run_serial_agent(args: argparse.Namespace) -> int:
+    """`serial-agent`: serve the agent on the port; the exit status of the last transfer."""
+    from edge_slm.signature import load_trusted_keys
+
+    from .agent import Agent, serve_agent
+    from .flash import open_port
+    from .serial_protocol import STATUS_OK
+    from .slots import SlotStore
+
+    keys = load_trusted_keys(args.trusted_key)
+    agent = Agent(SlotStore(args.slots), public_keys=keys)
+    port = open_port(args.port, args.baud)
+    try:
+        serve_agent(port, agent, once=args.once)
+    finally:
+        port.close()
+    status = agent.last_status
+    if status is not None:
+        print(_status_line(status))
+    return 0 if status is None or status.code == STATUS_OK else 2
+
+
+def run_ota_agent(args: argparse.Namespace) -> int:
+    """`ota-agent`: serve the agent on the site's OTA topics until SIGTERM or SIGINT (or one
+    transfer, with --once)."""
+    import signal
+    import threading
+
+    from edge_slm.daemon.options import link_connection
+    from edge_slm.errors import EdgeSlmError
+    from edge_slm.protocols.ota import OtaStatus
+    from edge_slm.signature import load_trusted_keys
+
+    from .agent import Agent, serve_agent
+    from .mqtt_link import device_link
+    from .serial_protocol import STATUS_OK, STATUS_TEXT
+    from .slots import SlotStore
+
+    conn = link_connection(args)  # a bad URL or TLS option fails before anything starts
+    keys = load_trusted_keys(args.trusted_key)
+    store = SlotStore(args.slots)
+    agent = Agent(store, public_keys=keys)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda s, f: stop.set())
+    try:
+        link = device_link(conn, args.site_id)
+    except OSError as err:  # the broker cannot be reached (the message says which)
+        raise EdgeSlmError(str(err)) from err
+    topic = OtaStatus.topic(site_id=args.site_id)
+
+    def report_progress() -> None:  # every PROGRESS_EVERY_S while a transfer runs
+        last = 0.0
+        while not stop.wait(PROGRESS_EVERY_S):
+            now_progress = agent.progress
+            if now_progress is not None and time.monotonic() - last >= PROGRESS_EVERY_S:
+                last = time.monotonic()
+                link.publish_status(topic, OtaStatus.progress(*now_progress, at=time.time()))
+
+    threading.Thread(target=report_progress, daemon=True).start()
+    try:
+        while not stop.is_set():
+            done = serve_agent(link, agent, stop=stop, once=True)
+            status = agent.last_status
+            if done and status is not None:
+                ok = status.code == STATUS_OK
+                code = STATUS_TEXT.get(status.code, str(status.code))
+                link.publish_status(topic, OtaStatus.result(ok, code, status.detail,
+                                                            at=time.time()))
+                print(f"{code}: {status.detail}", flush=True)
+                if args.once:
+                    return 0 if ok else 2
+            agent = Agent(store, public_keys=keys)  # the next transfer starts afresh
+    finally:
+        link.close()
+    return 0
