@@ -13,9 +13,13 @@ Making keys and signing is `firmware_tools.signing` (`firmware-tools keygen`, `s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, List, Tuple, Union
+from types import ModuleType
+from typing import TYPE_CHECKING, Iterable, List, Tuple, Type, Union
 
 from .bundle import MANIFEST, Bundle, BundleError, read_bundle
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 SIGNATURE = "manifest.sig"
 """The member holding the Ed25519 signature of manifest.json."""
@@ -25,7 +29,7 @@ class SignatureError(BundleError):
     """A bundle is unsigned, signed by an untrusted key, or its signature does not verify."""
 
 
-def crypto() -> Tuple[Any, Any, Any]:
+def crypto() -> Tuple[ModuleType, ModuleType, Type[Exception]]:
     """The `cryptography` modules signatures need: (ed25519, serialization, InvalidSignature);
     SignatureError when the package is missing."""
     try:
@@ -38,7 +42,7 @@ def crypto() -> Tuple[Any, Any, Any]:
     return ed25519, serialization, InvalidSignature
 
 
-def load_public(path: Union[str, Path]) -> Any:
+def load_public(path: Union[str, Path]) -> Ed25519PublicKey:
     """An Ed25519 public key from a PEM file."""
     ed25519, serialization, _ = crypto()
     try:
@@ -50,13 +54,13 @@ def load_public(path: Union[str, Path]) -> Any:
     return key
 
 
-def load_trusted_keys(paths: Iterable[Union[str, Path]]) -> List[Any]:
+def load_trusted_keys(paths: Iterable[Union[str, Path]]) -> List[Ed25519PublicKey]:
     """The public keys of PEM files, read now (a bad file fails here, not at the first
     bundle)."""
     return [load_public(p) for p in paths]
 
 
-def verify_bundle(bundle: Bundle, public_keys: Iterable[object]) -> int:
+def verify_bundle(bundle: Bundle, public_keys: Iterable[Ed25519PublicKey]) -> int:
     """Check a read bundle's signature against trusted public keys; the index of the key
     that signed it. SignatureError when unsigned or no key verifies it."""
     _, _, invalid = crypto()
@@ -64,12 +68,12 @@ def verify_bundle(bundle: Bundle, public_keys: Iterable[object]) -> int:
     if sig is None:
         raise SignatureError(f"{bundle.where}: not signed (no {SIGNATURE}); sign it with "
                              "`firmware-tools sign`")
-    keys: List[object] = list(public_keys)
+    keys = list(public_keys)
     if not keys:
         raise SignatureError("no trusted public key to verify against")
     for i, key in enumerate(keys):
         try:
-            key.verify(sig, bundle.members[MANIFEST])  # type: ignore[attr-defined]
+            key.verify(sig, bundle.members[MANIFEST])
             return i
         except invalid:
             continue

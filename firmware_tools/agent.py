@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional, Tuple
 
 from edge_slm.bundle import MAX_BUNDLE_BYTES, BundleError, read_bundle
 from edge_slm.signature import verify_bundle
@@ -30,6 +30,9 @@ from .serial_protocol import (DEFAULT_MAX_FRAME, DEFAULT_WINDOW, MAX_FRAME_LIMIT
                               STATUS_TEXT, Ack, Data, Done, FrameDecoder, Hello, HelloAck,
                               Message, Nak, Status, encode_frame)
 from .slots import SlotStore
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -69,7 +72,7 @@ class _Transfer:
 class Agent:
     """The receiver's protocol state machine: `receive(bytes, now) -> bytes to write`."""
 
-    def __init__(self, store: SlotStore, public_keys: Iterable[object] = (),
+    def __init__(self, store: SlotStore, public_keys: Iterable[Ed25519PublicKey] = (),
                  self_test: SelfTest = golden_self_test, max_frame: int = DEFAULT_MAX_FRAME,
                  window: int = DEFAULT_WINDOW) -> None:
         if not 1 <= max_frame <= MAX_FRAME_LIMIT:

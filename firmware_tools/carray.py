@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Union
 
-from edge_slm.bundle import BundleError, read_bundle
+from edge_slm.bundle import Bundle, BundleError, read_bundle
 
 #: TFLite builtin operator -> the MicroMutableOpResolver method that registers it (TFLM's
 #: micro_mutable_op_resolver.h); an operator missing here has no TFLM kernel.
@@ -170,7 +170,7 @@ def _camel(name: str) -> str:
     return "".join(p[:1].upper() + p[1:] for p in name.split("_"))
 
 
-def _tables(name: str, bundle) -> Dict[str, str]:  # type: ignore[no-untyped-def]
+def _tables(name: str, bundle: Bundle) -> Dict[str, str]:
     tok = json.loads(bundle.members["tokenizer.json"])
     vocab = tok["model"]["vocab"]
     words = [w for w, _ in sorted(vocab.items(), key=lambda kv: kv[1])]

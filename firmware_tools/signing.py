@@ -17,11 +17,14 @@ import io
 import os
 import zipfile
 from pathlib import Path
-from typing import Tuple, Union
+from typing import TYPE_CHECKING, Tuple, Union
 
 from edge_slm.bundle import MANIFEST, read_bundle
 from edge_slm.signature import (  # noqa: F401  (re-exported: verification is edge_slm's)
     SIGNATURE, SignatureError, crypto, load_public, verify, verify_bundle)
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 KEY_NAME = "edge-slm-signing.key"
 PUB_NAME = "edge-slm-signing.pub.pem"
@@ -50,7 +53,7 @@ def keygen(out: Union[str, Path]) -> Tuple[Path, Path]:
     return key_path, pub_path
 
 
-def _load_private(path: Union[str, Path]):  # type: ignore[no-untyped-def]
+def _load_private(path: Union[str, Path]) -> Ed25519PrivateKey:
     ed25519, serialization, _ = crypto()
     try:
         key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)

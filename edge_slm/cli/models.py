@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Optional
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -39,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
         print("no bundles shipped in this installation")
         return 1
 
-    def pct(v: object) -> str:
-        return "-" if v is None else f"{100 * float(v):.2f}%"  # type: ignore[arg-type]
+    def pct(v: Optional[float]) -> str:
+        return "-" if v is None else f"{100 * float(v):.2f}%"
     print(f"{'bundle':<16} {'quant':<6} {'bytes':>10} {'held-out intent':>16} "
           f"{'answered':>9} {'slot F1':>8} {'false acc.':>10} {'dev intent':>11} "
           f"{'p50 ms':>7}")

@@ -98,7 +98,9 @@ def load_eval_sets(run: Path, n: int, dev_path: Optional[Path]) -> EvalSets:
     if not corpus.exists():
         raise EdgeSlmError(f"{corpus}: no corpus beside the model; convert a model inside its "
                            "training run folder (RUN/model), or pass --run RUN")
-    held, oos, train = [], [], []
+    held: List[Dict[str, Any]] = []
+    oos: List[Dict[str, Any]] = []
+    train: List[Dict[str, Any]] = []
     with open(corpus, encoding="utf-8") as fh:
         for line in fh:
             rec = json.loads(line)

@@ -18,7 +18,7 @@ import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Dict, Iterator, Tuple
 
 import numpy as np
 
@@ -55,7 +55,7 @@ def full_integer(model: Any, representative: np.ndarray) -> bytes:
 
     from .export import SIGNATURE, export_saved_model
 
-    def samples() -> Callable[[], Any]:
+    def samples() -> Iterator[Dict[str, np.ndarray]]:
         for row in representative:
             yield {"ids": row[None, :].astype(np.int32)}
 

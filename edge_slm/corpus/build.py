@@ -194,7 +194,7 @@ class CorpusBuilder:
                     tid, source = ntpl.id, "oos-template"
                     heldout = _hash01(cfg.split_salt, ntpl.id) < cfg.heldout_fraction
                     for _ in range(MAX_NEGATIVE_TRIES):
-                        text = walk_text(ntpl.node, rng, self.neg_lists)  # type: ignore[arg-type]
+                        text = walk_text(ntpl.node, rng, self.neg_lists)
                         if not self._conversational(text):
                             break
                     else:  # every walk was "thanks" or "never mind": a listed sentence instead

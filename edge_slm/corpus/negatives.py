@@ -19,11 +19,14 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Dict, List, Tuple
+from typing import TYPE_CHECKING, Dict, List, Tuple
 
 import yaml
 
 from ..errors import CorpusInputError
+
+if TYPE_CHECKING:
+    from .templates import Node
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -138,8 +141,8 @@ class NegativeTemplate:
     """The group it belongs to (trivia, travel, near_miss, ...)."""
     text: str
     """The template as written."""
-    node: object
-    """Compiled form (templates.Node)."""
+    node: Node
+    """Compiled form."""
 
 
 @lru_cache(maxsize=None)

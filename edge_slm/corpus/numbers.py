@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 from functools import lru_cache
-from typing import Tuple, Union
+from typing import TYPE_CHECKING, Optional, Tuple, Union
+
+if TYPE_CHECKING:
+    from hassil.numbers import RbnfEngine
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -12,7 +15,7 @@ Number = Union[int, float]
 
 
 @lru_cache(maxsize=None)
-def _engine(lang: str):  # type: ignore[no-untyped-def]
+def _engine(lang: str) -> Optional[RbnfEngine]:
     from hassil.numbers import get_rbnf_engine
 
     try:

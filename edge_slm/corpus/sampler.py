@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from hassil.intents import RangeSlotList, SlotList, TextSlotList, WildcardSlotList
 
@@ -379,7 +379,7 @@ def _normalize(raw: str, slots: List[Tuple[str, Any, int, int, str]]) -> Tuple[s
     return text, rows
 
 
-def walk_text(node: Node, rng: random.Random, lists: Dict[str, Sequence[str]]) -> str:
+def walk_text(node: Node, rng: random.Random, lists: Mapping[str, Sequence[str]]) -> str:
     """Walk a template whose lists are plain strings; return the normalized text only."""
     def fill(list_name: str, slot_name: str) -> Tuple[str, str]:
         values = lists[list_name]

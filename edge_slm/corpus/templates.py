@@ -327,8 +327,8 @@ def load_templates(
         for name, text in extended_sentence_files(lang):
             path = f"edge_slm/data/sentences/{lang}/{name}"
             sources.append((SOURCE_EXT, path, _check_sentences_dict(yaml.safe_load(text), path)))
-    for path in custom_files:
-        sources.append((SOURCE_CUSTOM, str(path), read_sentences_file(Path(path))))
+    for custom in custom_files:
+        sources.append((SOURCE_CUSTOM, str(custom), read_sentences_file(Path(custom))))
     if not sources:
         raise ConfigError("no template sources selected")
 

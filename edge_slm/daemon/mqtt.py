@@ -326,14 +326,15 @@ class MqttDaemon:
     def _on_message(self, client: Client, userdata: Any, msg: MQTTMessage) -> None:
         self.handled += 1
         props = received_properties(msg)
+        payload = bytes(msg.payload)  # paho types it bytes | bytearray
         t0 = self.clock()
         out: List[Outgoing] = []
         try:
-            out = self.handler.handle(msg.topic, msg.payload, props)
+            out = self.handler.handle(msg.topic, payload, props)
         except Exception as err:  # the callback boundary: log, answer, keep serving
             _LOGGER.exception("handling a message on %s failed", msg.topic)
             try:
-                out = self.handler.error_reply(msg.topic, msg.payload, props,
+                out = self.handler.error_reply(msg.topic, payload, props,
                                                f"internal error: {type(err).__name__}")
             except Exception:
                 _LOGGER.exception("answering the failed message failed too")

@@ -33,7 +33,7 @@ def add_renamed_flag(parser: argparse.ArgumentParser, flag: str, old_flag: str,
     action = parser.add_argument(flag, old_flag, **kwargs)
     # The parser looks option strings up in its own table, where both stay; help and usage
     # print the action's list.
-    action.option_strings.remove(old_flag)
+    action.option_strings = [s for s in action.option_strings if s != old_flag]
     return action
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
@@ -35,10 +36,10 @@ from . import DaemonConfig
 from .duty import DutyConfig
 from .energy import DEFAULT_BOARD, PROFILES
 
-try:  # Python 3.11+
+if sys.version_info >= (3, 11):
     import tomllib as _toml
-except ModuleNotFoundError:  # Python 3.10: the same parser, packaged as tomli
-    import tomli as _toml  # type: ignore[no-redef]
+else:  # Python 3.10: the same parser, packaged as tomli
+    import tomli as _toml
 
 ENV_PREFIX = "EDGE_SLM_"
 """Environment variables are this prefix and the option's name in capitals."""
@@ -98,9 +99,11 @@ class Option:
         owner, _, name = self.target.rpartition(".")
         cls = {"daemon": DaemonConfig, "duty": DutyConfig, "": ServeSettings}[owner]
         spec = next(f for f in fields(cls) if f.name == name)
-        if spec.default is MISSING:
-            return spec.default_factory()  # type: ignore[misc]
-        return spec.default
+        if spec.default is not MISSING:
+            return spec.default
+        if not callable(spec.default_factory):
+            raise TypeError(f"{self.target}: the field has no default")
+        return spec.default_factory()
 
     @property
     def flag_help(self) -> str:

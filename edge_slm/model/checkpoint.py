@@ -47,7 +47,7 @@ def save_checkpoint(ckpt: Checkpoint, out: Path) -> None:
     (out / "checkpoint.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     (out / "tokenizer.json").write_text(ckpt.tokenizer_json, encoding="utf-8")
     arrays = {f"{i:03d}:{w.path}": np.asarray(w) for i, w in enumerate(ckpt.model.weights)}
-    np.savez(out / "weights.npz", **arrays)
+    np.savez(out / "weights.npz", allow_pickle=False, **arrays)  # numbers only
 
 
 def load_checkpoint(path: Path) -> Checkpoint:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import (TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional, Sequence, Set,
+                    Tuple)
 
 import numpy as np
 
@@ -19,6 +20,10 @@ from ..errors import CorpusInputError
 # Span decoding lives with the runtime (the device decodes the same way); re-exported here.
 from ..runtime.decode import decode_spans, words_of  # noqa: F401
 from ..runtime.labels import EMPTY_FRAME, LABELS_FORMAT, NONE_INTENT, Frame, frame_of
+from ..runtime.resolve import HomeNames
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 IGNORE = -1
 
 
@@ -50,7 +55,9 @@ class LabelSpace:
     @classmethod
     def from_records(cls, records: Iterable[Dict[str, Any]]) -> "LabelSpace":
         """Every intent, frame and slot name in `records`, sorted."""
-        intents, slots, pairs = set(), set(), set()
+        intents: Set[str] = set()
+        slots: Set[str] = set()
+        pairs: Set[Tuple[str, Frame]] = set()
         for r in records:
             if r["intent"]:
                 intents.add(r["intent"])
@@ -132,11 +139,11 @@ class Sets:
     valid_recs: List[Dict[str, Any]]
     evals: Dict[str, Tuple[Batch, List[Dict[str, Any]]]]
     """Held-out sets by name (`heldout_templates`, `heldout_oos`, `dev`)."""
-    home: Any = None
-    """The names of the home the corpus was sampled in (for slot resolution)."""
-    calib: Optional[Batch] = None
+    calib: Batch
     """Out-of-scope validation sentences that set the rejection threshold."""
-    calib_recs: List[Dict[str, Any]] = field(default_factory=list)
+    calib_recs: List[Dict[str, Any]]
+    home: Optional[HomeNames] = None
+    """The names of the home the corpus was sampled in (for slot resolution)."""
 
 
 def read_jsonl(path: Path) -> Iterator[Dict[str, Any]]:
@@ -173,7 +180,7 @@ def tags_for(offsets: Sequence[Tuple[int, int]], slots: Sequence[Dict[str, Any]]
     return out
 
 
-def encode(records: Sequence[Dict[str, Any]], fast_tokenizer: Any, labels: LabelSpace,
+def encode(records: Sequence[Dict[str, Any]], fast_tokenizer: Tokenizer, labels: LabelSpace,
            max_len: int, cls_id: int) -> Batch:
     """Tokenize and label `records` (texts longer than max_len-1 tokens are truncated)."""
     n = len(records)
@@ -186,11 +193,11 @@ def encode(records: Sequence[Dict[str, Any]], fast_tokenizer: Any, labels: Label
                                             add_special_tokens=False)
     for i, (rec, enc) in enumerate(zip(records, encodings)):
         tok_ids = enc.ids[: max_len - 1]
-        offs = [tuple(o) for o in enc.offsets[: max_len - 1]]
+        offs = [(a, b) for a, b in enc.offsets[: max_len - 1]]
         ids[i, 0] = cls_id
         ids[i, 1: 1 + len(tok_ids)] = tok_ids
         tags[i, 1: 1 + len(tok_ids)] = tags_for(offs, rec.get("slots") or [], labels)
         intents[i] = labels.intent_id(rec.get("intent"))
         frames[i] = labels.frame_id(rec)
-        all_offsets.append(offs)  # type: ignore[arg-type]
+        all_offsets.append(offs)
     return Batch(ids, intents, tags, all_offsets, frames)

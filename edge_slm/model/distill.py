@@ -131,7 +131,8 @@ def fit(model: Student, data: Batch, config: DistillConfig,
     sw = config.slot_weight
 
     fw = config.frame_weight
-    kd_frames = soft is not None and soft.frame_probs is not None
+    frame_probs = soft.frame_probs if soft is not None else None
+    kd_frames = frame_probs is not None
 
     @tf.function(reduce_retracing=True)
     def step(ids, intents, frames, tags, hw, t_int, t_tags, t_frames, lr):
@@ -182,7 +183,7 @@ def fit(model: Student, data: Batch, config: DistillConfig,
                 t_tags = soft.dense_tags(rows, data.ids.shape[1])
             else:
                 t_int, t_tags = dummy_int[:len(rows)], dummy_tags[:len(rows)]
-            t_frames = (soft.frame_probs[rows].astype(np.float32) if kd_frames
+            t_frames = (frame_probs[rows].astype(np.float32) if frame_probs is not None
                         else dummy_int[:len(rows)])
             loss = float(step(data.ids[rows], data.intents[rows], frames[rows], data.tags[rows],
                               hard_mask[rows].astype(np.float32), t_int, t_tags, t_frames,

@@ -91,9 +91,10 @@ def score(intent_logits: np.ndarray, tag_logits: np.ndarray, batch: Batch,
         out["command_acc"] = float((pred[is_cmd] == gold[is_cmd]).mean())
         out["command_recall_thresholded"] = float((final[is_cmd] == gold[is_cmd]).mean())
         right = np.flatnonzero(is_cmd & (pred == gold))
+        frames = batch.frames if batch.frames is not None else np.zeros(len(batch), np.int32)
         if frame_logits is not None and len(right) and "gold_values" not in records[0]:
             hits = [choose_frame(frame_logits[i], labels.intent_frames.get(
-                labels.intents[gold[i]], [0])) == batch.frames[i] for i in right]
+                labels.intents[gold[i]], [0])) == frames[i] for i in right]
             out["frame_acc"] = float(np.mean(hits))
     return out
 

@@ -62,10 +62,10 @@ def calibration(valid_logits: np.ndarray, valid: Batch, calib_logits: np.ndarray
 
 def encoder_for(ckpt: Any, labels: LabelSpace) -> Callable[[List[Dict[str, Any]]], Batch]:
     """Encode records with a checkpoint's own (possibly pruned) tokenizer."""
-    from .tokenizer_train import fast_tokenizer
+    from .tokenizer_train import fast_tokenizer, token_id
 
     fast = fast_tokenizer(ckpt.tokenizer_json)
-    cls_id = fast.token_to_id("[CLS]")
+    cls_id = token_id(fast, "[CLS]")
     max_len = ckpt.model.config.max_len
     return lambda recs: encode(recs, fast, labels, max_len, cls_id)
 

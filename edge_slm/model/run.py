@@ -13,7 +13,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 
@@ -24,18 +24,21 @@ from .pipeline import TrainConfig
 from .report import StageReport
 from .student import ModelConfig
 
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
 #: A stage whose work finishes faster than this was served from the cache.
 CACHED_STAGE_S = 2.0
 
 
-def _digest(obj: Any) -> str:
+def _digest(obj: object) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 class Stage:
     """A cached step: skipped when DIR/<name>.done holds the same key."""
 
-    def __init__(self, out: Path, name: str, key: Any) -> None:
+    def __init__(self, out: Path, name: str, key: object) -> None:
         self.marker = out / f".{name}.done"
         self.key = _digest(key)
 
@@ -86,7 +89,7 @@ class RunContext:
     # tokenizer
     tok_json: str = ""
     """tokenizer.json text."""
-    fast: Any = None
+    fast: Optional[Tokenizer] = None
     """The `tokenizers` tokenizer."""
     sets: Optional[Sets] = None
     """Everything encoded on the student's tokens."""
@@ -104,7 +107,7 @@ class RunContext:
     calibration: Dict[str, float] = field(default_factory=dict)
     """The final model's calibration."""
 
-    def marker(self, name: str, key: Any) -> Stage:
+    def marker(self, name: str, key: object) -> Stage:
         """The marker `OUT/.<name>.done` for `key` (remembered for the keys after it)."""
         stage = Stage(self.out, name, key)
         self.keys[name] = stage.key

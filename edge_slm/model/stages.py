@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
 
@@ -25,11 +25,15 @@ from ..corpus.build import CorpusConfig, write_corpus
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import Batch, LabelSpace, Sets, encode, read_jsonl
 from .distill import SoftLabels, fit
-from .report import StageReport, evaluate_student, evaluate_teacher, fit_calibration, headline
+from .report import (Figures, StageReport, evaluate_student, evaluate_teacher, fit_calibration,
+                     headline)
 from .run import RunContext
 from .student import ModelConfig, build_student, count_params
 from .teacher import JointTeacher, soft_labels
-from .tokenizer_train import fast_tokenizer, train_tokenizer
+from .tokenizer_train import fast_tokenizer, token_id, train_tokenizer
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 
 def corpus(ctx: RunContext) -> StageReport:
@@ -153,7 +157,7 @@ def pruning(ctx: RunContext) -> StageReport:
                                                              asdict(cfg.recover), "kd"),
                                  _train_pruned)
     rep = ckpt.meta["prune"]
-    figures = {"params": count_params(ckpt.model)}
+    figures: Figures = {"params": count_params(ckpt.model)}
     for part in ("heads", "ffn", "vocab"):
         figures[part] = f"{rep[part + '_before']} -> {rep[part + '_after']}"
     figures["train_seconds"] = ckpt.meta.get("train_seconds")
@@ -195,6 +199,12 @@ def _sets(ctx: RunContext) -> Sets:
     return ctx.sets
 
 
+def _fast(ctx: RunContext) -> Tokenizer:
+    if ctx.fast is None:
+        raise RuntimeError("the tokenizer stage has not run")
+    return ctx.fast
+
+
 def _model_config(ctx: RunContext) -> ModelConfig:
     if ctx.model_config is None:
         raise RuntimeError("the tokenizer stage has not run")
@@ -211,7 +221,8 @@ def _encode_sets(ctx: RunContext) -> Sets:
     labels = LabelSpace.from_records(records)
     inventory = load_inventory(Path(cfg.corpus.inventory) if cfg.corpus.inventory else None,
                                cfg.corpus.lang)
-    fast, max_len, cls_id = ctx.fast, cfg.model.max_len, ctx.fast.token_to_id("[CLS]")
+    fast = _fast(ctx)
+    max_len, cls_id = cfg.model.max_len, token_id(fast, "[CLS]")
 
     def enc(recs: Sequence[Dict[str, Any]]) -> Batch:
         return encode(recs, fast, labels, max_len, cls_id)
@@ -227,11 +238,9 @@ def _encode_sets(ctx: RunContext) -> Sets:
     if ctx.dev_path is not None and Path(ctx.dev_path).exists():
         dev = [to_corpus_format(r) for r in read_jsonl(Path(ctx.dev_path))]
         evals["dev"] = (enc(dev), dev)
-    sets = Sets(labels, enc(train_recs), train_recs, enc(ctx.extra_recs), ctx.extra_recs,
-                enc(valid), valid, evals, home_of(inventory))
-    sets.calib_recs = ctx.calib_recs
-    sets.calib = enc(ctx.calib_recs)
-    return sets
+    return Sets(labels, enc(train_recs), train_recs, enc(ctx.extra_recs), ctx.extra_recs,
+                enc(valid), valid, evals, enc(ctx.calib_recs), ctx.calib_recs,
+                home_of(inventory))
 
 
 def _label_with_teacher(ctx: RunContext, sets: Sets, path: Path) -> None:
@@ -240,16 +249,17 @@ def _label_with_teacher(ctx: RunContext, sets: Sets, path: Path) -> None:
     everything = ([("train", sets.train, sets.train_recs), ("extra", sets.extra, sets.extra_recs),
                    ("valid", sets.valid, sets.valid_recs), ("calib", sets.calib, sets.calib_recs)]
                   + [(k, b, r) for k, (b, r) in sets.evals.items()])
-    arrays = {}
+    arrays: Dict[str, np.ndarray] = {}
     for name, batch, recs in everything:
         preds = model.predict([r["text"] for r in recs], progress=ctx.progress,
                               desc=f"teacher labels {name}")
         sl = soft_labels(preds, batch.offsets, sets.labels, _model_config(ctx).max_len - 1)
         arrays[f"{name}.intent"] = sl.intent_probs
-        arrays[f"{name}.frame"] = sl.frame_probs
+        if sl.frame_probs is not None:  # read back with .get: absent is None
+            arrays[f"{name}.frame"] = sl.frame_probs
         arrays[f"{name}.tags"] = sl.tag_probs
         arrays[f"{name}.rows"] = sl.tag_rows
-    np.savez(path, **arrays)
+    np.savez(path, allow_pickle=False, **arrays)  # numbers only
 
 
 def _student_key(ctx: RunContext, *more: Any) -> List[Any]:
@@ -314,14 +324,14 @@ def _train_distilled(ctx: RunContext) -> Checkpoint:
 def _train_pruned(ctx: RunContext) -> Checkpoint:
     from .prune import prune, prune_tokenizer_json, remap_ids
 
-    sets, fast = _sets(ctx), ctx.fast
-    keep = [fast.token_to_id(t) for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]")]
+    sets, fast = _sets(ctx), _fast(ctx)
+    keep = [token_id(fast, t) for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]")]
     vocab = fast.get_vocab()
     keep += [i for t, i in vocab.items() if len(t) == 1 or (t.startswith("##") and len(t) == 3)]
     small, kept, report = prune(ctx.students["distilled"].model, sets.valid, ctx.config.prune,
                                 [sets.train.ids, sets.extra.ids], keep)
     new_tok = prune_tokenizer_json(ctx.tok_json, kept)
-    unk = int(np.searchsorted(kept, fast.token_to_id("[UNK]")))
+    unk = int(np.searchsorted(kept, token_id(fast, "[UNK]")))
     both, both_soft, hard_mask = _with_teacher_rows(ctx)
     both.ids = remap_ids(both.ids, kept, unk)
     ctx.log(f"pruned: heads {report['heads_before']} -> {report['heads_after']}, ffn "

@@ -14,12 +14,16 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .data import LabelSpace, tags_for
 from .distill import SoftLabels
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import BatchEncoding
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -51,18 +55,13 @@ def model_path() -> str:
     return str(pkg.get_model_path())
 
 
-def _torch():  # type: ignore[no-untyped-def]
-    import torch
-
-    return torch
-
-
 class JointTeacher:
     """MiniLM encoder + intent and frame heads on [CLS] + tag head on every token."""
 
     def __init__(self, labels: LabelSpace, config: TeacherConfig,
                  state_dict: Optional[Dict[str, Any]] = None) -> None:
-        torch = _torch()
+        import torch
+
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from transformers import AutoModel, AutoTokenizer
@@ -90,12 +89,13 @@ class JointTeacher:
         """Parameters of encoder and heads."""
         return sum(p.numel() for p in self.modules.parameters())
 
-    def _batch(self, texts: Sequence[str]) -> Any:
+    def _batch(self, texts: Sequence[str]) -> BatchEncoding:
         return self.tokenizer(list(texts), padding=True, truncation=True,
                               max_length=self.config.max_len, return_offsets_mapping=True,
                               return_tensors="pt")
 
-    def _forward(self, enc: Any, train: bool) -> Tuple[Any, Any, Any]:
+    def _forward(self, enc: BatchEncoding, train: bool
+                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = self.encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
                            token_type_ids=enc.get("token_type_ids"))
         h = out.last_hidden_state  # (B, T, 384)
@@ -103,8 +103,10 @@ class JointTeacher:
             h = self.dropout(h)
         return self.intent_head(h[:, 0]), self.tag_head(h), self.frame_head(h[:, 0])
 
-    def _tag_targets(self, records: Sequence[Dict[str, Any]], enc: Any) -> Any:
-        torch = _torch()
+    def _tag_targets(self, records: Sequence[Dict[str, Any]],
+                     enc: BatchEncoding) -> torch.Tensor:
+        import torch
+
         offsets = enc["offset_mapping"].tolist()
         rows = []
         for rec, offs in zip(records, offsets):
@@ -118,7 +120,8 @@ class JointTeacher:
 
     def fit(self, records: Sequence[Dict[str, Any]], progress: bool = True) -> Dict[str, float]:
         """Fine-tune on labelled corpus records."""
-        torch = _torch()
+        import torch
+
         cfg = self.config
         rng = np.random.default_rng(cfg.seed)
         n = len(records)
@@ -171,7 +174,8 @@ class JointTeacher:
                 progress: bool = False, desc: str = "teacher labels") -> List[Dict[str, Any]]:
         """Per text: intent probs (I,), frame probs (F,), tag probs per teacher token (n, K),
         token offsets."""
-        torch = _torch()
+        import torch
+
         self.modules.eval()
         bar = None
         if progress:
@@ -202,14 +206,16 @@ class JointTeacher:
 
     def save(self, path: Path) -> None:
         """Write the fine-tuned weights and the configs (a checkpoint)."""
-        torch = _torch()
+        import torch
+
         torch.save({"state_dict": self.modules.state_dict(), "config": asdict(self.config),
                     "labels": self.labels.to_dict()}, str(path))
 
     @classmethod
     def load(cls, path: Path) -> "JointTeacher":
         """Rebuild a saved teacher."""
-        torch = _torch()
+        import torch
+
         blob = torch.load(str(path), map_location="cpu", weights_only=False)
         return cls(LabelSpace.from_dict(blob["labels"]), TeacherConfig(**blob["config"]),
                    state_dict=blob["state_dict"])

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterable, Union
+from typing import TYPE_CHECKING, Iterable, Union
 
+from ..errors import ModelFormatError
 from ..tokenizer import SPECIAL_TOKENS, WordPieceTokenizer
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 3000, min_frequency: int = 2,
@@ -43,8 +47,17 @@ def _isolate_symbols(json_text: str) -> str:
     return json.dumps(data, ensure_ascii=False)
 
 
-def fast_tokenizer(json_text: str):  # type: ignore[no-untyped-def]
+def fast_tokenizer(json_text: str) -> Tokenizer:
     """The `tokenizers` object of a tokenizer.json (fast batch encoding for training)."""
     from tokenizers import Tokenizer
 
     return Tokenizer.from_str(json_text)
+
+
+def token_id(tok: Tokenizer, token: str) -> int:
+    """The id of `token` (a special token: "[CLS]", "[UNK]"); ModelFormatError when the
+    vocabulary lacks it."""
+    found = tok.token_to_id(token)
+    if found is None:
+        raise ModelFormatError(f"tokenizer.json: no {token} token in the vocabulary")
+    return found

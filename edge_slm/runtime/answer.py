@@ -270,8 +270,8 @@ class Answerer:
         """The domain a said or fixed device class belongs to (garage -> cover)."""
         for s in said:
             if s.name == "device_class":
-                dc = self.values.value("device_class", s.raw)
-                return self.values.class_domains.get(str(dc))
+                said_class = self.values.value("device_class", s.raw)
+                return self.values.class_domains.get(str(said_class))
         dc = fixed.get("device_class")
         return self.values.class_domains.get(str(dc)) if dc is not None else None
 

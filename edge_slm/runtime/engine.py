@@ -106,8 +106,8 @@ class IntentEngine:
         """Answer for `home` from now on: the user's own, which is then the only home names
         resolve against (places it lacks are dropped); None: the bundle's shipped home, a
         fallback that fixes spellings and drops nothing."""
-        user = home is not None
-        self.home = KnownHome(home if user else self.shipped_home, user=user)
+        self.home = (KnownHome(home, user=True) if home is not None
+                     else KnownHome(self.shipped_home, user=False))
         self.answerer = Answerer(self.labels, self.values)
 
     @property

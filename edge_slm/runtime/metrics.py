@@ -89,8 +89,8 @@ def evaluate(engine: Any, records: Sequence[Dict[str, Any]],
         extra = record_names(rec)
         if names:
             extra = {k: extra.get(k, []) + names.get(k, []) for k in set(extra) | set(names)}
-        context = rec.get("context") if isinstance(rec.get("context"), dict) else {}
-        area = context.get("area")
+        context = rec.get("context")
+        area = context.get("area") if isinstance(context, dict) else None
         t0 = time.perf_counter()
         res = engine.parse(rec["text"], names=extra, strict=True,
                            area=area if isinstance(area, str) and area.strip() else None)

@@ -97,4 +97,5 @@ class TFLiteModel:
     def run_many(self, ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Logits for each row of `ids` (N, max_len)."""
         outs = [self.run(row) for row in ids]
-        return tuple(np.stack([o[k] for o in outs]) for k in range(3))  # type: ignore
+        return (np.stack([o[0] for o in outs]), np.stack([o[1] for o in outs]),
+                np.stack([o[2] for o in outs]))

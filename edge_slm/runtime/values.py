@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .resolve import NearMiss, norm
 
 Value = Union[int, float, str]
+NameRow = Union[str, List[str]]
+"""One name of a home: its spelling, or [spelling, alias, ...]."""
+NameTable = Mapping[str, Sequence[NameRow]]
+"""Names by kind ({"name"|"area"|"floor": [NameRow, ...]})."""
 
 #: English number words (the converter writes these into values.json; other languages ship
 #: their own).
@@ -301,7 +305,7 @@ def _typed(best: str) -> Value:
 class HomeIndex:
     """A home's names with their own spelling: exact, plural/singular, alias, near miss."""
 
-    def __init__(self, names: Dict[str, List[str]]) -> None:
+    def __init__(self, names: NameTable) -> None:
         self._by_slot: Dict[str, Dict[str, str]] = {}
         for slot, items in names.items():
             table: Dict[str, str] = {}
