@@ -127,7 +127,7 @@ class Inventory:
 
     def names(self) -> NameTable:
         """{"name"|"area"|"floor": [[canonical, alias...], ...]}: what resolution matches."""
-        def rows(items: Sequence[Any]) -> List[List[str]]:
+        def rows(items: Sequence[Union[Floor, Area, Entity]]) -> List[List[str]]:
             return [[it.name, *it.aliases] for it in items]
         return {"name": rows(self.entities), "area": rows(self.areas),
                 "floor": rows(self.floors)}
@@ -150,7 +150,7 @@ class Inventory:
         }
 
 
-def _str_list(path: str, where: str, value: Any) -> Tuple[str, ...]:
+def _str_list(path: str, where: str, value: object) -> Tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
@@ -160,7 +160,7 @@ def _str_list(path: str, where: str, value: Any) -> Tuple[str, ...]:
     return tuple(v.strip() for v in value)
 
 
-def _name(path: str, where: str, item: Any) -> str:
+def _name(path: str, where: str, item: object) -> str:
     if not isinstance(item, dict):
         raise HomeError(path, f"{where}: expected a mapping with 'name', got {item!r}")
     name = item.get("name")
@@ -186,7 +186,7 @@ def _device_class(path: str, where: str, item: Dict[str, Any]) -> Optional[str]:
     return value.strip() if isinstance(value, str) else None
 
 
-def inventory_from_dict(data: Any, path: str = "<memory>") -> Inventory:
+def inventory_from_dict(data: object, path: str = "<memory>") -> Inventory:
     """Validate and build a home from parsed YAML/JSON; raise `HomeError` if malformed."""
     if not isinstance(data, dict):
         raise HomeError(path, "a home must be a mapping with floors/areas/entities")
@@ -260,7 +260,7 @@ def default_inventory(lang: str = "en") -> Inventory:
     raise HomeError("edge_slm/data/inventory", "no default inventory shipped")
 
 
-def home_from_bundle_json(data: Any, where: str = "home.json") -> Inventory:
+def home_from_bundle_json(data: object, where: str = "home.json") -> Inventory:
     """The home a bundle ships (`home.json`), in either of its formats."""
     if isinstance(data, dict) and "name" in data and "entities" not in data:
         return _upgrade_home_json_v1(data, where)

@@ -18,9 +18,10 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, Optional, Tuple
 
 from edge_slm.bundle import MAX_BUNDLE_BYTES, BundleError, read_bundle
+from edge_slm.daemon.serial_port import ByteStream
 from edge_slm.signature import verify_bundle
 
 from .serial_protocol import (DEFAULT_MAX_FRAME, DEFAULT_WINDOW, MAX_FRAME_LIMIT,
@@ -234,7 +235,7 @@ def _refuse(code: int, detail: str) -> Status:
     return Status(code, detail)
 
 
-def serve_agent(port: Any, agent: Agent, stop: Optional[threading.Event] = None,
+def serve_agent(port: ByteStream, agent: Agent, stop: Optional[threading.Event] = None,
                 once: bool = False, clock: Callable[[], float] = time.monotonic) -> int:
     """Run `agent` on an open port until `stop` is set, the link drops (a socket closed), or,
     with `once`, a transfer finished; the number of transfers finished."""

@@ -26,7 +26,10 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .serial_protocol import Status
 
 #: Seconds between two progress reports on the status topic during a transfer.
 PROGRESS_EVERY_S = 1.0
@@ -61,7 +64,7 @@ def add_agent_args(p: argparse.ArgumentParser) -> None:
                    help="exit after one transfer (status 0 if installed, 2 if refused)")
 
 
-def _status_line(status: Any) -> str:
+def _status_line(status: Status) -> str:
     from .serial_protocol import STATUS_TEXT
 
     return f"{STATUS_TEXT.get(status.code, status.code)}: {status.detail}"

@@ -10,14 +10,16 @@ loop that runs it on any pyserial URL (`/dev/ttyUSB0`, `loop://`, `socket://host
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import logging
 import time
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Callable, Dict, List, Optional, Protocol, Union
 
 from edge_slm.daemon import serial_port
+from edge_slm.daemon.serial_port import ByteStream, SerialLike
 
 from .serial_protocol import (DEFAULT_MAX_FRAME, DEFAULT_WINDOW, MAX_FRAME_LIMIT,
                               PROTOCOL_VERSION, STATUS_OK, Ack, Data, DeviceError, Done,
@@ -266,8 +268,8 @@ class FlashSender:
         return float("inf") if self.finished else self._deadline
 
 
-def open_port(port: Union[str, Any], baud: Optional[int] = None,
-              timeout: float = READ_TICK_S) -> Any:
+def open_port(port: Union[str, SerialLike], baud: Optional[int] = None,
+              timeout: float = READ_TICK_S) -> SerialLike:
     """A pyserial port for a URL (any `serial_for_url` URL), or the serial-like object itself;
     its read timeout is set to `timeout` so the I/O loops wake to run their timers. FlashError
     when it cannot be opened (edge_slm.daemon.serial_port opens it)."""
@@ -277,7 +279,15 @@ def open_port(port: Union[str, Any], baud: Optional[int] = None,
         raise FlashError(str(err)) from err
 
 
-def pump(port: Any, machine: Any, clock: Callable[[], float]) -> None:
+class Machine(Protocol):
+    """A protocol state machine an I/O loop drives: a FlashSender or an Agent."""
+
+    def receive(self, data: bytes, now: float) -> bytes: ...
+
+    def poll(self, now: float) -> bytes: ...
+
+
+def pump(port: ByteStream, machine: Machine, clock: Callable[[], float]) -> None:
     """One turn of an I/O loop: read what arrived (waiting up to the port's timeout), feed it
     to `machine` (a FlashSender or an Agent), run its timers, write its answers."""
     waiting = getattr(port, "in_waiting", 0)
@@ -288,7 +298,7 @@ def pump(port: Any, machine: Any, clock: Callable[[], float]) -> None:
         port.write(out)
 
 
-def flash_bundle(port: Union[str, Any], bundle: bytes, progress: Optional[Progress] = None,
+def flash_bundle(port: Union[str, SerialLike], bundle: bytes, progress: Optional[Progress] = None,
                  config: FlashConfig = FlashConfig(),
                  clock: Callable[[], float] = time.monotonic) -> FlashResult:
     """Send `bundle` to the serial agent on `port` (URL or serial-like object; a URL is
@@ -316,7 +326,7 @@ def flash_bundle(port: Union[str, Any], bundle: bytes, progress: Optional[Progre
     return sender.result
 
 
-def add_serial_args(parser: Any, baud: int = 115200) -> None:
+def add_serial_args(parser: argparse.ArgumentParser, baud: int = 115200) -> None:
     """The shared `--port URL` and `--baud N` arguments of the serial commands."""
     parser.add_argument("--port", required=True,
                         help="serial port or pyserial URL (/dev/ttyUSB0, socket://host:port, "

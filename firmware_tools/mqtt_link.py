@@ -17,8 +17,11 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import replace
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
+from paho.mqtt.client import Client, ConnectFlags, MQTTMessage
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from edge_slm.daemon.connection import MqttConnection
 from edge_slm.protocols.ota import OtaStatus, frames_from_device, frames_to_device
 
@@ -35,8 +38,8 @@ class MqttLink:
                  timeout: float = READ_TIMEOUT_S) -> None:
         from edge_slm.daemon.client import connect, make_client
 
-        self.timeout = timeout
-        """Seconds a read waits for data."""
+        self.timeout: Optional[float] = timeout
+        """Seconds a read waits for data (None: until some comes, as pyserial's ports)."""
         self.outbound = outbound
         self._buf = bytearray()
         self._cond = threading.Condition()
@@ -46,7 +49,8 @@ class MqttLink:
         self._client.on_message = self._on_message
         self._client.on_subscribe = lambda *a: self._subscribed.set()
 
-        def on_connect(c: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        def on_connect(c: Client, userdata: object, flags: ConnectFlags, reason: ReasonCode,
+                       props: Optional[Properties]) -> None:
             if reason.is_failure:  # bad credentials, a client id refused: fail at once
                 self._refused = str(reason)
                 self._subscribed.set()
@@ -65,7 +69,7 @@ class MqttLink:
                 f"refused the connection: {self._refused}" if self._refused is not None
                 else "did not accept the subscription"))
 
-    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+    def _on_message(self, client: Client, userdata: object, msg: MQTTMessage) -> None:
         with self._cond:
             self._buf.extend(msg.payload)
             self._cond.notify_all()

@@ -16,9 +16,15 @@ import random
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Deque, List, Optional, Tuple
+from typing import TYPE_CHECKING, Deque, List, Optional, Protocol, Tuple
 
 import serial
+
+from edge_slm.daemon.serial_port import SerialLike
+
+if TYPE_CHECKING:
+    from .agent import Agent
+    from .flash import FlashSender
 
 BITS_PER_BYTE = 10
 """Line time of one byte (start bit, 8 data bits, stop bit)."""
@@ -168,11 +174,18 @@ class Faults:
         return frame
 
 
+class _Port(SerialLike, Protocol):
+    """A port that says how many bytes are ready (pyserial's ports, MemoryPort)."""
+
+    @property
+    def in_waiting(self) -> int: ...
+
+
 class FaultyPort:
     """A serial-like end whose writes pass through `Faults` (reads pass unchanged); once the
     schedule cuts the link, the port closes (so the other end sees a disconnect)."""
 
-    def __init__(self, inner: Any, faults: Faults) -> None:
+    def __init__(self, inner: _Port, faults: Faults) -> None:
         self.inner = inner
         """The wrapped port."""
         self.faults = faults
@@ -251,7 +264,7 @@ class SimResult:
     """Bytes the sender put on the line (framing and retransmissions included)."""
 
 
-def simulate(sender: Any, agent: Any, baud: Optional[int] = 115200,
+def simulate(sender: FlashSender, agent: Agent, baud: Optional[int] = 115200,
              to_agent: Faults = Faults(), to_sender: Faults = Faults(),
              stall: Tuple[float, float] = (0.0, 0.0), limit_s: float = 3600.0) -> SimResult:
     """Run `sender` (a FlashSender) against `agent` (an Agent) on a simulated UART in virtual

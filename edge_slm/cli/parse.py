@@ -15,9 +15,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, BinaryIO, Optional, TextIO
+from typing import TYPE_CHECKING, BinaryIO, Optional, TextIO, Union
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:  # imported where used: `edge-slm --help` stays quick
+    from ..bundle import Bundle
+    from ..home import Inventory
+    from ..runtime.engine import IntentEngine
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -36,7 +41,8 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     p.set_defaults(run=run)
 
 
-def load_engine(bundle: Any, home: Any = None) -> Any:
+def load_engine(bundle: Union[str, Path, Bundle, None],
+                home: Union[Inventory, str, Path, None] = None) -> IntentEngine:
     """The engine for a --bundle/--home pair (shared by parse, eval and serve)."""
     from ..runtime.engine import IntentEngine
 
@@ -59,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     return serve_jsonl(engine, sys.stdin.buffer, sys.stdout, area=args.area)
 
 
-def serve_jsonl(engine: Any, inp: BinaryIO, out: TextIO, area: Optional[str] = None) -> int:
+def serve_jsonl(engine: IntentEngine, inp: BinaryIO, out: TextIO,
+                area: Optional[str] = None) -> int:
     """Answer every line of `inp` on `out`, in order, one line each (flushed, so another
     program can talk to us line by line), with `edge_slm.runtime.lines.answer_line`."""
     from ..runtime.lines import answer_line

@@ -40,7 +40,15 @@ import signal
 import socket
 import sys
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+
+if TYPE_CHECKING:  # imported where used: `edge-slm --help` stays quick
+    from ..daemon import DaemonConfig
+    from ..daemon.broker import EmbeddedBroker
+    from ..daemon.duty import DutyConfig
+    from ..daemon.settings import ServeSettings
+    from ..runtime.engine import IntentEngine
 
 
 class _Default:
@@ -60,7 +68,7 @@ class _DefaultFloat(_Default, float):
     """A default number."""
 
 
-def flag_default(value: Any) -> Any:
+def flag_default(value: object) -> _Default:
     """`value` marked as a default (it still compares, prints and computes as itself)."""
     if isinstance(value, str):
         return _DefaultStr(value)
@@ -71,7 +79,7 @@ def flag_default(value: Any) -> Any:
     raise TypeError(f"no default marker for {type(value).__name__}")
 
 
-def given(value: Any) -> bool:
+def given(value: object) -> bool:
     """True when an argparse value came from the command line (not None, not a default)."""
     return value is not None and not isinstance(value, _Default)
 
@@ -125,7 +133,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
 
 
 def build_settings(args: argparse.Namespace,
-                   environ: Optional[Mapping[str, str]] = None) -> Any:
+                   environ: Optional[Mapping[str, str]] = None) -> ServeSettings:
     """The ServeSettings of the command line, the environment (default: os.environ) and the
     config file, flags first (argparse stops here)."""
     from ..daemon.settings import OPTIONS, load_settings
@@ -136,12 +144,12 @@ def build_settings(args: argparse.Namespace,
                          pid=os.getpid())
 
 
-def build_duty_config(args: argparse.Namespace) -> Any:
+def build_duty_config(args: argparse.Namespace) -> DutyConfig:
     """The DutyConfig of the command line, environment and config file."""
     return build_settings(args).duty
 
 
-def engine_loader(settings: Any) -> Any:
+def engine_loader(settings: ServeSettings) -> Callable[[], IntentEngine]:
     """A function loading the engine of the settings' bundle and home; with trusted keys
     (read now: a bad key file fails here) it refuses a bundle that none of them signed
     (SignatureError, an EdgeSlmError)."""
@@ -155,7 +163,7 @@ def engine_loader(settings: Any) -> Any:
 
     keys = load_trusted_keys(settings.trusted_keys)
 
-    def load() -> Any:
+    def load() -> IntentEngine:
         bundle = read_bundle(settings.bundle if settings.bundle is not None
                              else default_bundle_path())
         verify_bundle(bundle, keys)
@@ -202,10 +210,10 @@ def run(args: argparse.Namespace) -> int:
     loop = DutyLoop(daemon, duty, meter, report=report)
     loop.setup()
 
-    def on_signal(signum: int, frame: Any) -> None:
+    def on_signal(signum: int, frame: Optional[FrameType]) -> None:
         loop.stop()
 
-    def on_hangup(signum: int, frame: Any) -> None:
+    def on_hangup(signum: int, frame: Optional[FrameType]) -> None:
         daemon.request_reload()  # only a flag: the daemon's loop does the loading
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -235,21 +243,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_serial(settings: Any) -> int:
+def run_serial(settings: ServeSettings) -> int:
     """--serial: answer text lines on the port until SIGTERM or SIGINT; SIGHUP reloads."""
     from ..daemon.serial_lines import READ_TIMEOUT_S, SerialLines
     from ..daemon.serial_port import open_port
+    from ..errors import ConfigError
 
+    if settings.serial is None:
+        raise ConfigError("--serial: no port URL given")
     loader = engine_loader(settings)
     engine = loader()
     # a port that cannot be opened is a SerialPortError (an EdgeSlmError: exit status 2)
     port = open_port(settings.serial, settings.baud, timeout=READ_TIMEOUT_S)
     lines = SerialLines(engine, port, reload=loader)
 
-    def on_signal(signum: int, frame: Any) -> None:
+    def on_signal(signum: int, frame: Optional[FrameType]) -> None:
         lines.stop()
 
-    def on_hangup(signum: int, frame: Any) -> None:
+    def on_hangup(signum: int, frame: Optional[FrameType]) -> None:
         lines.request_reload()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -267,7 +278,8 @@ def run_serial(settings: Any) -> int:
     return 0
 
 
-def _start_embedded_broker(config: Any, sleeps: bool) -> Any:
+def _start_embedded_broker(config: DaemonConfig, sleeps: bool
+                           ) -> Tuple[DaemonConfig, EmbeddedBroker]:
     """(config pointing at it, the running EmbeddedBroker) for --embedded-broker."""
     from dataclasses import replace
 

@@ -15,10 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from ..errors import ConfigError, ProtocolError
 from .serve import add_mqtt_args
+
+if TYPE_CHECKING:
+    from ..protocols.telemetry import Telemetry
 
 DEFAULT_TIMEOUT_S = 5.0
 """Longest the whole read may take (connect, subscribe, retained messages)."""
@@ -85,7 +88,7 @@ def format_report(sites: Dict[str, Dict[str, Any]], now: float) -> List[str]:
     return lines
 
 
-def _telemetry_lines(t: Any, now: float) -> List[str]:
+def _telemetry_lines(t: Telemetry, now: float) -> List[str]:
     def per(value: Optional[float]) -> str:
         return "-" if value is None else f"{value:.3g} J"
 
@@ -114,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     from ..protocols.native import NativeStatus
     from ..protocols.telemetry import Telemetry
 
-    def opt(path: Any) -> Any:
+    def opt(path: object) -> Optional[str]:
         return str(path) if path is not None else None
 
     if not args.timeout > 0:

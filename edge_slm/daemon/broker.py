@@ -28,10 +28,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import subprocess
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from ..errors import EdgeSlmError
 from .mosquitto import (
@@ -97,7 +98,7 @@ class _Mosquitto:
         self.folder = tempfile.TemporaryDirectory(prefix="edge-slm-broker-")
 
     @property
-    def proc(self) -> Any:
+    def proc(self) -> Optional[subprocess.Popen]:
         """The child process (None before start)."""
         return self.process.proc if self.process is not None else None
 
@@ -162,7 +163,7 @@ class _Amqtt:
             raise EmbeddedBrokerError(f"amqtt failed to start: {self.error!r}")
         return listening(host, port)
 
-    def _run(self, config: Any) -> None:
+    def _run(self, config: Dict[str, Any]) -> None:
         loop = asyncio.new_event_loop()
         self.loop = loop
         try:
@@ -176,7 +177,7 @@ class _Amqtt:
             self.ready.set()
             loop.close()
 
-    async def _serve(self, config: Any) -> None:
+    async def _serve(self, config: Dict[str, Any]) -> None:
         from amqtt.broker import Broker
 
         self.stopping = asyncio.Event()
@@ -201,6 +202,9 @@ class _Amqtt:
 
     def alive(self) -> bool:
         return self.thread is not None and self.thread.is_alive()
+
+
+_Backend = Union[_Mosquitto, _Amqtt]
 
 
 class EmbeddedBroker:
@@ -231,7 +235,7 @@ class EmbeddedBroker:
         """The port it listens on, once started."""
         self.backend: Optional[str] = None
         """"mosquitto" or "amqtt", once started."""
-        self._impl: Any = None
+        self._impl: Optional[_Backend] = None
 
     @property
     def url(self) -> str:
@@ -277,7 +281,7 @@ class EmbeddedBroker:
         raise EmbeddedBrokerError(f"port {self.requested_port or port} on {self.host} is "
                                   "already in use (another broker running? pick another port)")
 
-    def _factory(self) -> Callable[[], Any]:
+    def _factory(self) -> Callable[[], _Backend]:
         for backend in self.backends:
             if backend == MOSQUITTO:
                 path = self.mosquitto_path or find_mosquitto()
@@ -312,5 +316,5 @@ class EmbeddedBroker:
         self.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -32,7 +32,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Protocol
+from typing import Callable, Optional, Protocol
 
 from ..errors import ConfigError
 from ..protocols.telemetry import ADAPTIVE, ALWAYS_ON, MODES, PERIODIC, Telemetry
@@ -59,7 +59,7 @@ DEFAULT_BUSY_MESSAGES = 1
 """Adaptive: a wake that served at least this many messages counts as traffic."""
 
 
-def _positive(value: Any, name: str) -> None:
+def _positive(value: object, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
             or not math.isfinite(value) or value <= 0:
         raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}")
@@ -180,9 +180,9 @@ class DutyLoop:
     its failures are logged, never raised."""
 
     def __init__(self, daemon: Transport, config: DutyConfig, meter: EnergyMeter,
-                 report: Optional[Callable[[Telemetry], Any]] = None,
+                 report: Optional[Callable[[Telemetry], object]] = None,
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Optional[Callable[[float], Any]] = None,
+                 sleep: Optional[Callable[[float], object]] = None,
                  cpu_clock: Callable[[], float] = time.process_time,
                  wall_clock: Callable[[], float] = time.time) -> None:
         self.daemon = daemon
@@ -198,7 +198,7 @@ class DutyLoop:
         self.clock = clock
         """Monotonic seconds: wake times, windows."""
         self._stop = threading.Event()
-        self.sleep: Callable[[float], Any] = sleep or self._stop.wait
+        self.sleep: Callable[[float], object] = sleep or self._stop.wait
         """Waits between wakes (default: returns early on stop())."""
         self.cpu_clock = cpu_clock
         """CPU seconds of this process (time.process_time)."""

@@ -22,7 +22,8 @@ from ..errors import ProtocolError
 from ..protocols import Message
 from ..protocols import hermes as h
 from ..protocols import native as n
-from ..runtime.engine import InputError
+from ..runtime.engine import InputError, IntentEngine
+from ..runtime.result import ParseResult, Slot
 from . import DaemonConfig
 
 _LOGGER = logging.getLogger(__name__)
@@ -51,14 +52,14 @@ class Outgoing:
     """MQTT 5 publish properties by paho name ({"CorrelationData": b"..."}); ignored by 3.1.1."""
 
 
-def hermes_value(value: Any) -> Dict[str, Any]:
+def hermes_value(value: object) -> Dict[str, Any]:
     """A slot value as Hermes writes it: {"kind": "Number", ...} or {"kind": "Unknown", ...}."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return {"kind": "Number", "value": value}
     return {"kind": "Unknown", "value": value if isinstance(value, str) else str(value)}
 
 
-def hermes_slots(slots: Sequence[Any]) -> Tuple[h.HermesSlot, ...]:
+def hermes_slots(slots: Sequence[Slot]) -> Tuple[h.HermesSlot, ...]:
     """The engine's slots (name, value, raw, start, end, confidence) as Hermes slots; an
     implied slot (a fixed slot, the satellite's area) has no words, so no range, and its
     value as its raw value."""
@@ -67,15 +68,15 @@ def hermes_slots(slots: Sequence[Any]) -> Tuple[h.HermesSlot, ...]:
                      raw_value=s.raw if s.start is not None else _raw_of(s.value),
                      confidence=round(float(s.confidence), 4),
                      range=(h.SlotRange(s.start, s.end, s.start, s.end)
-                            if s.start is not None else None))
+                            if s.start is not None and s.end is not None else None))
         for s in slots)
 
 
-def _raw_of(value: Any) -> str:
+def _raw_of(value: object) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def _unsaid_slot(name: str, value: Any) -> h.HermesSlot:
+def _unsaid_slot(name: str, value: object) -> h.HermesSlot:
     """A slot that was not in the words (custom entity, site area): no range, sure."""
     return h.HermesSlot(entity=name, value=hermes_value(value), slot_name=name,
                         raw_value=_raw_of(value), confidence=1.0, range=None)
@@ -85,15 +86,15 @@ def _unsaid_slot(name: str, value: Any) -> h.HermesSlot:
 class Served:
     """What a handler serves with: swapped as one object when the bundle is reloaded."""
 
-    engine: Any
-    """The loaded IntentEngine."""
+    engine: IntentEngine
+    """The loaded engine."""
     model_id: str
     """Its bundle's model id."""
     lang: Optional[str]
     """Its language ("en"), or None when the bundle does not say."""
 
     @classmethod
-    def of(cls, engine: Any) -> "Served":
+    def of(cls, engine: IntentEngine) -> "Served":
         """The engine with the model id and language its bundle declares."""
         return cls(engine, str(engine.bundle.model_id), engine.manifest.get("lang"))
 
@@ -101,7 +102,7 @@ class Served:
 class Handler:
     """Answers Hermes and native queries with an `IntentEngine`; pure (see module doc)."""
 
-    def __init__(self, engine: Any, config: DaemonConfig,
+    def __init__(self, engine: IntentEngine, config: DaemonConfig,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.config = config
         """What to serve and the limits."""
@@ -111,8 +112,8 @@ class Handler:
         """The engine with its model id and language; replaced whole by `swap()`."""
 
     @property
-    def engine(self) -> Any:
-        """The loaded IntentEngine."""
+    def engine(self) -> IntentEngine:
+        """The loaded engine."""
         return self.served.engine
 
     @property
@@ -125,7 +126,7 @@ class Handler:
         """The model's language ("en"), or None when the bundle does not say."""
         return self.served.lang
 
-    def swap(self, engine: Any) -> str:
+    def swap(self, engine: IntentEngine) -> str:
         """Serve `engine` from the next message on, in one assignment (a reply never mixes
         two models); returns the model id it replaced. The caller checked the engine."""
         old = self.served.model_id
@@ -216,7 +217,7 @@ class Handler:
         return [Outgoing(h.NluIntentParsed.topic(), parsed.to_payload(), qos),
                 Outgoing(h.NluIntent.topic(intent_name=name), full.to_payload(), qos)]
 
-    def _choose(self, result: Any,
+    def _choose(self, result: ParseResult,
                 allowed: Optional[Tuple[str, ...]]) -> Optional[Tuple[str, float]]:
         """(intent, confidence) to answer, honouring an intent filter: the best allowed
         intent that reaches the engine's threshold; None for "not recognized"."""
@@ -230,7 +231,7 @@ class Handler:
                 return alt.intent, alt.confidence
         return None
 
-    def _all_slots(self, intent: str, slots: Sequence[Any],
+    def _all_slots(self, intent: str, slots: Sequence[Slot],
                    query: h.NluQuery) -> Tuple[h.HermesSlot, ...]:
         """The parsed slots (with the site's area where the command means it), then the
         query's custom entities."""

@@ -29,15 +29,18 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from paho.mqtt.client import MQTT_ERR_SUCCESS, Client, MQTTMessage, MQTTMessageInfo
+from paho.mqtt.client import (MQTT_ERR_SUCCESS, Client, ConnectFlags, DisconnectFlags, MQTTMessage,
+                              MQTTMessageInfo)
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from ..errors import ConfigError, EdgeSlmError
 from ..protocols.base import topic_level
 from . import DaemonConfig
 from .client import connect, make_client
 from .discovery import DiagnosticsTracker, discovery_messages
+from ..runtime.engine import IntentEngine
 from .handlers import CORRELATION_DATA, RESPONSE_TOPIC, Handler, Outgoing
 
 _LOGGER = logging.getLogger(__name__)
@@ -122,7 +125,7 @@ class MqttDaemon:
                  backoff: Optional[Backoff] = None,
                  clock: Callable[[], float] = time.monotonic,
                  share_group: Optional[str] = None,
-                 reload: Optional[Callable[[], Any]] = None) -> None:
+                 reload: Optional[Callable[[], IntentEngine]] = None) -> None:
         if share_group is not None:
             shared_topic(share_group, "check")  # ConfigError for a bad group name
             if config.mqtt_version != "5":
@@ -286,8 +289,8 @@ class MqttDaemon:
 
     # -- paho callbacks --------------------------------------------------------------------
 
-    def _on_connect(self, client: Client, userdata: Any, flags: Any, reason: Any,
-                    properties: Any) -> None:
+    def _on_connect(self, client: Client, userdata: object, flags: ConnectFlags,
+                    reason: ReasonCode, properties: Optional[Properties]) -> None:
         if reason.is_failure:
             _LOGGER.error("broker refused the connection: %s", reason)
             return
@@ -297,8 +300,8 @@ class MqttDaemon:
         topics = [(t, self.config.qos) for t in self.subscriptions()]
         _, self._sub_mid = client.subscribe(topics)
 
-    def _on_subscribe(self, client: Client, userdata: Any, mid: int, reasons: Any,
-                      properties: Any) -> None:
+    def _on_subscribe(self, client: Client, userdata: object, mid: int,
+                      reasons: List[ReasonCode], properties: Optional[Properties]) -> None:
         if mid != self._sub_mid:
             return
         refused = [r for r in reasons if r.is_failure]
@@ -313,17 +316,17 @@ class MqttDaemon:
                 self._publish(item)
         self.ready.set()
 
-    def _on_disconnect(self, client: Client, userdata: Any, flags: Any, reason: Any,
-                       properties: Any) -> None:
+    def _on_disconnect(self, client: Client, userdata: object, flags: DisconnectFlags,
+                       reason: Optional[ReasonCode], properties: Optional[Properties]) -> None:
         self.ready.clear()
         if reason is not None and getattr(reason, "is_failure", False):
             _LOGGER.warning("disconnected: %s", reason)
 
-    def _on_publish(self, client: Client, userdata: Any, mid: int, reason: Any,
-                    properties: Any) -> None:
+    def _on_publish(self, client: Client, userdata: object, mid: int, reason: ReasonCode,
+                    properties: Properties) -> None:
         self._pending.pop(mid, None)
 
-    def _on_message(self, client: Client, userdata: Any, msg: MQTTMessage) -> None:
+    def _on_message(self, client: Client, userdata: object, msg: MQTTMessage) -> None:
         self.handled += 1
         props = received_properties(msg)
         payload = bytes(msg.payload)  # paho types it bytes | bytearray

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
-from typing import Any, Callable, Dict, Sequence, Tuple
+from dataclasses import dataclass, replace
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from paho.mqtt.client import MQTT_ERR_SUCCESS, Client, MQTTMessageInfo
+from paho.mqtt.client import MQTT_ERR_SUCCESS, Client, ConnectFlags, MQTTMessage, MQTTMessageInfo
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from ..errors import EdgeSlmError
 from .client import connect, make_client
@@ -70,6 +72,18 @@ def _loop_until(client: Client, done: Callable[[], bool], deadline: float,
     return True
 
 
+@dataclass
+class _Heard:
+    """What the callbacks of a one-shot connection heard (they run inside the loop)."""
+
+    refused: Optional[str] = None
+    """The broker's reason for refusing the connection."""
+    infos: Optional[List[MQTTMessageInfo]] = None
+    """The publishes sent once connected (publish_retained)."""
+    quiet_since: Optional[float] = None
+    """When the subscription was acknowledged or the last message came (read_retained)."""
+
+
 def _close(client: Client, clock: Callable[[], float]) -> None:
     """Disconnect cleanly (no last will is set) and let paho close the socket."""
     client.disconnect()
@@ -84,29 +98,30 @@ def publish_retained(conn: MqttConnection, items: Sequence[Tuple[str, bytes]], c
     for network trouble."""
     publisher = short_lived(conn, client_id)
     client = make_client(publisher)
-    state: Dict[str, Any] = {"infos": None, "refused": None}
+    state = _Heard()
 
-    def on_connect(c: Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+    def on_connect(c: Client, userdata: object, flags: ConnectFlags, reason: ReasonCode,
+                   properties: Optional[Properties]) -> None:
         if reason.is_failure:
-            state["refused"] = str(reason)
+            state.refused = str(reason)
             return
-        state["infos"] = [publish_retained_on(c, topic, payload) for topic, payload in items]
+        state.infos = [publish_retained_on(c, topic, payload) for topic, payload in items]
 
     client.on_connect = on_connect
     deadline = clock() + timeout_s
     try:
         connect(client, publisher)
         done = _loop_until(
-            client, lambda: state["refused"] is not None or (
-                state["infos"] is not None and all(i.is_published() for i in state["infos"])),
+            client, lambda: state.refused is not None or (
+                state.infos is not None and all(i.is_published() for i in state.infos)),
             deadline, clock)
     except OSError as err:  # refused, unreachable, TLS handshake failed
         _LOGGER.warning("publishing %s failed: %s", ", ".join(t for t, _ in items), err)
         return False
     _close(client, clock)
-    if state["refused"] is not None or not done:
+    if state.refused is not None or not done:
         _LOGGER.warning("publishing %s failed: %s", ", ".join(t for t, _ in items),
-                        state["refused"] or "no acknowledgement in time")
+                        state.refused or "no acknowledgement in time")
         return False
     return True
 
@@ -120,21 +135,23 @@ def read_retained(conn: MqttConnection, topics: Sequence[str],
     reader = short_lived(conn, "")
     client = make_client(reader)
     got: Dict[str, bytes] = {}
-    state: Dict[str, Any] = {"refused": None, "quiet_since": None}
+    state = _Heard()
 
-    def on_connect(c: Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+    def on_connect(c: Client, userdata: object, flags: ConnectFlags, reason: ReasonCode,
+                   properties: Optional[Properties]) -> None:
         if reason.is_failure:
-            state["refused"] = str(reason)
+            state.refused = str(reason)
         else:
             c.subscribe([(t, RETAINED_QOS) for t in topics])
 
-    def on_subscribe(c: Client, userdata: Any, mid: Any, reasons: Any, properties: Any) -> None:
-        state["quiet_since"] = clock()
+    def on_subscribe(c: Client, userdata: object, mid: int, reasons: List[ReasonCode],
+                     properties: Optional[Properties]) -> None:
+        state.quiet_since = clock()
 
-    def on_message(c: Client, userdata: Any, msg: Any) -> None:
+    def on_message(c: Client, userdata: object, msg: MQTTMessage) -> None:
         got[msg.topic] = bytes(msg.payload)
-        if state["quiet_since"] is not None:
-            state["quiet_since"] = clock()
+        if state.quiet_since is not None:
+            state.quiet_since = clock()
 
     client.on_connect, client.on_subscribe = on_connect, on_subscribe
     client.on_message = on_message
@@ -145,13 +162,14 @@ def read_retained(conn: MqttConnection, topics: Sequence[str],
         raise EdgeSlmError(f"cannot reach broker {conn.where}: {err}") from None
     try:
         subscribed = _loop_until(
-            client, lambda: state["refused"] is not None or state["quiet_since"] is not None,
+            client, lambda: state.refused is not None or state.quiet_since is not None,
             deadline, clock)
-        if state["refused"] is not None:
-            raise EdgeSlmError(f"broker {conn.where} refused us: {state['refused']}")
+        if state.refused is not None:
+            raise EdgeSlmError(f"broker {conn.where} refused us: {state.refused}")
         if not subscribed:
             raise EdgeSlmError(f"broker {conn.where} did not answer within {timeout_s:g} s")
-        _loop_until(client, lambda: clock() - state["quiet_since"] >= quiet_s, deadline, clock)
+        _loop_until(client, lambda: state.quiet_since is not None
+                    and clock() - state.quiet_since >= quiet_s, deadline, clock)
     finally:
         _close(client, clock)
     return got

@@ -22,7 +22,9 @@ import threading
 from typing import Any, Callable, Dict, List, Optional
 
 from ..errors import EdgeSlmError
+from ..runtime.engine import IntentEngine
 from ..runtime.lines import answer_line
+from .serial_port import ByteStream
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -35,8 +37,8 @@ READ_TIMEOUT_S = 0.2
 class SerialLines:
     """The engine on a serial-like port (`read`, `write`, `flush`, `timeout`)."""
 
-    def __init__(self, engine: Any, port: Any, max_line: int = MAX_LINE_BYTES,
-                 reload: Optional[Callable[[], Any]] = None) -> None:
+    def __init__(self, engine: IntentEngine, port: ByteStream, max_line: int = MAX_LINE_BYTES,
+                 reload: Optional[Callable[[], IntentEngine]] = None) -> None:
         if max_line < 1:
             raise ValueError("max_line must be at least 1")
         self.engine = engine

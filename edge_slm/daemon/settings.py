@@ -25,9 +25,9 @@ from __future__ import annotations
 import math
 import re
 import sys
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, TypeVar, Union
 
 from ..errors import ConfigError
 from ..protocols.base import topic_level
@@ -54,6 +54,9 @@ several daemons on one host never take over each other's session."""
 # kinds of option values
 _STR, _INT, _FLOAT, _PATH, _LIST, _AREAS = "str", "int", "float", "path", "list", "areas"
 _PATHS = "paths"
+OptionValue = Union[str, int, float, Path, Tuple[str, ...], Tuple[Path, ...], Dict[str, str]]
+"""An option's value once checked (by kind: str, int, float, path, list, paths, areas)."""
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ class Option:
     """What it sets, for --help (the default is added: see `flag_help`)."""
     default_text: str = ""
     """The default in words, for a default that is no value to print (None, empty)."""
-    choices: Tuple[Any, ...] = ()
+    choices: Tuple[Union[str, int], ...] = ()
     """The allowed values (empty: any of the kind)."""
     positive: bool = False
     """Numbers only: must be above zero."""
@@ -94,7 +97,7 @@ class Option:
         return "--" + self.name.replace("_", "-")
 
     @property
-    def default(self) -> Any:
+    def default(self) -> object:
         """The value when nothing sets it: the default of the config field it fills."""
         owner, _, name = self.target.rpartition(".")
         cls = {"daemon": DaemonConfig, "duty": DutyConfig, "": ServeSettings}[owner]
@@ -118,7 +121,7 @@ class Option:
         return self.kind in (_LIST, _PATHS, _AREAS)
 
     @property
-    def value_type(self) -> Any:
+    def value_type(self) -> Callable[[str], object]:
         """The type of one value on the command line."""
         return {_INT: int, _FLOAT: float, _PATH: Path, _PATHS: Path}.get(self.kind, str)
 
@@ -228,7 +231,7 @@ def read_file(path: Path) -> Dict[str, Any]:
     return data
 
 
-def load_settings(flags: Optional[Mapping[str, Any]] = None,
+def load_settings(flags: Optional[Mapping[str, object]] = None,
                   environ: Optional[Mapping[str, str]] = None,
                   config_file: Optional[Path] = None, host: str = "localhost",
                   pid: int = 0) -> ServeSettings:
@@ -245,7 +248,7 @@ def load_settings(flags: Optional[Mapping[str, Any]] = None,
     if config_file is None and environ.get(CONFIG_ENV):
         config_file = Path(environ[CONFIG_ENV])
     from_file = read_file(config_file) if config_file is not None else {}
-    values: Dict[str, Any] = {}
+    values: Dict[str, OptionValue] = {}
     origins: Dict[str, str] = {}
     for option in OPTIONS:
         if option.name in flags:
@@ -264,8 +267,9 @@ def load_settings(flags: Optional[Mapping[str, Any]] = None,
     return _build(values, origins, config_file, host, pid)
 
 
-def _build(values: Dict[str, Any], origins: Dict[str, str], config_file: Optional[Path],
-           host: str, pid: int) -> ServeSettings:
+def _build(values: Dict[str, OptionValue], origins: Dict[str, str],
+           config_file: Optional[Path], host: str, pid: int) -> ServeSettings:
+    # keyword arguments of DaemonConfig, DutyConfig and ServeSettings (a type per key)
     daemon: Dict[str, Any] = {}
     duty: Dict[str, Any] = {}
     top: Dict[str, Any] = {}
@@ -307,53 +311,65 @@ def _client_id_part(host: str) -> str:
     return re.sub(r"[^0-9A-Za-z-]+", "-", host).strip("-") or "host"
 
 
-def _convert(option: Option, value: Any, where: str, base: Optional[Path]) -> Any:
+def _convert(option: Option, value: object, where: str, base: Optional[Path]) -> OptionValue:
     """The value of one option, typed and checked; text (environment) is parsed first."""
     kind = option.kind
-    if kind in (_STR, _PATH):
-        if isinstance(value, Path):
-            value = str(value)
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"{where}: expected a non-empty string, not {value!r}")
-        if kind == _PATH:
-            path = Path(value).expanduser()
-            return base / path if base is not None and not path.is_absolute() else path
+    checked: OptionValue
+    if kind == _PATH:
+        return _path(value, where, base)
+    if kind == _STR:
+        checked = _text(value, where)
     elif kind == _INT:
         if isinstance(value, str):
             value = _parse(int, value, where, "an integer")
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, not {value!r}")
+        checked = value
     elif kind == _FLOAT:
         if isinstance(value, str):
             value = _parse(float, value, where, "a number")
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
                 or not math.isfinite(value):
             raise ConfigError(f"{where}: expected a number, not {value!r}")
-        value = float(value)
+        checked = float(value)
     elif kind == _LIST:
-        value = _names(value, where)
+        checked = _names(value, where)
     elif kind == _PATHS:
-        value = tuple(_convert(replace(option, kind=_PATH), v, where, base)
-                      for v in _names([str(v) if isinstance(v, Path) else v for v in value]
-                                      if isinstance(value, (list, tuple)) else value, where))
+        checked = tuple(_path(v, where, base)
+                        for v in _names([str(v) if isinstance(v, Path) else v for v in value]
+                                        if isinstance(value, (list, tuple)) else value, where))
     else:
-        value = _areas(value, where)
-    if option.choices and value not in option.choices:
-        raise ConfigError(f"{where}: {value!r} is not one of "
+        checked = _areas(value, where)
+    if option.choices and checked not in option.choices:
+        raise ConfigError(f"{where}: {checked!r} is not one of "
                           f"{', '.join(str(c) for c in option.choices)}")
-    if option.positive and value <= 0:
-        raise ConfigError(f"{where}: must be above zero, not {value!r}")
+    if option.positive and isinstance(checked, (int, float)) and checked <= 0:
+        raise ConfigError(f"{where}: must be above zero, not {checked!r}")
+    return checked
+
+
+def _text(value: object, where: str) -> str:
+    if isinstance(value, Path):
+        value = str(value)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: expected a non-empty string, not {value!r}")
     return value
 
 
-def _parse(kind: Any, text: str, where: str, what: str) -> Any:
+def _path(value: object, where: str, base: Optional[Path]) -> Path:
+    """A path; a relative one is relative to `base` (the config file's folder) when given."""
+    path = Path(_text(value, where)).expanduser()
+    return base / path if base is not None and not path.is_absolute() else path
+
+
+def _parse(kind: Callable[[str], T], text: str, where: str, what: str) -> T:
     try:
         return kind(text.strip())
     except ValueError:
         raise ConfigError(f"{where}: expected {what}, not {text!r}") from None
 
 
-def _names(value: Any, where: str) -> Tuple[str, ...]:
+def _names(value: object, where: str) -> Tuple[str, ...]:
     """Site ids (or key paths): a TOML list or string, a comma-separated variable, or
     repeated flags."""
     if isinstance(value, str):
@@ -364,12 +380,12 @@ def _names(value: Any, where: str) -> Tuple[str, ...]:
     return tuple(value)
 
 
-def _areas(value: Any, where: str) -> Dict[str, str]:
+def _areas(value: object, where: str) -> Dict[str, str]:
     """Site areas: a TOML table, "site=Area,site2=Area 2" text, or repeated SITE=AREA flags."""
     if isinstance(value, str):
         value = value.split(",")
     if isinstance(value, (list, tuple)):
-        pairs: Dict[str, Any] = {}
+        pairs: Dict[str, str] = {}
         for pair in value:
             site, sep, area = str(pair).partition("=")
             if not sep or not site.strip() or not area.strip():

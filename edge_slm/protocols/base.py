@@ -9,7 +9,7 @@ transport.
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple, Type, TypeVar, Union
+from typing import Any, ClassVar, Dict, Mapping, NoReturn, Optional, Tuple, Type, TypeVar, Union
 
 from ..errors import ConfigError, ProtocolError
 
@@ -51,7 +51,7 @@ class Message:
         return cls.from_dict(decode_object(payload, cls.__name__))
 
     @classmethod
-    def topic(cls, **kwargs: Any) -> str:
+    def topic(cls, **kwargs: str) -> str:
         """The topic of this message (levels filled from `kwargs`)."""
         return cls.TOPIC
 
@@ -61,11 +61,11 @@ class Message:
         return topic == cls.TOPIC
 
 
-def _no_constant(name: str) -> Any:
+def _no_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
-def decode_object(payload: Any, what: str = "message") -> Dict[str, Any]:
+def decode_object(payload: object, what: str = "message") -> Dict[str, Any]:
     """The JSON object in a payload; ProtocolError for empty, non-UTF-8, non-JSON, NaN or
     a JSON value that is not an object."""
     if isinstance(payload, str):
@@ -90,7 +90,7 @@ def decode_object(payload: Any, what: str = "message") -> Dict[str, Any]:
     return obj
 
 
-def _json_type(value: Any) -> str:
+def _json_type(value: object) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -104,7 +104,7 @@ def _json_type(value: Any) -> str:
     return "an object"
 
 
-def _fail(what: str, key: str, want: str, value: Any) -> ProtocolError:
+def _fail(what: str, key: str, want: str, value: object) -> ProtocolError:
     return ProtocolError(f"{what}: field {key!r} must be {want}, not {_json_type(value)}")
 
 

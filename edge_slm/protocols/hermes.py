@@ -61,7 +61,7 @@ class HermesIntent:
         return {"intentName": self.intent_name, "confidenceScore": self.confidence_score}
 
     @classmethod
-    def from_dict(cls, obj: Any, what: str = "intent") -> "HermesIntent":
+    def from_dict(cls, obj: object, what: str = "intent") -> "HermesIntent":
         """Rebuild from the wire object."""
         if not isinstance(obj, dict):
             raise ProtocolError(f"{what}: must be an object")
@@ -87,7 +87,7 @@ class SlotRange:
                 "rawEnd": self.raw_end}
 
     @classmethod
-    def from_dict(cls, obj: Any, what: str = "range") -> "SlotRange":
+    def from_dict(cls, obj: object, what: str = "range") -> "SlotRange":
         """Rebuild from the wire object."""
         if not isinstance(obj, dict):
             raise ProtocolError(f"{what}: must be an object")
@@ -121,7 +121,7 @@ class HermesSlot:
                 "range": self.range.to_dict() if self.range is not None else None}
 
     @classmethod
-    def from_dict(cls, obj: Any, what: str = "slot") -> "HermesSlot":
+    def from_dict(cls, obj: object, what: str = "slot") -> "HermesSlot":
         """Rebuild from the wire object."""
         if not isinstance(obj, dict):
             raise ProtocolError(f"{what}: must be an object")
@@ -273,7 +273,7 @@ class NluIntent(Message):
     """The query's language."""
 
     @classmethod
-    def topic(cls, **kwargs: Any) -> str:
+    def topic(cls, **kwargs: str) -> str:
         """`hermes/intent/<intent_name>` (`hermes/intent/#` without one)."""
         name = kwargs.get("intent_name", "#")
         if name != "#":

@@ -48,7 +48,7 @@ class _SiteTopic(Message):
     _PATTERN = re.compile("")
 
     @classmethod
-    def topic(cls, **kwargs: Any) -> str:
+    def topic(cls, **kwargs: str) -> str:
         """The topic of a site (`site_id`), or with `+` for every site."""
         site = kwargs.get("site_id", "+")
         if site != "+":

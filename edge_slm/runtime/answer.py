@@ -17,7 +17,7 @@ The home's say (docs/labelling.md, "The home decides"):
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from .known_home import KnownHome
 from .labels import Frame, Labels
 from .resolve import HomeNames, Span, resolve_spans
 from .result import Alternative, ParseResult, Slot
-from .values import HomeIndex, ValueTables
+from .values import HomeIndex, NameRow, NameTable, Value, ValueTables
 
 #: Alternatives listed beside the best intent.
 N_BEST = 3
@@ -58,7 +58,7 @@ class Answerer:
 
     def answer(self, text: str, li: np.ndarray, lt: np.ndarray, lf: np.ndarray,
                offsets: Sequence[Tuple[int, int]], home: KnownHome,
-               names: Optional[Dict[str, List[Any]]], strict: bool, area: Optional[str],
+               names: Optional[NameTable], strict: bool, area: Optional[str],
                temperature: float = 1.0, threshold: float = 0.0) -> ParseResult:
         """The parse of `text` from the model's intent, tag and frame logits, with the
         calibrated temperature and acceptance threshold."""
@@ -228,12 +228,13 @@ class Answerer:
         fixed = frame.fixed_slots
         entity_domain = None
         out: List[Slot] = []
+        listed: List[Slot] = []  # valued from the slot's list once the domain is known
         for slot, a, b in said:
             raw = text[a:b]
             if slot in tidy.UNIT_SLOTS and self.values.number(raw) is not None:
                 slot = tidy.by_unit(text, slot, b)  # "half" an hour is 30 minutes: no unit
             if slot in PLACE_SLOTS and slot not in free:
-                value: Any = _canonical(slot, raw, home, extra)
+                value: Optional[Value] = _canonical(slot, raw, home, extra)
                 if slot == "name" and entity_domain is None:
                     entity_domain = home.domain_of(str(value))
             elif slot in free:
@@ -244,16 +245,20 @@ class Answerer:
                 continue  # said twice ("on on the first floor"): once is the slot
             inside = [k for k, (s, e) in enumerate(offsets) if s < b and e > a]
             c = float(np.mean([tag_p[k, tag_ids[k]] for k in inside])) if inside else 0.0
-            out.append(Slot(slot, value, raw, a, b, c if math.isfinite(c) else 0.0))
-        domain = entity_domain or fixed.get("domain") or self._class_domain(out, fixed)
-        for s in out:
-            if s.value is None:
-                s.value = self.values.value(s.name, s.raw, text, domain)
+            out.append(Slot(slot, raw if value is None else value, raw, a, b,
+                            c if math.isfinite(c) else 0.0))
+            if value is None:
+                listed.append(out[-1])
+        fixed_domain = fixed.get("domain")
+        domain = (entity_domain or (str(fixed_domain) if fixed_domain else None)
+                  or self._class_domain(out, fixed))
+        for s in listed:
+            s.value = self.values.value(s.name, s.raw, text, domain)
         have = {s.name for s in out}
-        for slot, value in fixed.items():
+        for slot, fixed_value in fixed.items():
             if slot in have or (slot in TARGET_SLOTS and "name" in have):
                 continue
-            out.append(Slot(slot, value, "", None, None, f_conf))
+            out.append(Slot(slot, fixed_value, "", None, None, f_conf))
             have.add(slot)
         if "device_class" in have and "domain" not in have and "name" not in have:
             # Home Assistant's device-class templates always say the domain ("the bedroom
@@ -266,7 +271,7 @@ class Answerer:
                             f_conf))
         return out
 
-    def _class_domain(self, said: List[Slot], fixed: Dict[str, Any]) -> Optional[str]:
+    def _class_domain(self, said: List[Slot], fixed: Mapping[str, Value]) -> Optional[str]:
         """The domain a said or fixed device class belongs to (garage -> cover)."""
         for s in said:
             if s.name == "device_class":
@@ -289,13 +294,12 @@ def _cut(text: str, spans: List[Span], start: int, end: int) -> List[Span]:
     return out
 
 
-def _extra_home(names: Optional[Dict[str, List[Any]]]
-                ) -> Optional[Tuple[HomeNames, HomeIndex]]:
+def _extra_home(names: Optional[NameTable]) -> Optional[Tuple[HomeNames, HomeIndex]]:
     """Names given for one query (a record's own home in evaluation)."""
     if not names or not any(names.values()):
         return None
 
-    def flat(items: Sequence[Any]) -> List[str]:
+    def flat(items: Sequence[NameRow]) -> List[str]:
         return [s for it in items for s in (it if isinstance(it, list) else [it])
                 if isinstance(s, str)]
     built = HomeNames.build(flat(names.get("name", [])), flat(names.get("area", [])),

@@ -6,10 +6,29 @@ model says about "##en", so a span never ends inside a word.
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import List, Optional, Protocol, Sequence, Tuple, Union
 
 #: Characters that end a word even when no space follows ("50%", "20°", "on?").
 BREAKING = frozenset('%°?!.,:;"()[]{}')
+
+
+class Tagged(Protocol):
+    """Label spaces with a BIO tag list (the runtime's `Labels`, training's `LabelSpace`)."""
+
+    @property
+    def tags(self) -> Sequence[str]: ...
+
+
+@dataclass
+class _Span:
+    """A span being decoded: its slot, its characters, and whether the next word may extend
+    it."""
+
+    slot: str
+    start: int
+    end: int
+    open: bool = True
 
 
 def words_of(offsets: Sequence[Tuple[int, int]], text: str,
@@ -34,25 +53,26 @@ def words_of(offsets: Sequence[Tuple[int, int]], text: str,
     return words
 
 
-def _repeats(text: str, span: List[Any], a: int, b: int) -> bool:
+def _repeats(text: str, span: _Span, a: int, b: int) -> bool:
     """Whether the word at a:b says again the last word of `span` ("on on the first floor":
     the second "on" starts something else; no value says a word twice in a row)."""
-    last = text[span[1]:span[2]].split()[-1:]
+    last = text[span.start:span.end].split()[-1:]
     return bool(last) and last[0].casefold() == text[a:b].casefold()
 
 
 def decode_spans(tag_ids: Sequence[int], offsets: Sequence[Tuple[int, int]],
-                 labels: Any, text: Optional[str] = None) -> List[Tuple[str, int, int]]:
+                 labels: Union[Tagged, Sequence[str]],
+                 text: Optional[str] = None) -> List[Tuple[str, int, int]]:
     """(slot, start, end) spans from per-token tag ids (`labels`: a LabelSpace or its tag list).
 
     Decisions are per word (see `words_of`), an "O" word closes a span, and
     when `text` is given, neighbouring words of the same slot with only spaces between are one
     span (a model often starts every word of a multi-word value with B-).
     """
-    tags = labels.tags if hasattr(labels, "tags") else list(labels)
+    tags = labels.tags if not isinstance(labels, Sequence) else list(labels)
     groups = (words_of(offsets, text, tag_ids) if text is not None
               else [[i] for i in range(len(offsets))])
-    spans: List[List[Any]] = []
+    spans: List[_Span] = []
     for group in groups:
         # A word's tag is its first token's, or its first tagged piece's when the first
         # piece is O ("wi" O + "##pe" B-item: the word "wipe" starts the item).
@@ -67,15 +87,15 @@ def decode_spans(tag_ids: Sequence[int], offsets: Sequence[Tuple[int, int]],
         tag = tags[tag_id] if 0 <= tag_id < len(tags) else "O"
         if tag == "O":
             if spans:
-                spans[-1][3] = False  # an "O" closes the open span
+                spans[-1].open = False  # an "O" closes the open span
             continue
         kind, name = tag.split("-", 1)
-        if spans and spans[-1][0] == name and spans[-1][3] and (
-                kind == "I" or (text is not None and not text[spans[-1][2]:a].strip()
+        if spans and spans[-1].slot == name and spans[-1].open and (
+                kind == "I" or (text is not None and not text[spans[-1].end:a].strip()
                                 and not _repeats(text, spans[-1], a, b))):
-            spans[-1][2] = b
+            spans[-1].end = b
             continue
         if spans:
-            spans[-1][3] = False
-        spans.append([name, a, b, True])
-    return [(name, a, b) for name, a, b, _ in spans]
+            spans[-1].open = False
+        spans.append(_Span(name, a, b))
+    return [(s.slot, s.start, s.end) for s in spans]

@@ -28,12 +28,10 @@ from .known_home import KnownHome
 from .labels import Labels
 from .model import TFLiteModel
 from .result import Alternative, ParseResult, Slot  # noqa: F401  (re-exported)
-from .values import ValueTables
+from .values import NameTable, ValueTables
 
 #: Longest text a query may carry; a longer one is refused (a command is a sentence).
 MAX_TEXT_CHARS = 1000
-
-NameTable = Dict[str, List[Any]]
 
 
 class InputError(EdgeSlmError):
@@ -152,7 +150,7 @@ class IntentEngine:
         ids[1:1 + n] = enc.ids[:n]
         return ids, list(enc.offsets[:n])
 
-    def parse(self, text: Any, names: Optional[NameTable] = None,
+    def parse(self, text: object, names: Optional[NameTable] = None,
               strict: Optional[bool] = None, area: Optional[str] = None) -> ParseResult:
         """Parse one text; raise InputError when it is not a sentence the engine can take.
 
@@ -177,7 +175,7 @@ class IntentEngine:
         return self.answerer.answer(text, li, lt, lf, offsets, self.home, names, strict, area,
                                     self.temperature, self.threshold)
 
-    def parse_batch(self, texts: Sequence[Any],
+    def parse_batch(self, texts: Sequence[object],
                     area: Optional[str] = None) -> List[Union[ParseResult, InputError]]:
         """Parse each text; a bad one gives its InputError in its place, never an exception."""
         out: List[Union[ParseResult, InputError]] = []

@@ -22,12 +22,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
 from ..errors import EdgeSlmError
 from ..home import Inventory, inventory_from_dict
+from .values import Value
+
+if TYPE_CHECKING:
+    from .engine import IntentEngine
+    from .result import ParseResult
 
 #: The satellite's area when a file marks none (Home Assistant's harness uses a stand-in too).
 STAND_IN_AREA = "Satellite Room"
@@ -248,7 +253,7 @@ def _yaml(path: Path) -> Any:
 
 # -- running ---------------------------------------------------------------------------------
 
-def run_suite(engine: Any, suite: Sequence[SuiteFile]) -> SuiteReport:
+def run_suite(engine: IntentEngine, suite: Sequence[SuiteFile]) -> SuiteReport:
     """Every sentence through `engine.parse` with its file's home and satellite area. The
     engine's home is set per file and put back afterwards."""
     outcomes = []
@@ -268,7 +273,7 @@ def run_suite(engine: Any, suite: Sequence[SuiteFile]) -> SuiteReport:
     return SuiteReport(outcomes)
 
 
-def judge(f: SuiteFile, text: str, expected: Dict[str, Any], result: Any) -> Outcome:
+def judge(f: SuiteFile, text: str, expected: Dict[str, Any], result: ParseResult) -> Outcome:
     """An answer against what Home Assistant expects."""
     slots = result.slot_values()
     wrong = [k for k, v in expected.items() if k not in slots or not same_value(slots[k], v)]
@@ -276,7 +281,7 @@ def judge(f: SuiteFile, text: str, expected: Dict[str, Any], result: Any) -> Out
     return Outcome(f, text, expected, result.intent, slots, wrong, extra)
 
 
-def same_value(got: Any, want: Any) -> bool:
+def same_value(got: Value, want: Any) -> bool:
     """Home Assistant's value `want` (or one of a list) equals `got`: numbers by value,
     strings exactly."""
     if isinstance(want, (list, tuple, set)):

@@ -22,6 +22,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from .values import Value
+
 LABELS_FORMAT = 2
 #: The name of "no intent" in label lists (index 0 everywhere).
 NONE_INTENT = "<none>"
@@ -31,7 +33,7 @@ NONE_INTENT = "<none>"
 class Frame:
     """What a sentence implies: fixed slots and whether its area is the satellite's."""
 
-    fixed: Tuple[Tuple[str, Any], ...] = ()
+    fixed: Tuple[Tuple[str, Value], ...] = ()
     """Fixed slots as sorted (name, value) pairs (`domain`, `device_class`, ...)."""
     area_from_context: bool = False
     """The sentence names no place and means the satellite's area ("lights on in here")."""
@@ -44,7 +46,7 @@ class Frame:
                    bool(area_from_context))
 
     @property
-    def fixed_slots(self) -> Dict[str, Any]:
+    def fixed_slots(self) -> Dict[str, Value]:
         """The fixed slots as a dict."""
         return dict(self.fixed)
 
@@ -63,7 +65,7 @@ class Frame:
         return out
 
     @classmethod
-    def from_dict(cls, data: Any) -> "Frame":
+    def from_dict(cls, data: object) -> "Frame":
         """Inverse of to_dict; raises ValueError on a malformed entry."""
         if not isinstance(data, Mapping):
             raise ValueError(f"a frame must be an object, got {data!r}")
@@ -111,7 +113,7 @@ class Labels:
                 raise ValueError(f"intent_frames[{intent!r}] names frames that do not exist")
 
     @classmethod
-    def from_json(cls, data: Any) -> "Labels":
+    def from_json(cls, data: object) -> "Labels":
         """Read `labels.json` (format 1 or 2); raises ValueError when malformed."""
         if not isinstance(data, Mapping):
             raise ValueError("labels.json must be an object")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, Optional
 
-from .engine import InputError
+from .engine import InputError, IntentEngine
 
 Answer = Dict[str, Any]
 """One answer object: a parse, or an error with the line's number."""
@@ -26,7 +26,7 @@ def error(message: str, n: int) -> Answer:
     return {"error": message, "line": n}
 
 
-def answer_line(engine: Any, raw: bytes, n: int, area: Optional[str] = None,
+def answer_line(engine: IntentEngine, raw: bytes, n: int, area: Optional[str] = None,
                 plain_text: bool = False) -> Answer:
     """The answer to line `n` (`raw`, its LF included or not; `area`: the area when the line's
     own `context` gives none; `plain_text`: a line not starting with `{` is the text)."""
@@ -45,7 +45,7 @@ def answer_line(engine: Any, raw: bytes, n: int, area: Optional[str] = None,
     return answer_query(engine, query, n, area)
 
 
-def answer_query(engine: Any, query: Any, n: int, area: Optional[str] = None) -> Answer:
+def answer_query(engine: IntentEngine, query: object, n: int, area: Optional[str] = None) -> Answer:
     """The answer to a decoded query (`{"text": ..., "context": {"area": ...}}`)."""
     if not isinstance(query, dict) or "text" not in query:
         return error('expected an object with "text"', n)
@@ -57,7 +57,7 @@ def answer_query(engine: Any, query: Any, n: int, area: Optional[str] = None) ->
     return answer_text(engine, query["text"], n, context.get("area", area))
 
 
-def answer_text(engine: Any, text: Any, n: int, area: Optional[str] = None) -> Answer:
+def answer_text(engine: IntentEngine, text: object, n: int, area: Optional[str] = None) -> Answer:
     """The answer to a text heard in `area` (None: the satellite's area is unknown)."""
     if area is not None and not (isinstance(area, str) and area.strip()):
         return error('context "area" must be a non-empty string', n)

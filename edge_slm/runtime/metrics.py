@@ -10,12 +10,15 @@ satellite's area) are scored apart, as whole sets.
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
 from .answer import TARGET_SLOTS
 from .labels import frame_of
+
+if TYPE_CHECKING:
+    from .engine import IntentEngine
 
 #: Dev-set slots not scored (derived from the intent or not labelled consistently).
 UNSCORED = ("domain", "device_class", "volume_step")
@@ -72,7 +75,7 @@ def implied_gold(rec: Dict[str, Any]) -> Optional[Set[Tuple[str, str]]]:
     return out
 
 
-def evaluate(engine: Any, records: Sequence[Dict[str, Any]],
+def evaluate(engine: IntentEngine, records: Sequence[Dict[str, Any]],
              names: Optional[Dict[str, List[str]]] = None) -> Dict[str, float]:
     # Each sentence is resolved strictly against the engine's home plus the places the record
     # names itself (and `names`), as the training report does (docs/model.md, Metrics); a

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Iterator, Tuple
+from typing import Any, Callable, Dict, Iterator, Protocol, Tuple
 
 import numpy as np
 
@@ -24,7 +24,29 @@ TAG_OUTPUT = "tag_logits"
 FRAME_OUTPUT = "frame_logits"
 
 
-def interpreter_class() -> Tuple[Any, str]:
+class SignatureRunner(Protocol):
+    """What the model uses of a TFLite signature runner (tensor details by name)."""
+
+    def get_input_details(self) -> Dict[str, Dict[str, Any]]: ...
+
+    def get_output_details(self) -> Dict[str, Dict[str, Any]]: ...
+
+
+class Interpreter(Protocol):
+    """What the model uses of a TFLite interpreter (ai-edge-litert's or tflite-runtime's)."""
+
+    def allocate_tensors(self) -> None: ...
+
+    def get_signature_runner(self, signature_key: str) -> SignatureRunner: ...
+
+    def set_tensor(self, tensor_index: int, value: np.ndarray) -> None: ...
+
+    def invoke(self) -> None: ...
+
+    def get_tensor(self, tensor_index: int) -> np.ndarray: ...
+
+
+def interpreter_class() -> Tuple[Callable[..., Interpreter], str]:
     """(Interpreter class, "package version") of the runtime found on this machine."""
     try:
         from ai_edge_litert import interpreter as litert

@@ -14,7 +14,11 @@ import difflib
 import functools
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import (TYPE_CHECKING, Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple,
+                    Union)
+
+if TYPE_CHECKING:
+    from ..home import Area, Entity, Floor, Inventory
 
 Span = Tuple[str, int, int]
 
@@ -108,9 +112,9 @@ class HomeNames:
         return cls(clean(names), clean(areas), clean(floors))
 
     @classmethod
-    def from_inventory(cls, inventory: Any) -> "HomeNames":
+    def from_inventory(cls, inventory: Inventory) -> "HomeNames":
         """From an inventory with `entities`, `areas` and `floors` (names plus aliases)."""
-        def spoken(items: Iterable[Any]) -> List[str]:
+        def spoken(items: Iterable[Union[Floor, Area, Entity]]) -> List[str]:
             return [s for it in items for s in (it.name,) + tuple(it.aliases)]
         return cls.build(spoken(inventory.entities), spoken(inventory.areas),
                          spoken(inventory.floors))

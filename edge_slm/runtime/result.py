@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
+from .values import Value
+
 
 @dataclass
 class Slot:
@@ -18,7 +20,7 @@ class Slot:
 
     name: str
     """Slot name ("name", "area", "brightness", "domain", ...)."""
-    value: Any
+    value: Value
     """Canonical value (a number, a list value, the home's spelling of a name)."""
     raw: str
     """The words as said ("" for an implied slot)."""
@@ -66,9 +68,9 @@ class ParseResult:
                 "alternatives": [{"intent": a.intent, "confidence": round(a.confidence, 4)}
                                  for a in self.alternatives]}
 
-    def slot_values(self) -> Dict[str, Any]:
+    def slot_values(self) -> Dict[str, Value]:
         """{slot name: value} (the first of each name): what Home Assistant executes."""
-        out: Dict[str, Any] = {}
+        out: Dict[str, Value] = {}
         for s in self.slots:
             out.setdefault(s.name, s.value)
         return out
