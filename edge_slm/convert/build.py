@@ -19,17 +19,20 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from .. import __version__
-from ..bundle import read_bundle, sha256, write_bundle
+from ..bundle import Bundle, read_bundle, sha256, write_bundle
 from ..errors import ConfigError, EdgeSlmError
 from ..model.data import read_jsonl
 from ..runtime.metrics import evaluate, to_corpus_format
 from ..runtime.values import ValueTables
 from .report import format_report, plot_report
+
+if TYPE_CHECKING:
+    from ..runtime.engine import IntentEngine
 
 #: Sentences every golden check runs (besides a few held-out ones).
 GOLDEN_TEXTS = ("turn off the kitchen lights", "is the garage door open?",
@@ -293,8 +296,9 @@ def _bundle_bytes(members: Dict[str, bytes], manifest: Dict[str, Any]) -> bytes:
         return path.read_bytes()
 
 
-def _engine_with_golden(bundle: Any, members: Dict[str, bytes], manifest: Dict[str, Any],
-                        sets: EvalSets, config: ConvertConfig) -> Tuple[Any, Dict[str, Any]]:
+def _engine_with_golden(bundle: Bundle, members: Dict[str, bytes], manifest: Dict[str, Any],
+                        sets: EvalSets, config: ConvertConfig
+                        ) -> Tuple[IntentEngine, Dict[str, Any]]:
     """An engine on the variant and its golden cases (computed here, on the reference
     runtime)."""
     from ..runtime.engine import IntentEngine
@@ -319,7 +323,7 @@ def _engine_with_golden(bundle: Any, members: Dict[str, bytes], manifest: Dict[s
     return engine, golden
 
 
-def _measure(engine: Any, sets: EvalSets, config: ConvertConfig
+def _measure(engine: IntentEngine, sets: EvalSets, config: ConvertConfig
              ) -> Tuple[Dict[str, Any], np.ndarray]:
     out: Dict[str, Any] = {"heldout": evaluate(engine, sets.heldout),
                            "oos": evaluate(engine, sets.oos)}

@@ -16,9 +16,12 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, List
+from typing import TYPE_CHECKING, Dict, List
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..model.student import Student
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -30,7 +33,7 @@ INPUT_NAME = "ids"
 SIGNATURE = "serve"
 
 
-def export_saved_model(model: Any, out: Path) -> Path:
+def export_saved_model(model: Student, out: Path) -> Path:
     """Write `model` as a SavedModel with one fixed-shape int32 signature."""
     import keras
     import tensorflow as tf
@@ -40,7 +43,7 @@ def export_saved_model(model: Any, out: Path) -> Path:
     archive = keras.export.ExportArchive()
     archive.track(model)
 
-    def serve(ids: Any) -> Any:
+    def serve(ids: tf.Tensor) -> Dict[str, tf.Tensor]:
         intent, tags, frames = model(ids, training=False)
         return {INTENT_OUTPUT: intent, TAG_OUTPUT: tags, FRAME_OUTPUT: frames}
 
@@ -50,7 +53,7 @@ def export_saved_model(model: Any, out: Path) -> Path:
     return Path(out)
 
 
-def float_tflite(model: Any) -> bytes:
+def float_tflite(model: Student) -> bytes:
     """The float TFLite flatbuffer of a student, embeddings as EMBEDDING_LOOKUP."""
     import tensorflow as tf
 
@@ -82,7 +85,7 @@ def rewrite_gathers(flat: bytes) -> bytes:
         model.operatorCodes.append(oc)
         return len(model.operatorCodes) - 1
 
-    def const_int32(graph: Any, values: List[int], name: str) -> int:
+    def const_int32(graph: schema.SubGraphT, values: List[int], name: str) -> int:
         buf = schema.BufferT()
         buf.data = np.asarray(values, np.int32).tobytes()
         model.buffers.append(buf)
@@ -94,7 +97,7 @@ def rewrite_gathers(flat: bytes) -> bytes:
         graph.tensors.append(ten)
         return len(graph.tensors) - 1
 
-    def new_tensor(graph: Any, shape: List[int], dtype: int, name: str) -> int:
+    def new_tensor(graph: schema.SubGraphT, shape: List[int], dtype: int, name: str) -> int:
         buf = schema.BufferT()
         model.buffers.append(buf)
         ten = schema.TensorT()
@@ -105,7 +108,7 @@ def rewrite_gathers(flat: bytes) -> bytes:
         graph.tensors.append(ten)
         return len(graph.tensors) - 1
 
-    def is_const(tensor: Any) -> bool:
+    def is_const(tensor: schema.TensorT) -> bool:
         buf = model.buffers[tensor.buffer]
         return buf is not None and buf.data is not None and len(buf.data) > 0
 
@@ -134,7 +137,7 @@ def rewrite_gathers(flat: bytes) -> bytes:
             out_shape = const_int32(graph, [int(d) for d in out_t.shape], f"{tag}/out_shape")
 
             def mk(builtin: int, inputs: List[int], outputs: List[int], opts_type: int = 0,
-                   options: Any = None) -> Any:
+                   options: object = None) -> schema.OperatorT:
                 o = schema.OperatorT()
                 o.opcodeIndex = opcode_index(builtin)
                 o.inputs, o.outputs = inputs, outputs

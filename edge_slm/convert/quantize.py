@@ -18,9 +18,12 @@ import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterator, Tuple
+from typing import TYPE_CHECKING, Dict, Iterator, Tuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..model.student import Student
 
 #: Variant name -> (weight bits, LiteRT quantizer algorithm).
 DYNAMIC_RECIPES: Dict[str, Tuple[int, str]] = {"int8": (8, "min_max_uniform_quantize"),
@@ -49,7 +52,7 @@ def dynamic(float_flat: bytes, variant: str) -> bytes:
     return bytes(result.quantized_model)
 
 
-def full_integer(model: Any, representative: np.ndarray) -> bytes:
+def full_integer(model: Student, representative: np.ndarray) -> bytes:
     """Full-integer int8 (weights and activations), calibrated on `representative` id rows."""
     import tensorflow as tf
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from .numbers import number_digits, number_words
 
 SlotRow = List[Any]  # [name, value, start, end, list_name]
+T = TypeVar("T")
 
 
 class Draft:
@@ -114,7 +115,7 @@ for _row in _KEYBOARD.split():
         _NEIGHBOURS[_ch] = _row[max(0, _i - 1): _i] + _row[_i + 1: _i + 2]
 
 
-def _pick(rng: random.Random, seq: Sequence[Any]) -> Any:
+def _pick(rng: random.Random, seq: Sequence[T]) -> T:
     return seq[int(rng.random() * len(seq))]
 
 

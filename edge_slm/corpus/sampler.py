@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from hassil.intents import RangeSlotList, SlotList, TextSlotList, WildcardSlotList
 
@@ -19,7 +19,7 @@ from .augment import Draft, SlotRow
 from .fillers import fillers_for
 from .inventory import Entity, Inventory
 from .names import NAMED_LIKE_PEOPLE, synth_name
-from .numbers import number_digits, number_words
+from .numbers import Number, number_digits, number_words
 from .templates import Compiler, Node, Template, TemplateSet
 
 #: Probability that a range slot is spelled out in words rather than digits.
@@ -48,6 +48,11 @@ INTENT_NAME_DOMAINS: Dict[str, Tuple[str, ...]] = {
 DEFAULT_NAME_DOMAINS = ("light", "switch", "fan", "media_player")
 
 _WS = re.compile(r"\s+")
+Fill = Callable[[str, str], Tuple[Union[str, Node], Any]]
+"""A walk's filler of `{list}` references: (list name, slot name) -> (text or node, value)."""
+SlotSaid = Tuple[str, Any, int, int, str]
+"""A slot a walk said: (name, value, start, end, list name); the value of a list's entry is
+hassil's `value_out` (any YAML value), a range's a number."""
 
 #: Walks of one template tried before a stuttering sentence is kept anyway.
 MAX_RETRIES = 4
@@ -101,15 +106,15 @@ class Sampled:
     """Domain of the entity `{name}` was filled with (None without a `{name}`)."""
 
 
-class _Ctx:
-    """Mutable state of one walk."""
+class WalkContext:
+    """Mutable state of one walk: the text so far, the slots said, the dice, the filler."""
 
     __slots__ = ("parts", "pos", "slots", "rng", "fill")
 
-    def __init__(self, rng: random.Random, fill: Any) -> None:
+    def __init__(self, rng: random.Random, fill: Fill) -> None:
         self.parts: List[str] = []
         self.pos = 0
-        self.slots: List[Tuple[str, Any, int, int, str]] = []
+        self.slots: List[SlotSaid] = []
         self.rng = rng
         self.fill = fill
 
@@ -128,7 +133,7 @@ class Sampler:
         self.alias_prob = alias_prob
         self._lists: Dict[str, SlotList] = dict(tset.intents.slot_lists)
         self._value_nodes: Dict[int, List[Tuple[Node, Any]]] = {}
-        self._range_numbers: Dict[int, List[Any]] = {}
+        self._range_numbers: Dict[int, List[Number]] = {}
         self._pools: Dict[str, List[Entity]] = {}
         self._areas = list(inventory.areas)
         self._floors = list(inventory.floors)
@@ -202,10 +207,10 @@ class Sampler:
         if isinstance(area_ctx, dict) and area_ctx.get("slot"):
             context["area"] = self._areas[int(rng.random() * len(self._areas))].name
 
-        def fill(list_name: str, slot_name: str) -> Tuple[Any, Any]:
+        def fill(list_name: str, slot_name: str) -> Tuple[Union[str, Node], Any]:
             return self._fill(tpl, list_name, slot_name, rng, entity)
 
-        ctx = _Ctx(rng, fill)
+        ctx = WalkContext(rng, fill)
         tpl.node.walk(ctx)
         text, slots = _normalize("".join(ctx.parts), ctx.slots)
         draft = Draft(text, slots)
@@ -253,7 +258,7 @@ class Sampler:
                     return
 
     def _fill(self, tpl: Template, list_name: str, slot_name: str, rng: random.Random,
-              entity: Optional[Entity]) -> Tuple[Any, Any]:
+              entity: Optional[Entity]) -> Tuple[Union[str, Node], Any]:
         if list_name == "name" and entity is not None:
             p_synthetic = self.synthetic_name_prob
             if entity.domain in NAMED_LIKE_PEOPLE:  # few in any inventory, many in homes
@@ -308,7 +313,7 @@ class Sampler:
             self._value_nodes[key] = compiled
         return self._value_nodes[key]
 
-    def _range(self, rlist: RangeSlotList, rng: random.Random) -> Tuple[str, Any]:
+    def _range(self, rlist: RangeSlotList, rng: random.Random) -> Tuple[str, Number]:
         key = id(rlist)
         numbers = self._range_numbers.get(key)
         if numbers is None:
@@ -335,7 +340,7 @@ def _spell_percent(draft: Draft) -> None:
             draft.edit(e, e + 1, " percent")
 
 
-def _normalize(raw: str, slots: List[Tuple[str, Any, int, int, str]]) -> Tuple[str, List[SlotRow]]:
+def _normalize(raw: str, slots: List[SlotSaid]) -> Tuple[str, List[SlotRow]]:
     """Collapse whitespace runs to one space and strip, mapping slot spans along."""
     runs = [m.span() for m in _WS.finditer(raw)]
     n = len(raw)
@@ -386,6 +391,6 @@ def walk_text(node: Node, rng: random.Random, lists: Mapping[str, Sequence[str]]
         value = values[int(rng.random() * len(values))]
         return value, value
 
-    ctx = _Ctx(rng, fill)
+    ctx = WalkContext(rng, fill)
     node.walk(ctx)
     return " ".join("".join(ctx.parts).split())

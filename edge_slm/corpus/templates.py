@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Dict, FrozenSet, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, FrozenSet, List, Sequence, Tuple
 
 import yaml
 from hassil.expression import (
@@ -35,6 +35,9 @@ from hassil.parse_expression import parse_sentence
 from hassil.util import merge_dict
 
 from ..errors import ConfigError, CorpusInputError, TemplateError
+
+if TYPE_CHECKING:
+    from .sampler import WalkContext
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -55,7 +58,7 @@ class Node:
 
     __slots__ = ()
 
-    def walk(self, ctx: Any) -> None:  # pragma: no cover - abstract
+    def walk(self, ctx: WalkContext) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
@@ -67,7 +70,7 @@ class TextNode(Node):
     def __init__(self, text: str) -> None:
         self.text = text
 
-    def walk(self, ctx: Any) -> None:
+    def walk(self, ctx: WalkContext) -> None:
         ctx.parts.append(self.text)
         ctx.pos += len(self.text)
 
@@ -80,7 +83,7 @@ class SeqNode(Node):
     def __init__(self, items: Sequence[Node]) -> None:
         self.items = tuple(items)
 
-    def walk(self, ctx: Any) -> None:
+    def walk(self, ctx: WalkContext) -> None:
         for item in self.items:
             item.walk(ctx)
 
@@ -93,7 +96,7 @@ class AltNode(Node):
     def __init__(self, items: Sequence[Node]) -> None:
         self.items = tuple(items)
 
-    def walk(self, ctx: Any) -> None:
+    def walk(self, ctx: WalkContext) -> None:
         self.items[int(ctx.rng.random() * len(self.items))].walk(ctx)
 
 
@@ -105,7 +108,7 @@ class PermNode(Node):
     def __init__(self, items: Sequence[Node]) -> None:
         self.items = tuple(items)
 
-    def walk(self, ctx: Any) -> None:
+    def walk(self, ctx: WalkContext) -> None:
         order = list(self.items)
         ctx.rng.shuffle(order)
         for item in order:
@@ -121,7 +124,7 @@ class SlotNode(Node):
         self.list_name = list_name
         self.slot_name = slot_name
 
-    def walk(self, ctx: Any) -> None:
+    def walk(self, ctx: WalkContext) -> None:
         start = ctx.pos
         surface, value = ctx.fill(self.list_name, self.slot_name)
         if isinstance(surface, Node):

@@ -15,12 +15,15 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from .data import Batch
 from .student import Student
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -76,7 +79,7 @@ class SoftLabels:
         return out
 
 
-def kd_kl(student_logits: Any, teacher_probs: Any, temperature: float) -> Any:
+def kd_kl(student_logits: tf.Tensor, teacher_probs: tf.Tensor, temperature: float) -> tf.Tensor:
     """KL(teacher || student) per row over the last axis, both softened by T, times T^2."""
     import tensorflow as tf
 
@@ -87,8 +90,9 @@ def kd_kl(student_logits: Any, teacher_probs: Any, temperature: float) -> Any:
     return kl * T * T
 
 
-def kd_terms(student_intent: Any, student_tags: Any, t_intent: Any, t_tags: Any,
-             tok_mask: Any, temperature: float) -> Any:
+def kd_terms(student_intent: tf.Tensor, student_tags: tf.Tensor, t_intent: tf.Tensor,
+             t_tags: tf.Tensor, tok_mask: tf.Tensor,
+             temperature: float) -> Tuple[tf.Tensor, tf.Tensor]:
     """(intent KL, tag KL) per row, each scaled by T^2; zero when the student equals the teacher.
 
     `t_intent`/`t_tags` are probabilities at temperature 1; both sides are softened by T.
@@ -203,16 +207,18 @@ def fit(model: Student, data: Batch, config: DistillConfig,
             "seconds": time.perf_counter() - t0}
 
 
-def predict(model: Student, ids: np.ndarray, batch_size: int = 512) -> Any:
+def predict(model: Student, ids: np.ndarray, batch_size: int = 512
+            ) -> Tuple[np.ndarray, np.ndarray]:
     """(intent logits (N, I), tag logits (N, T, K)) as numpy, in inference mode."""
     li, lt, _ = predict_all(model, ids, batch_size)
     return li, lt
 
 
-def predict_all(model: Student, ids: np.ndarray, batch_size: int = 512) -> Any:
+def predict_all(model: Student, ids: np.ndarray, batch_size: int = 512
+                ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(intent logits (N, I), tag logits (N, T, K), frame logits (N, F)), inference mode."""
     outs: List[List[np.ndarray]] = [[], [], []]
     for a in range(0, len(ids), batch_size):
         for out, part in zip(outs, model(ids[a:a + batch_size], training=False)):
             out.append(np.asarray(part))
-    return tuple(np.concatenate(o) for o in outs)
+    return np.concatenate(outs[0]), np.concatenate(outs[1]), np.concatenate(outs[2])

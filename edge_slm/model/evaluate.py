@@ -10,13 +10,14 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..home import Inventory
 from ..runtime.metrics import UNSCORED, gold_pairs, record_names
 from ..runtime.resolve import HomeNames, resolve_spans
 from .calibrate import accept, expected_calibration_error, softmax
 from .data import Batch, LabelSpace, decode_spans
 
 
-def home_of(inventory: Any = None) -> HomeNames:
+def home_of(inventory: Optional[Inventory] = None) -> HomeNames:
     """The home the corpus was sampled in: its inventory's devices, areas and floors. (Each
     record adds the places it names itself: see `record_names`.)"""
     return HomeNames.from_inventory(inventory) if inventory is not None else HomeNames()

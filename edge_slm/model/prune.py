@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, replace
-from typing import Any, Dict, Iterable, List, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
@@ -36,7 +36,7 @@ class PruneConfig:
     """Validation rows used to measure importance."""
 
 
-def _loss(model: Student, batch: Batch, head_masks: Any = None) -> float:
+def _loss(model: Student, batch: Batch, head_masks: Optional[List[np.ndarray]] = None) -> float:
     import tensorflow as tf
 
     li, lt, lf = model(batch.ids, training=False, head_masks=head_masks)

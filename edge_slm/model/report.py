@@ -10,13 +10,16 @@ model would answer on its own.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from .calibrate import choose_threshold, expected_calibration_error, fit_temperature, softmax
 from .data import Batch, LabelSpace, Sets, encode
 from .distill import SoftLabels
+
+if TYPE_CHECKING:
+    from .checkpoint import Checkpoint
 
 #: A stage's figures: names to numbers, lists, short texts or small mappings of them.
 Figures = Dict[str, Any]
@@ -60,7 +63,7 @@ def calibration(valid_logits: np.ndarray, valid: Batch, calib_logits: np.ndarray
             "target_false_accept": target}
 
 
-def encoder_for(ckpt: Any, labels: LabelSpace) -> Callable[[List[Dict[str, Any]]], Batch]:
+def encoder_for(ckpt: Checkpoint, labels: LabelSpace) -> Callable[[List[Dict[str, Any]]], Batch]:
     """Encode records with a checkpoint's own (possibly pruned) tokenizer."""
     from .tokenizer_train import fast_tokenizer, token_id
 
@@ -70,7 +73,7 @@ def encoder_for(ckpt: Any, labels: LabelSpace) -> Callable[[List[Dict[str, Any]]
     return lambda recs: encode(recs, fast, labels, max_len, cls_id)
 
 
-def fit_calibration(ckpt: Any, sets: Sets, target: float,
+def fit_calibration(ckpt: Checkpoint, sets: Sets, target: float,
                     enc: Optional[Callable[[List[Dict[str, Any]]], Batch]] = None
                     ) -> Dict[str, float]:
     """Temperature and threshold of a student, fitted on the validation split and the
@@ -84,7 +87,7 @@ def fit_calibration(ckpt: Any, sets: Sets, target: float,
     return calibration(li, valid, ci, target)
 
 
-def evaluate_student(ckpt: Any, sets: Sets, target: float) -> Dict[str, Any]:
+def evaluate_student(ckpt: Checkpoint, sets: Sets, target: float) -> Dict[str, Any]:
     """A student's row: params, calibration (its own, or fitted now) and the held-out sets."""
     from .distill import predict_all
     from .evaluate import score
@@ -156,7 +159,7 @@ def format_table(results: Dict[str, Dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _value(v: Any) -> str:
+def _value(v: object) -> str:
     if isinstance(v, bool) or isinstance(v, str):
         return str(v)
     if isinstance(v, (int, np.integer)):

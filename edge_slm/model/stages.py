@@ -262,12 +262,12 @@ def _label_with_teacher(ctx: RunContext, sets: Sets, path: Path) -> None:
     np.savez(path, allow_pickle=False, **arrays)  # numbers only
 
 
-def _student_key(ctx: RunContext, *more: Any) -> List[Any]:
+def _student_key(ctx: RunContext, *more: object) -> List[object]:
     """A student's key: the teacher's labels, the student's config, the training, `more`."""
     return [ctx.keys["soft"], asdict(_model_config(ctx)), asdict(ctx.config.distill), *more]
 
 
-def _student(ctx: RunContext, name: str, key: Any,
+def _student(ctx: RunContext, name: str, key: object,
              train: Callable[[RunContext], Checkpoint]) -> Tuple[Checkpoint, bool]:
     """The student OUT/students/<name>: loaded when its marker holds `key`, else trained and
     saved; also whether it was loaded."""

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 MASK_NEG = -1e9
 
@@ -91,17 +94,19 @@ class Block(keras.layers.Layer):
         self.b2 = self.add_weight(name="b2", shape=(d_model,), initializer="zeros")
         self.drop = keras.layers.Dropout(dropout)
 
-    def build(self, input_shape: Any) -> None:
+    def build(self, input_shape: Tuple[Optional[int], ...]) -> None:
         self.ln1.build(input_shape)
         self.ln2.build(input_shape)
         super().build(input_shape)
 
-    def call(self, x: Any, mask_bias: Any, head_mask: Any = None, training: bool = False) -> Any:
+    def call(self, x: tf.Tensor, mask_bias: tf.Tensor, head_mask: Optional[tf.Tensor] = None,
+             training: bool = False) -> tf.Tensor:
         b, t = ops.shape(x)[0], ops.shape(x)[1]
         h, hd = self.n_heads, self.head_dim
         y = self.ln1(x)
 
-        def heads(w: Any, bias: Any) -> Any:  # (B, T, D) -> (B, H, T, hd)
+        def heads(w: keras.Variable, bias: keras.Variable) -> tf.Tensor:
+            # (B, T, D) -> (B, H, T, hd)
             z = ops.matmul(y, w) + bias
             return ops.transpose(ops.reshape(z, (b, t, h, hd)), (0, 2, 1, 3))
 
@@ -141,7 +146,9 @@ class Student(keras.Model):
                                              name="frame_head")
         self.drop = keras.layers.Dropout(c.dropout)
 
-    def call(self, ids: Any, training: bool = False, head_masks: Any = None) -> Any:
+    def call(self, ids: tf.Tensor, training: bool = False,
+             head_masks: Optional[Sequence[tf.Tensor]] = None
+             ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         t = ops.shape(ids)[1]
         x = self.tok_emb(ids) + self.pos_emb[None, :t, :]  # (B, T, D)
         x = self.drop(x, training=training)
