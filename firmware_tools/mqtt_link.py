@@ -22,6 +22,7 @@ from typing import Optional, Union
 from paho.mqtt.client import Client, ConnectFlags, MQTTMessage
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+
 from edge_slm.daemon.connection import MqttConnection
 from edge_slm.protocols.ota import OtaStatus, frames_from_device, frames_to_device
 

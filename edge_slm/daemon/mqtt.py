@@ -37,10 +37,10 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from ..errors import ConfigError, EdgeSlmError
 from ..protocols.base import topic_level
+from ..runtime.engine import IntentEngine
 from . import DaemonConfig
 from .client import connect, make_client
 from .discovery import DiagnosticsTracker, discovery_messages
-from ..runtime.engine import IntentEngine
 from .handlers import CORRELATION_DATA, RESPONSE_TOPIC, Handler, Outgoing
 
 _LOGGER = logging.getLogger(__name__)
