@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from .augment import Draft, augment
+from .augment import Draft, SlotRow, augment
 from .inventory import Inventory, load_inventory
 from .negatives import Negative, load_negative_templates, load_negatives
 from .sampler import Sampler, walk_text
@@ -258,7 +258,7 @@ def conversation_matcher(tset: TemplateSet) -> Callable[[str], bool]:
     return matches
 
 
-def _slot_record(text: str, row: Sequence[Any]) -> Dict[str, Any]:
+def _slot_record(text: str, row: SlotRow) -> Dict[str, Any]:
     """A slot of a record; `list` names the slot list when it is not the slot's own (a
     `{timer_name:name}` is free text, a `{name}` an entity of the home)."""
     name, value, s, e, list_name = row

@@ -240,7 +240,7 @@ def extended_sentence_files(lang: str) -> List[Tuple[str, str]]:
     return [(name, res.read_text(encoding="utf-8")) for name, res in files]
 
 
-def _check_sentences_dict(data: Any, path: str) -> Dict[str, Any]:
+def _check_sentences_dict(data: object, path: str) -> Dict[str, Any]:
     """Validate the shape of a custom_sentences dict; raise CorpusInputError naming the problem."""
     if not isinstance(data, dict):
         raise CorpusInputError(path, "a sentences file must be a mapping with 'intents'")

@@ -19,7 +19,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Type, TypeVar
 
 from ..corpus.build import CorpusConfig
 from ..errors import ConfigError
@@ -30,6 +30,11 @@ from .report import encoder_for as _encoder_for  # noqa: F401
 from .report import format_stage, format_stages, format_table
 from .student import ModelConfig
 from .teacher import TeacherConfig
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+C = TypeVar("C", bound="DataclassInstance")
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -87,18 +92,19 @@ class TrainConfig:
         return asdict(self)
 
 
-def _from_dict(cls: Any, data: Dict[str, Any]) -> Any:
+def _from_dict(cls: Type[C], data: object) -> C:
     if not isinstance(data, dict):
         raise ConfigError(f"{cls.__name__}: expected a mapping, got {data!r}")
     known = {f.name: f for f in fields(cls)}
     unknown = set(data) - set(known)
     if unknown:
         raise ConfigError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
-    kwargs = {}
+    kwargs: Dict[str, Any] = {}  # keyword arguments of `cls` (a type per key)
     default = cls()
     for name, value in data.items():
         current = getattr(default, name)
-        kwargs[name] = _from_dict(type(current), value) if is_dataclass(current) else value
+        nested = is_dataclass(current) and not isinstance(current, type)
+        kwargs[name] = _from_dict(type(current), value) if nested else value
     return cls(**kwargs)
 
 
