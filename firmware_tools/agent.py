@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 from edge_slm.bundle import MAX_BUNDLE_BYTES, BundleError, read_bundle
-from edge_slm.signature import verify_bundle
+from edge_slm.signature import SignatureError, read_verified
 
 from .serial_protocol import (DEFAULT_MAX_FRAME, DEFAULT_WINDOW, MAX_FRAME_LIMIT,
                               PROTOCOL_VERSION, STATUS_BAD_BUNDLE, STATUS_BAD_HASH,
@@ -208,15 +208,13 @@ class Agent:
         data = part.read_bytes()
         if hashlib.sha256(data).digest() != transfer_id:
             return _refuse(STATUS_BAD_HASH, "")
-        try:
-            bundle = read_bundle(data)
+        try:  # with trusted keys, the signature is checked before anything is parsed
+            bundle = (read_verified(data, self.public_keys) if self.public_keys
+                      else read_bundle(data))
+        except SignatureError as err:
+            return _refuse(STATUS_BAD_SIGNATURE, str(err))
         except BundleError as err:
             return _refuse(STATUS_BAD_BUNDLE, str(err))
-        if self.public_keys:
-            try:
-                verify_bundle(bundle, self.public_keys)
-            except BundleError as err:
-                return _refuse(STATUS_BAD_SIGNATURE, str(err))
         try:
             slot = self.store.install(data, self.self_test)
         except BundleError as err:
