@@ -92,7 +92,10 @@ def _json_depth_over(text: str, limit: int) -> bool:
     """Whether arrays and objects in JSON `text` nest deeper than `limit` (strings skipped);
     unbalanced brackets are left to the parser."""
     brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    run = re.compile(r"[\[{]{%d}" % (limit + 1))  # that many openers in a row: too deep
     for _ in range(limit):  # each round removes the innermost pairs: one level
+        if run.search(brackets):
+            return True
         inner = brackets.replace("[]", "").replace("{}", "")
         if inner == brackets:
             return False  # empty, or unbalanced

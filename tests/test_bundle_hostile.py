@@ -375,3 +375,20 @@ def test_shipped_bundles_still_read_and_load():
         b = read_bundle(path)
         assert set(b.extra) <= {"manifest.sig"}
         assert IntentEngine.load(b).parse("turn off the kitchen lights").intent
+
+
+def test_the_json_limits_are_exact():
+    from edge_slm.bundle import MAX_JSON_DEPTH, MAX_NUMBER_CHARS, load_json
+
+    n = MAX_JSON_DEPTH
+    nested: list = []
+    for _ in range(n - 1):
+        nested = [nested]
+    assert load_json(b"[" * n + b"]" * n, "x") == nested
+    assert load_json(b'["[[[[", {"a": "]]"}]', "x") == ["[[[[", {"a": "]]"}]  # strings skipped
+    for deep in (b"[" * (n + 1) + b"]" * (n + 1), b"[{}" * n + b"]" * n):
+        with pytest.raises(BundleError, match="nested deeper"):
+            load_json(deep, "x")
+    assert load_json(b"9" * MAX_NUMBER_CHARS, "x") == int("9" * MAX_NUMBER_CHARS)
+    with pytest.raises(BundleError, match="number"):
+        load_json(b"9" * (MAX_NUMBER_CHARS + 1), "x")
