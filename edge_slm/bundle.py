@@ -88,6 +88,11 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:36] + " ..."
 
 
+def _said(name: str) -> str:
+    """A member's name for a message: as it is when short and printable, else `_short`."""
+    return name if len(name) <= 80 and name.isprintable() else _short(name)
+
+
 def _json_depth_over(text: str, limit: int) -> bool:
     """Whether arrays and objects in JSON `text` nest deeper than `limit` (strings skipped);
     unbalanced brackets are left to the parser."""
@@ -248,12 +253,12 @@ def _check_members(infos: List[zipfile.ZipInfo], where: str) -> None:
     for info in infos:
         name = info.filename
         if name in seen:
-            raise BundleError(f"{where}: member {name} is in the zip more than once")
+            raise BundleError(f"{where}: member {_said(name)} is in the zip more than once")
         seen.add(name)
         if info.flag_bits & 0x1:
-            raise BundleError(f"{where}: member {name} is encrypted: no bundle member is")
+            raise BundleError(f"{where}: member {_said(name)} is encrypted: no bundle member is")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise BundleError(f"{where}: member {name} uses compression method "
+            raise BundleError(f"{where}: member {_said(name)} uses compression method "
                               f"{info.compress_type}; bundles are stored or deflated")
     total = sum(i.file_size for i in infos)
     if total > MAX_UNPACKED_BYTES:
@@ -272,7 +277,7 @@ def _unpack(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, where: str) 
                 return b"".join(chunks)
             got += len(chunk)
             if got > limit:
-                raise BundleError(f"{where}: member {info.filename} unpacks to more than "
+                raise BundleError(f"{where}: member {_said(info.filename)} unpacks to more than "
                                   f"{limit} bytes")
             chunks.append(chunk)
 
@@ -318,10 +323,10 @@ def read_bundle(source: Union[str, Path, bytes], runtime_version: str = __versio
             for name, info in listed.items():
                 body = _unpack(zf, by_name[name], info["bytes"], where)
                 if len(body) != info["bytes"]:
-                    raise BundleError(f"{where}: member {name} has {len(body)} bytes, manifest "
-                                      f"says {info['bytes']}")
+                    raise BundleError(f"{where}: member {_said(name)} has {len(body)} bytes, "
+                                      f"manifest says {info['bytes']}")
                 if info["sha256"] != sha256(body):
-                    raise BundleError(f"{where}: member {name} fails its SHA-256 check "
+                    raise BundleError(f"{where}: member {_said(name)} fails its SHA-256 check "
                                       "(damaged or tampered with)")
                 members[name] = body
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError,
@@ -354,18 +359,18 @@ def _check_manifest(manifest: Any, in_zip: Mapping[str, zipfile.ZipInfo],
             raise BundleError(f"{where}: manifest does not list required member {name}")
     for name in in_zip:
         if name not in listed and name not in (MANIFEST, SIGNATURE):
-            raise BundleError(f"{where}: member {name} is not listed in the manifest: refused "
-                              "unread")
+            raise BundleError(f"{where}: member {_said(name)} is not listed in the manifest: "
+                              "refused unread")
     for name, info in listed.items():
         if name in (MANIFEST, SIGNATURE):
             raise BundleError(f"{where}: manifest lists {name}, which it cannot cover")
         if name not in in_zip:
-            raise BundleError(f"{where}: member {name} is missing")
+            raise BundleError(f"{where}: member {_said(name)} is missing")
         size = info.get("bytes") if isinstance(info, dict) else None
         if not (isinstance(size, int) and isinstance(info.get("sha256"), str)):
-            raise BundleError(f"{where}: manifest entry of member {name} is not "
+            raise BundleError(f"{where}: manifest entry of member {_said(name)} is not "
                               '{"sha256": hex, "bytes": n}')
         if in_zip[name].file_size != size:
-            raise BundleError(f"{where}: member {name} has {in_zip[name].file_size} bytes, "
+            raise BundleError(f"{where}: member {_said(name)} has {in_zip[name].file_size} bytes, "
                               f"manifest says {size}")
     return listed

@@ -207,6 +207,11 @@ def test_unlisted_members_are_refused_without_being_decompressed():
     damaged = blob.replace(b"EVIL" * 100, b"EVIL" * 99 + b"LIVE")
     with pytest.raises(BundleError, match="evil.bin.*not listed"):
         read_bundle(damaged)
+    # a name made to mess up a terminal is shown escaped and cut short
+    noisy = _zip(sorted(_members().items()) + [("x\x1b[2J" * 100, b"")])
+    with pytest.raises(BundleError, match="not listed") as info:
+        read_bundle(noisy)
+    assert "\x1b" not in str(info.value) and len(str(info.value)) < 200
 
 
 def test_duplicate_member_names_are_refused():
