@@ -102,5 +102,11 @@ def read_verified(source: Union[str, Path, bytes], public_keys: Iterable[object]
 
 def verify(source: Union[str, Path, bytes], pubkeys: Iterable[Union[str, Path]]) -> Bundle:
     """Read (signature first, then format and checksums) a bundle signed by one of the keys
-    in the PEM files `pubkeys`; the checked Bundle."""
-    return read_verified(source, load_trusted_keys(pubkeys))
+    in the PEM files `pubkeys`; the checked Bundle. The key files are read when the signature
+    is checked, so a missing or damaged bundle file is reported first."""
+    paths = list(pubkeys)
+
+    def check(manifest: bytes, signature: Optional[bytes], where: str) -> None:
+        verify_manifest(manifest, signature, load_trusted_keys(paths), where)
+
+    return read_bundle(source, check_signature=check)
