@@ -306,6 +306,7 @@ def _fewer_intents(members: Dict[str, bytes], manifest: dict) -> None:
     (_set_case("ids", [1, 2, 3]), "golden"),
     (_set_case("intent_logits", "high"), "golden"),
     (_set_case("tags", {"a": 1}), "golden"),
+    (_set_case("tags", []), "golden"),  # would check no tag at all
 ])
 def test_malformed_members_are_bundle_errors_at_load(tmp_path, change, message):
     path = _rebuilt(tmp_path, change)

@@ -201,8 +201,8 @@ class IntentEngine:
         want = np.asarray(case["intent_logits"], np.float32)
         tags = np.asarray(case["tags"], np.int64)
         frame = int(case["frame"]) if "frame" in case else None
-        if want.shape != (len(self.intents),) or tags.ndim != 1:
-            raise ValueError("intent_logits and tags must be lists of numbers")
+        if want.shape != (len(self.intents),) or tags.ndim != 1 or not tags.size:
+            raise ValueError("intent_logits (one per intent) and tags must be lists of numbers")
         li, lt, lf = self.model.run(ids.astype(np.int32))
         return li, lt, lf, want, tags, frame
 
