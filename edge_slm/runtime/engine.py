@@ -70,7 +70,7 @@ def _member(bundle: Bundle, name: str) -> Iterator[None]:
         raise
     except (EdgeSlmError, *_MALFORMED) as err:
         said = str(err) if name in str(err) else f"{name} is malformed ({err})"
-        raise BundleError(f"{bundle.where}: {said}" if bundle.where not in said else said) \
+        raise BundleError(said if said.startswith(bundle.where) else f"{bundle.where}: {said}") \
             from err
 
 
@@ -185,8 +185,8 @@ class IntentEngine:
                     or tags_ok < GOLDEN_TAG_AGREEMENT or not frame_ok):
                 raise BundleError(
                     f"{self.bundle.where}: golden outputs not reproduced by {self.model.runtime} "
-                    f"(case {case.get('text')!r}: intent logits off by {diff:.3f} relative, "
-                    f"tolerance {tol}; tag agreement {tags_ok:.2f}; frame "
+                    f"(case {str(case.get('text'))[:80]!r}: intent logits off by {diff:.3f} "
+                    f"relative, tolerance {tol}; tag agreement {tags_ok:.2f}; frame "
                     f"{'right' if frame_ok else 'wrong'}). This runtime computes "
                     "this model wrongly: install ai-edge-litert 2.3 or newer")
         self.golden_max_diff = worst
