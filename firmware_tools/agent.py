@@ -6,9 +6,9 @@
 `Agent` is a state machine without port I/O (bytes in, bytes out), like
 `firmware_tools.flash.FlashSender`. It appends in-order data to `incoming/<sha256>.part` (so
 an interrupted transfer, even across a reboot, resumes from the file's size), buffers a
-window of out-of-order frames, and on DONE checks the SHA-256 of the whole bundle, the bundle
-format, the signature (when trusted keys are configured) and the golden self-test before it
-switches the active slot. Every failure keeps the old slot and is reported in the STATUS frame.
+window of out-of-order frames, and on DONE checks the SHA-256 of the whole bundle, the
+signature (when trusted keys are configured; before anything in the bundle is parsed), the
+bundle format and the golden self-test before it switches the active slot. Every failure keeps the old slot and is reported in the STATUS frame.
 """
 
 from __future__ import annotations
