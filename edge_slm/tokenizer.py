@@ -15,7 +15,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Any, Dict, List, Sequence, Tuple, Union
 
 PAD, UNK, CLS, SEP = "[PAD]", "[UNK]", "[CLS]", "[SEP]"
 #: ASCII characters the normalizer removes (controls other than tab, newline, return).
@@ -83,16 +83,33 @@ class WordPieceTokenizer:
     @classmethod
     def from_json(cls, text: str) -> "WordPieceTokenizer":
         """Build from the JSON text of a tokenizer.json."""
-        data = json.loads(text)
-        model = data.get("model") or {}
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "WordPieceTokenizer":
+        """Build from a parsed tokenizer.json; ValueError when it is not a WordPiece one with
+        token -> id pairs and the special tokens."""
+        model = (data.get("model") if isinstance(data, dict) else None) or {}
+        norm = (data.get("normalizer") if isinstance(data, dict) else None) or {}
+        if not isinstance(model, dict) or not isinstance(norm, dict):
+            raise ValueError("tokenizer.json: 'model' and 'normalizer' must be objects")
         if model.get("type") != "WordPiece":
             raise ValueError(f"expected a WordPiece tokenizer, got {model.get('type')!r}")
-        norm = data.get("normalizer") or {}
+        vocab = model.get("vocab")
+        if not isinstance(vocab, dict) or not all(
+                isinstance(i, int) and not isinstance(i, bool) and i >= 0
+                for i in vocab.values()):
+            raise ValueError("tokenizer.json: 'model.vocab' must map tokens to ids")
+        missing = [t for t in (UNK, PAD, CLS) if t not in vocab]
+        if missing:
+            raise ValueError(f"tokenizer.json: no {', '.join(missing)} token")
+        prefix = model.get("continuing_subword_prefix", "##")
+        if not isinstance(prefix, str):
+            raise ValueError("tokenizer.json: 'continuing_subword_prefix' must be a string")
         strip = norm.get("strip_accents")
         lower = bool(norm.get("lowercase", True))
-        return cls(dict(model["vocab"]), lowercase=lower,
-                   strip_accents=lower if strip is None else bool(strip),
-                   prefix=model.get("continuing_subword_prefix", "##"),
+        return cls(dict(vocab), lowercase=lower,
+                   strip_accents=lower if strip is None else bool(strip), prefix=prefix,
                    max_word_chars=int(model.get("max_input_chars_per_word", 100)))
 
     @property

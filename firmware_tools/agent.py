@@ -6,9 +6,10 @@
 `Agent` is a state machine without port I/O (bytes in, bytes out), like
 `firmware_tools.flash.FlashSender`. It appends in-order data to `incoming/<sha256>.part` (so
 an interrupted transfer, even across a reboot, resumes from the file's size), buffers a
-window of out-of-order frames, and on DONE checks the SHA-256 of the whole bundle, the bundle
-format, the signature (when trusted keys are configured) and the golden self-test before it
-switches the active slot. Every failure keeps the old slot and is reported in the STATUS frame.
+window of out-of-order frames, and on DONE checks the SHA-256 of the whole bundle, the
+signature (when trusted keys are configured; before anything in the bundle is parsed), the
+bundle format and the golden self-test before it switches the active slot. Every failure
+keeps the old slot and is reported in the STATUS frame.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Callable, Dict, Iterable, Optional, Tuple
 
 from edge_slm.bundle import MAX_BUNDLE_BYTES, BundleError, read_bundle
 from edge_slm.daemon.serial_port import ByteStream
-from edge_slm.signature import verify_bundle
+from edge_slm.signature import SignatureError, read_verified
 
 from .serial_protocol import (DEFAULT_MAX_FRAME, DEFAULT_WINDOW, MAX_FRAME_LIMIT,
                               PROTOCOL_VERSION, STATUS_BAD_BUNDLE, STATUS_BAD_HASH,
@@ -212,15 +213,13 @@ class Agent:
         data = part.read_bytes()
         if hashlib.sha256(data).digest() != transfer_id:
             return _refuse(STATUS_BAD_HASH, "")
-        try:
-            bundle = read_bundle(data)
+        try:  # with trusted keys, the signature is checked before anything is parsed
+            bundle = (read_verified(data, self.public_keys) if self.public_keys
+                      else read_bundle(data))
+        except SignatureError as err:
+            return _refuse(STATUS_BAD_SIGNATURE, str(err))
         except BundleError as err:
             return _refuse(STATUS_BAD_BUNDLE, str(err))
-        if self.public_keys:
-            try:
-                verify_bundle(bundle, self.public_keys)
-            except BundleError as err:
-                return _refuse(STATUS_BAD_SIGNATURE, str(err))
         try:
             slot = self.store.install(data, self.self_test)
         except BundleError as err:

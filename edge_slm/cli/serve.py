@@ -157,16 +157,14 @@ def engine_loader(settings: ServeSettings) -> Callable[[], IntentEngine]:
 
     if not settings.trusted_keys:
         return lambda: load_engine(settings.bundle, settings.home)
-    from ..bundle import read_bundle
     from ..runtime.engine import default_bundle_path
-    from ..signature import load_trusted_keys, verify_bundle
+    from ..signature import load_trusted_keys, read_verified
 
     keys = load_trusted_keys(settings.trusted_keys)
 
-    def load() -> IntentEngine:
-        bundle = read_bundle(settings.bundle if settings.bundle is not None
-                             else default_bundle_path())
-        verify_bundle(bundle, keys)
+    def load() -> IntentEngine:  # the signature is checked before the bundle is parsed
+        bundle = read_verified(settings.bundle if settings.bundle is not None
+                               else default_bundle_path(), keys)
         return load_engine(bundle, settings.home)
 
     return load

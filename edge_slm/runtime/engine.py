@@ -14,24 +14,34 @@ frame and the satellite's area (`answer.py`). Below the calibrated threshold the
 
 from __future__ import annotations
 
+import contextlib
+import math
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..bundle import Bundle, BundleError, read_bundle
+from ..bundle import MANIFEST, Bundle, BundleError, read_bundle
 from ..errors import EdgeSlmError
 from ..home import Inventory, home_from_bundle_json, load_inventory
 from ..tokenizer import CLS, WordPieceTokenizer
 from .answer import Answerer
 from .known_home import KnownHome
 from .labels import Labels
-from .model import TFLiteModel
+from .model import TFLiteModel, interpreter_class
 from .result import Alternative, ParseResult, Slot  # noqa: F401  (re-exported)
 from .values import NameTable, ValueTables
 
 #: Longest text a query may carry; a longer one is refused (a command is a sentence).
 MAX_TEXT_CHARS = 1000
+#: How far this runtime's intent logits may be from a golden case's (relative to its largest
+#: logit): the runtime's own ceiling; a manifest's `golden.tolerance` may only tighten it.
+GOLDEN_TOLERANCE = 0.05
+#: Least share of a golden case's token tags this runtime must reproduce.
+GOLDEN_TAG_AGREEMENT = 0.97
+
+#: What reading a malformed member raises (turned into a BundleError that names it).
+_MALFORMED = (ValueError, TypeError, KeyError, AttributeError, IndexError, RuntimeError)
 
 
 class InputError(EdgeSlmError):
@@ -49,6 +59,31 @@ def shipped_bundles() -> List[Path]:
     return sorted(folder.glob("*.slm")) if folder.is_dir() else []
 
 
+@contextlib.contextmanager
+def _member(bundle: Bundle, name: str) -> Iterator[None]:
+    """Any error reading the member `name` (or the golden cases) as a BundleError naming it."""
+    try:
+        yield
+    except BundleError:
+        raise
+    except (EdgeSlmError, *_MALFORMED) as err:
+        said = str(err) if name in str(err) else f"{name} is malformed ({err})"
+        raise BundleError(said if said.startswith(bundle.where) else f"{bundle.where}: {said}") \
+            from err
+
+
+def _calibration(config: Any) -> Tuple[float, float]:
+    """(temperature, threshold) of config.json; ValueError unless finite, temperature > 0."""
+    cal = config.get("calibration", {}) if isinstance(config, dict) else None
+    if not isinstance(cal, dict):
+        raise ValueError("config.json and its 'calibration' must be objects")
+    temperature = float(cal.get("temperature", 1.0))
+    threshold = float(cal.get("threshold", 0.0))
+    if not (math.isfinite(temperature) and temperature > 0 and math.isfinite(threshold)):
+        raise ValueError(f"calibration temperature {temperature}, threshold {threshold}")
+    return temperature, threshold
+
+
 class IntentEngine:
     """A loaded bundle, ready to parse."""
 
@@ -56,31 +91,26 @@ class IntentEngine:
                  num_threads: int = 1, check_golden: bool = True) -> None:
         self.bundle = bundle
         self.manifest = bundle.manifest
-        try:
+        with _member(bundle, "labels.json"):
             self.labels = Labels.from_json(bundle.json("labels.json"))
-        except ValueError as err:
-            raise BundleError(f"{bundle.where}: labels.json: {err}") from err
         self.intents: List[Optional[str]] = list(self.labels.intents)
         self.tags: List[str] = list(self.labels.tags)
-        config = bundle.json("config.json")
-        cal = config.get("calibration") or {}
-        self.temperature = float(cal.get("temperature", 1.0))
-        self.threshold = float(cal.get("threshold", 0.0))
-        try:
-            self.tokenizer = WordPieceTokenizer.from_json(
-                bundle.members["tokenizer.json"].decode("utf-8"))
-        except (ValueError, KeyError, UnicodeDecodeError) as err:
-            raise BundleError(f"{bundle.where}: tokenizer.json unreadable ({err})") from err
+        with _member(bundle, "config.json"):
+            self.temperature, self.threshold = _calibration(bundle.json("config.json"))
+        with _member(bundle, "tokenizer.json"):
+            self.tokenizer = WordPieceTokenizer.from_dict(bundle.json("tokenizer.json"))
         self.cls_id = self.tokenizer.vocab[CLS]
-        self.values = ValueTables.from_dict(bundle.json("values.json"))
-        try:
+        with _member(bundle, "values.json"):
+            self.values = ValueTables.from_dict(bundle.json("values.json"))
+        with _member(bundle, "home.json"):
             self.shipped_home = home_from_bundle_json(bundle.json("home.json"),
                                                       f"{bundle.where}: home.json")
-        except EdgeSlmError as err:
-            raise BundleError(str(err)) from err
         self.set_home(home)
-        self.model = TFLiteModel(bundle.model, num_threads=num_threads)
-        self.max_len = self.model.max_len
+        interpreter_class()  # no TFLite runtime here: a ModelFormatError, not the bundle's
+        with _member(bundle, "model.tflite"):
+            self.model = TFLiteModel(bundle.model, num_threads=num_threads)
+            self.max_len = self.model.max_len
+            self._check_heads()
         if check_golden:
             self.check_golden()
 
@@ -113,31 +143,67 @@ class IntentEngine:
         """Whether the home is the user's own (authoritative)."""
         return self.home.user
 
+    def _check_heads(self) -> None:
+        """The model's heads have as many classes as labels.json names (BundleError)."""
+        li, lt, lf = self.model.run(np.zeros(self.max_len, np.int32))
+        sizes = (li.shape[-1], lt.shape[-1], lf.shape[-1] if lf.size else len(self.labels.frames))
+        named = (len(self.intents), len(self.tags), len(self.labels.frames))
+        if sizes != named:
+            raise BundleError(f"{self.bundle.where}: model.tflite and labels.json disagree: "
+                              f"the model's heads have {sizes} classes (intents, tags, "
+                              f"frames), labels.json names {named}")
+
+    def golden_tolerance(self) -> float:
+        """The golden check's tolerance: the manifest's when it is tighter than the runtime's
+        GOLDEN_TOLERANCE, which it may never loosen; BundleError for one that is no number."""
+        golden = self.manifest.get("golden")
+        tol = golden.get("tolerance", GOLDEN_TOLERANCE) if isinstance(golden, dict) else 0.0
+        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
+            raise BundleError(f"{self.bundle.where}: golden tolerance {tol!r} is not a number "
+                              f"from 0 to {GOLDEN_TOLERANCE}")
+        return min(float(tol), GOLDEN_TOLERANCE)
+
     def check_golden(self) -> None:
         """Run the manifest's golden inputs; raise BundleError unless this runtime reproduces
         their outputs within tolerance (a runtime that silently miscomputes is caught here)."""
-        golden = self.manifest.get("golden") or {}
-        cases = golden.get("cases") or []
-        if not cases:
+        golden = self.manifest.get("golden")
+        cases = golden.get("cases") if isinstance(golden, dict) else None
+        if not isinstance(cases, list) or not cases:
             raise BundleError(f"{self.bundle.where}: manifest has no golden cases")
-        tol = float(golden.get("tolerance", 0.05))
+        tol = self.golden_tolerance()
         worst = 0.0
-        for case in cases:
-            li, lt, lf = self.model.run(np.asarray(case["ids"], np.int32))
-            want = np.asarray(case["intent_logits"], np.float32)
+        for i, case in enumerate(cases):
+            with _member(self.bundle, f"{MANIFEST}: golden case {i}"):
+                li, lt, lf, want, tags, frame = self._run_case(case)
             diff = float(np.max(np.abs(li - want))) / max(1.0, float(np.max(np.abs(want))))
             worst = max(worst, diff)
-            tags_ok = np.mean(lt.argmax(-1)[:len(case["tags"])] == np.asarray(case["tags"]))
-            frame_ok = "frame" not in case or int(lf.argmax()) == int(case["frame"])
-            if (int(li.argmax()) != int(want.argmax()) or diff > tol or tags_ok < 0.97
-                    or not frame_ok):
+            tags_ok = np.mean(lt.argmax(-1)[:len(tags)] == tags)
+            frame_ok = frame is None or (lf.size > 0 and int(lf.argmax()) == frame)
+            if (int(li.argmax()) != int(want.argmax()) or not diff <= tol
+                    or tags_ok < GOLDEN_TAG_AGREEMENT or not frame_ok):
                 raise BundleError(
                     f"{self.bundle.where}: golden outputs not reproduced by {self.model.runtime} "
-                    f"(case {case.get('text')!r}: intent logits off by {diff:.3f} relative, "
-                    f"tolerance {tol}; tag agreement {tags_ok:.2f}; frame "
+                    f"(case {str(case.get('text'))[:80]!r}: intent logits off by {diff:.3f} "
+                    f"relative, tolerance {tol}; tag agreement {tags_ok:.2f}; frame "
                     f"{'right' if frame_ok else 'wrong'}). This runtime computes "
                     "this model wrongly: install ai-edge-litert 2.3 or newer")
         self.golden_max_diff = worst
+
+    def _run_case(self, case: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                            np.ndarray, Optional[int]]:
+        """(intent, tag, frame logits, expected intent logits, tags, frame or None) of a golden
+        case; ValueError (TypeError, KeyError) when the case is malformed."""
+        ids = np.asarray(case["ids"], np.int64)
+        if ids.shape != (self.max_len,) or ids.min() < 0 \
+                or ids.max() > max(self.tokenizer.id_to_token):
+            raise ValueError(f"ids must be {self.max_len} token ids")
+        want = np.asarray(case["intent_logits"], np.float32)
+        tags = np.asarray(case["tags"], np.int64)
+        frame = int(case["frame"]) if "frame" in case else None
+        if want.shape != (len(self.intents),) or tags.ndim != 1 or not tags.size:
+            raise ValueError("intent_logits (one per intent) and tags must be lists of numbers")
+        li, lt, lf = self.model.run(ids.astype(np.int32))
+        return li, lt, lf, want, tags, frame
 
     # -- parsing ---------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ Everything here is table-driven from `values.json` and `home.json`, so a languag
 from __future__ import annotations
 
 import re
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -47,6 +48,22 @@ VOCAB_COVER = 0.9
 
 _NUM = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
 _TOKEN = re.compile(r"[^\s\-]+")
+
+
+def _conforms(value: Any, kind: Any) -> bool:
+    """Whether parsed JSON `value` is of the type `kind` (Dict[str, ...], List[...], Union,
+    str, int, float; booleans are not numbers)."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is dict:
+        return isinstance(value, dict) and all(
+            isinstance(k, str) and _conforms(v, args[1]) for k, v in value.items())
+    if origin is list:
+        return isinstance(value, list) and all(_conforms(v, args[0]) for v in value)
+    if origin is Union:
+        return any(_conforms(value, a) for a in args)
+    if kind in (int, float) and isinstance(value, bool):
+        return False
+    return isinstance(value, (int, float) if kind is float else kind)
 
 
 def _as_number(x: float) -> Union[int, float]:
@@ -94,8 +111,16 @@ class ValueTables:
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "ValueTables":
-        known = set(cls().to_dict())
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """Read `values.json` (unknown keys ignored); ValueError when it is not an object or
+        a table is not of its field's type."""
+        if not isinstance(data, dict):
+            raise ValueError("values.json must be an object")
+        kinds = typing.get_type_hints(cls)
+        tables = {k: v for k, v in data.items() if k in set(cls().to_dict())}
+        for key, value in tables.items():
+            if not _conforms(value, kinds[key]):
+                raise ValueError(f"values.json: {key!r} is not a table of the right shape")
+        return cls(**tables)
 
     @classmethod
     def from_records(cls, records: Iterable[Dict[str, Any]], min_count: int = 2,
