@@ -114,7 +114,6 @@ class Agent:
         return b""
 
     @property
-    @property
     def progress(self) -> Optional[Tuple[int, int]]:
         """(bytes received, total) of the transfer in progress, or None."""
         t = self._transfer
@@ -232,9 +231,11 @@ def _refuse(code: int, detail: str) -> Status:
 
 
 def serve_agent(port: Any, agent: Agent, stop: Optional[threading.Event] = None,
-                once: bool = False, clock: Callable[[], float] = time.monotonic) -> int:
+                once: bool = False, clock: Callable[[], float] = time.monotonic,
+                tick: Optional[Callable[[], None]] = None) -> int:
     """Run `agent` on an open port until `stop` is set, the link drops (a socket closed), or,
-    with `once`, a transfer finished; the number of transfers finished."""
+    with `once`, a transfer finished; the number of transfers finished. `tick` is called
+    after every turn of the loop (at least once per read timeout), e.g. to report progress."""
     import serial
 
     from .flash import pump
@@ -243,6 +244,8 @@ def serve_agent(port: Any, agent: Agent, stop: Optional[threading.Event] = None,
     try:
         while not (stop is not None and stop.is_set()):
             pump(port, agent, clock)
+            if tick is not None:
+                tick()
             if once and agent.completed > start:
                 break
     except (serial.SerialException, OSError) as err:

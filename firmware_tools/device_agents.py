@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, List, Optional
 
 #: Seconds between two progress reports on the status topic during a transfer.
 PROGRESS_EVERY_S = 1.0
@@ -118,18 +118,19 @@ def run_ota_agent(args: argparse.Namespace) -> int:
         raise EdgeSlmError(str(err)) from err
     topic = OtaStatus.topic(site_id=args.site_id)
 
-    def report_progress() -> None:  # every PROGRESS_EVERY_S while a transfer runs
-        last = 0.0
-        while not stop.wait(PROGRESS_EVERY_S):
-            now_progress = agent.progress
-            if now_progress is not None and time.monotonic() - last >= PROGRESS_EVERY_S:
-                last = time.monotonic()
-                link.publish_status(topic, OtaStatus.progress(*now_progress, at=time.time()))
+    last_report: List[Optional[float]] = [None]  # when progress was last published
 
-    threading.Thread(target=report_progress, daemon=True).start()
+    def report_progress() -> None:  # at a transfer's start, then every PROGRESS_EVERY_S
+        progress, now = agent.progress, time.monotonic()
+        if progress is None:
+            last_report[0] = None
+        elif last_report[0] is None or now - last_report[0] >= PROGRESS_EVERY_S:
+            last_report[0] = now
+            link.publish_status(topic, OtaStatus.progress(*progress, at=time.time()))
+
     try:
         while not stop.is_set():
-            done = serve_agent(link, agent, stop=stop, once=True)
+            done = serve_agent(link, agent, stop=stop, once=True, tick=report_progress)
             status = agent.last_status
             if done and status is not None:
                 ok = status.code == STATUS_OK

@@ -48,7 +48,9 @@ def test_ota_installs_and_reports_on_the_status_topic(mosquitto, tmp_path):
             states.append(json.loads(probe.expect("edge-slm/ota1/ota/status",
                                                   timeout=WAIT_S).payload))
         assert states[-1]["state"] == "installed", states
+        assert len(states) >= 2, f"no progress was published before the result: {states}"
         for s in states[:-1]:
+            assert s["state"] == "receiving"
             assert 0 <= s["received"] <= s["total"] == len(BUNDLE.read_bytes())
     finally:
         if agent.poll() is None:
