@@ -25,11 +25,11 @@ from edge_slm.signature import verify_bundle
 
 from .serial_protocol import (DEFAULT_MAX_FRAME, DEFAULT_WINDOW, MAX_FRAME_LIMIT,
                               PROTOCOL_VERSION, STATUS_BAD_BUNDLE, STATUS_BAD_HASH,
-                              STATUS_BAD_SIGNATURE, STATUS_BAD_VERSION, STATUS_OK,
+                              STATUS_BAD_SIGNATURE, STATUS_BAD_VERSION, STATUS_BUSY, STATUS_OK,
                               STATUS_PROTOCOL, STATUS_SELF_TEST_FAILED, STATUS_STORAGE,
                               STATUS_TEXT, Ack, Data, Done, FrameDecoder, Hello, HelloAck,
                               Message, Nak, Status, encode_frame)
-from .slots import SlotStore
+from .slots import SlotError, SlotStore
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -204,7 +204,17 @@ class Agent:
         return self._frame(status)
 
     def _install(self, part: Path, transfer_id: bytes) -> Status:
-        data = part.read_bytes()
+        """Check and install the received bundle, holding the slots folder's lock throughout
+        (another agent on the folder waits: checks and switch are one step)."""
+        try:
+            with self.store.lock():
+                return self._check_and_install(part.read_bytes(), transfer_id)
+        except SlotError as err:
+            return _refuse(STATUS_BUSY, str(err))
+        except OSError as err:
+            return _refuse(STATUS_STORAGE, str(err))
+
+    def _check_and_install(self, data: bytes, transfer_id: bytes) -> Status:
         if hashlib.sha256(data).digest() != transfer_id:
             return _refuse(STATUS_BAD_HASH, "")
         try:
@@ -220,8 +230,6 @@ class Agent:
             slot = self.store.install(data, self.self_test)
         except BundleError as err:
             return _refuse(STATUS_SELF_TEST_FAILED, str(err))
-        except OSError as err:
-            return _refuse(STATUS_STORAGE, str(err))
         return Status(STATUS_OK, f"{bundle.model_id} active in slot {slot}")
 
 

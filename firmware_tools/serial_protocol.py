@@ -66,6 +66,7 @@ STATUS_BAD_SIGNATURE = 4
 STATUS_SELF_TEST_FAILED = 5
 STATUS_STORAGE = 6
 STATUS_PROTOCOL = 7
+STATUS_BUSY = 8
 STATUS_TEXT: Dict[int, str] = {
     STATUS_OK: "installed and active",
     STATUS_BAD_VERSION: "protocol version or frame size not supported",
@@ -73,8 +74,9 @@ STATUS_TEXT: Dict[int, str] = {
     STATUS_BAD_BUNDLE: "not a valid bundle",
     STATUS_BAD_SIGNATURE: "bundle unsigned or not signed by a trusted key",
     STATUS_SELF_TEST_FAILED: "golden self-test failed; old model kept",
-    STATUS_STORAGE: "could not write the slot",
+    STATUS_STORAGE: "could not store the bundle (disk full or not writable)",
     STATUS_PROTOCOL: "protocol violation",
+    STATUS_BUSY: "busy with another transfer or install; try again",
 }
 
 

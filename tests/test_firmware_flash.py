@@ -218,7 +218,7 @@ def test_failing_self_test_rolls_back(tmp_path):
     members = {k: v for k, v in b.members.items() if k != "manifest.json"}
     bad = write_bundle(tmp_path / "bad.slm", members, manifest).read_bytes()
     _refused(store, bad, sp.STATUS_SELF_TEST_FAILED)
-    assert store.path("b").exists()  # written to the inactive slot, never switched to
+    assert not store.path("b").exists()  # checked in a temporary file: no slot touched
 
 
 def test_with_trusted_keys_only_signed_bundles_are_installed(tmp_path):
