@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 #: Seconds between two progress reports on the status topic during a transfer.
 PROGRESS_EVERY_S = 1.0
@@ -100,7 +100,8 @@ def run_ota_agent(args: argparse.Namespace) -> int:
     from edge_slm.protocols.ota import OtaStatus
     from edge_slm.signature import load_trusted_keys
 
-    from .agent import Agent, serve_agent
+    from .agent import Agent
+    from .flash import pump
     from .mqtt_link import device_link
     from .serial_protocol import STATUS_OK, STATUS_TEXT
     from .slots import SlotStore
@@ -118,21 +119,20 @@ def run_ota_agent(args: argparse.Namespace) -> int:
         raise EdgeSlmError(str(err)) from err
     topic = OtaStatus.topic(site_id=args.site_id)
 
-    last_report: List[Optional[float]] = [None]  # when progress was last published
-
-    def report_progress() -> None:  # at a transfer's start, then every PROGRESS_EVERY_S
-        progress, now = agent.progress, time.monotonic()
-        if progress is None:
-            last_report[0] = None
-        elif last_report[0] is None or now - last_report[0] >= PROGRESS_EVERY_S:
-            last_report[0] = now
-            link.publish_status(topic, OtaStatus.progress(*progress, at=time.time()))
-
+    last_report: Optional[float] = None  # when progress was last published
+    finished = 0
     try:
         while not stop.is_set():
-            done = serve_agent(link, agent, stop=stop, once=True, tick=report_progress)
+            pump(link, agent, time.monotonic)
+            progress, now = agent.progress, time.monotonic()
+            if progress is None:
+                last_report = None
+            elif last_report is None or now - last_report >= PROGRESS_EVERY_S:
+                last_report = now  # at a transfer's start, then every PROGRESS_EVERY_S
+                link.publish_status(topic, OtaStatus.progress(*progress, at=time.time()))
             status = agent.last_status
-            if done and status is not None:
+            if agent.completed > finished and status is not None:
+                finished = agent.completed
                 ok = status.code == STATUS_OK
                 code = STATUS_TEXT.get(status.code, str(status.code))
                 link.publish_status(topic, OtaStatus.result(ok, code, status.detail,
@@ -140,7 +140,7 @@ def run_ota_agent(args: argparse.Namespace) -> int:
                 print(f"{code}: {status.detail}", flush=True)
                 if args.once:
                     return 0 if ok else 2
-            agent = Agent(store, public_keys=keys)  # the next transfer starts afresh
     finally:
+        agent.close()
         link.close()
     return 0
