@@ -1,14 +1,17 @@
 """The device side of serial flashing: receive a bundle, check it, install it A/B.
 
     agent = Agent(SlotStore("/var/lib/edge-slm/slots"), public_keys=[load_public(pem)])
+    agent = Agent(SlotStore("/tmp/slots"), insecure_unsigned=True)   # development only
     serve_agent(open_port("/dev/ttyS0"), agent)
 
 `Agent` is a state machine without port I/O (bytes in, bytes out), like
 `firmware_tools.flash.FlashSender`. It appends in-order data to `incoming/<sha256>.part` (so
 an interrupted transfer, even across a reboot, resumes from the file's size), buffers a
 window of out-of-order frames, and on DONE checks the SHA-256 of the whole bundle, the bundle
-format, the signature (when trusted keys are configured) and the golden self-test before it
-switches the active slot. Every failure keeps the old slot and is reported in the STATUS frame.
+format, the signature (by one of the trusted keys; `insecure_unsigned=True` must be asked for
+to skip it) and the golden self-test before it switches the active slot. Every failure keeps
+the old slot and is reported in the STATUS frame. Every frame carries the sender's nonce:
+frames of another transfer are ignored, and each answer carries the nonce it answers.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 from edge_slm.bundle import MAX_BUNDLE_BYTES, BundleError, read_bundle
+from edge_slm.errors import ConfigError
 from edge_slm.signature import verify_bundle
 
 from .serial_protocol import (DEFAULT_MAX_FRAME, DEFAULT_WINDOW, MAX_FRAME_LIMIT,
@@ -90,13 +94,17 @@ class Agent:
 
     def __init__(self, store: SlotStore, public_keys: Iterable[object] = (),
                  self_test: SelfTest = golden_self_test, max_frame: int = DEFAULT_MAX_FRAME,
-                 window: int = DEFAULT_WINDOW) -> None:
+                 window: int = DEFAULT_WINDOW, insecure_unsigned: bool = False) -> None:
         if not 1 <= max_frame <= MAX_FRAME_LIMIT:
             raise ValueError(f"max_frame {max_frame}: must be 1..{MAX_FRAME_LIMIT}")
+        self.public_keys = list(public_keys)
+        """Trusted Ed25519 keys: a bundle none of them signed is refused."""
+        if bool(self.public_keys) == insecure_unsigned:
+            raise ConfigError("Agent: give trusted public keys (signed bundles only), or "
+                              "insecure_unsigned=True (anyone who reaches the agent installs "
+                              "anything), not both or neither")
         self.store = store
         """The A/B slots written to."""
-        self.public_keys = list(public_keys)
-        """Trusted Ed25519 keys; when any, unsigned or badly signed bundles are refused."""
         self.self_test = self_test
         """Run on the new bundle (in a temporary file) before it becomes active."""
         self.max_frame = max_frame
@@ -299,7 +307,7 @@ class Agent:
             bundle = read_bundle(data)
         except BundleError as err:
             return _refuse(STATUS_BAD_BUNDLE, str(err))
-        if self.public_keys:
+        if self.public_keys:  # else insecure_unsigned: explicitly no signature check
             try:
                 verify_bundle(bundle, self.public_keys)
             except BundleError as err:

@@ -31,6 +31,11 @@ FAST = FlashConfig(ack_timeout_s=0.1, handshake_timeout_s=0.2, status_timeout_s=
 JOIN_S = 60
 
 
+def _agent(store, **kw):
+    """An agent that takes unsigned bundles: the transport is under test, not signatures."""
+    return Agent(store, insecure_unsigned=True, **kw)
+
+
 def _small_bundle(seed: int, size: int = 3000) -> bytes:
     """A made-up bundle (valid format, random members): fast, but no model to self-test."""
     rng = random.Random(seed)
@@ -93,7 +98,7 @@ def _run_agent(port, agent, once=True):
 def test_real_bundle_over_a_memory_pair_lands_identical_in_slot_a(tmp_path):
     host, dev = memory_pair()
     store = SlotStore(tmp_path / "slots")
-    t, _ = _run_agent(open_port(dev), Agent(store))
+    t, _ = _run_agent(open_port(dev), _agent(store))
     seen = []
     result = flash_bundle(host, REAL, progress=lambda d, n: seen.append(d), config=FAST)
     t.join(JOIN_S)
@@ -108,7 +113,7 @@ def test_faulty_link_both_ways_still_delivers_an_identical_bundle(tmp_path):
     rates = FaultRates(drop=0.03, flip=0.03, duplicate=0.03, reorder=0.03, drop_byte=0.02)
     store = SlotStore(tmp_path)
     # the agent keeps serving after the install: a lost STATUS is answered again on DONE
-    t, _ = _run_agent(FaultyPort(dev, Faults(rates, seed=2)), Agent(store), once=False)
+    t, _ = _run_agent(FaultyPort(dev, Faults(rates, seed=2)), _agent(store), once=False)
     result = flash_bundle(FaultyPort(host, Faults(rates, seed=1)), REAL, config=FAST)
     host.close()
     t.join(JOIN_S)
@@ -118,13 +123,13 @@ def test_faulty_link_both_ways_still_delivers_an_identical_bundle(tmp_path):
 def test_disconnect_midway_then_resume_after_an_agent_restart(tmp_path):
     store = SlotStore(tmp_path)
     host, dev = memory_pair()
-    t, _ = _run_agent(dev, Agent(store))
+    t, _ = _run_agent(dev, _agent(store))
     with pytest.raises(sp.FlashError, match="resume"):
         flash_bundle(FaultyPort(host, Faults(cut_after=len(REAL) // 2)), REAL, config=FAST)
     t.join(JOIN_S)
     assert store.active() is None  # nothing half-written became active
     host, dev = memory_pair()
-    t, _ = _run_agent(dev, Agent(store))  # a new agent: the partial file survived
+    t, _ = _run_agent(dev, _agent(store))  # a new agent: the partial file survived
     result = flash_bundle(host, REAL, config=FAST)
     t.join(JOIN_S)
     assert 0 < result.resumed_from < len(REAL)
@@ -169,7 +174,8 @@ def test_both_command_lines_over_pyserial_socket_urls(tmp_path, capsys):
     relay = _Relay()
     box = {}
     agent = threading.Thread(target=lambda: box.setdefault("rc", fw_main(
-        ["serial-agent", "--port", relay.url, "--slots", str(tmp_path / "s"), "--once"])),
+        ["serial-agent", "--port", relay.url, "--slots", str(tmp_path / "s"), "--once",
+         "--insecure-unsigned"])),
         daemon=True)
     agent.start()
     bundle = tmp_path / "m.slm"
@@ -186,7 +192,7 @@ def test_both_command_lines_over_pyserial_socket_urls(tmp_path, capsys):
 
 def _flash_sim(store, data, agent=None, **kw):
     sender = FlashSender(data, FlashConfig(baud=115200))
-    simulate(sender, agent or Agent(store), **kw)
+    simulate(sender, agent or _agent(store), **kw)
     return sender
 
 
@@ -243,7 +249,7 @@ def test_with_trusted_keys_only_signed_bundles_are_installed(tmp_path):
 def test_a_stalled_receiver_is_waited_for_and_a_dead_one_times_out(tmp_path):
     store = _installed(tmp_path)
     data = _small_bundle(1)
-    agent = Agent(store, self_test=_cheap_check)
+    agent = _agent(store, self_test=_cheap_check)
     ok = _flash_sim(store, data, agent, stall=(0.05, 3.0))
     assert ok.result is not None and store.path(store.active()).read_bytes() == data
     dead = _flash_sim(store, _small_bundle(2), agent, stall=(0.0, 1e9))
@@ -257,7 +263,7 @@ def test_a_thousand_random_fault_schedules_never_activate_a_corrupt_bundle(tmp_p
     rng = random.Random(20240611)
     payloads = [_small_bundle(s, size=rng.randrange(600, 4000)) for s in range(8)]
     store = SlotStore(tmp_path)
-    agent = Agent(store, self_test=_cheap_check, max_frame=128, window=4)
+    agent = _agent(store, self_test=_cheap_check, max_frame=128, window=4)
     config = FlashConfig(max_frame=128, window=4, baud=115200, max_retries=5)
     expected_active = None
     installed = refused = failed = 0
@@ -308,7 +314,7 @@ def test_a_refused_transfer_is_not_held_against_the_same_bundle_sent_again(tmp_p
         read_bundle(path)
 
     store = SlotStore(tmp_path)
-    agent = Agent(store, self_test=flaky_check)
+    agent = _agent(store, self_test=flaky_check)
     data = _small_bundle(7)
     first = _flash_sim(store, data, agent)
     assert isinstance(first.error, sp.DeviceError)
@@ -341,6 +347,6 @@ class _Impostor:
 def test_installed_counts_only_with_the_sha256_of_the_bundle_sent(tmp_path):
     store = SlotStore(tmp_path)
     sender = FlashSender(_small_bundle(8), FlashConfig(baud=115200))
-    simulate(sender, _Impostor(Agent(store, self_test=_cheap_check)))
+    simulate(sender, _Impostor(_agent(store, self_test=_cheap_check)))
     assert sender.result is None and isinstance(sender.error, sp.FlashError)
     assert "reported success, but the bundle it holds has SHA-256" in str(sender.error)

@@ -27,7 +27,7 @@ BUNDLE = default_bundle_path("int4")
 def _agent(broker, site, slots, *options):
     return subprocess.Popen([sys.executable, "-m", "firmware_tools", "ota-agent", "--broker",
                              broker.url, "--site", site, "--slots", str(slots), "--once",
-                             *options],
+                             *(options or ["--insecure-unsigned"])],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -105,7 +105,8 @@ def test_ota_honours_credentials_and_mqtt_3_1_1(tmp_path):
     agent = subprocess.Popen(
         [sys.executable, "-m", "firmware_tools", "ota-agent", "--broker", url.format("device:d-pw"),
          "--mqtt-version", "3.1.1", "--site", "ota3", "--slots", str(tmp_path / "slots"),
-         "--once"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         "--once", "--insecure-unsigned"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         with pytest.raises(OSError, match="refused the connection"):
             sender_link(url.format("hub:wrong"), "ota3", client_id="sender-wrong")

@@ -1,0 +1,114 @@
+"""`firmware-tools serial-agent` and `ota-agent` as an attacker meets them: they install only
+bundles signed by a trusted key unless told `--insecure-unsigned`; a bundle with two labels
+swapped (same model id, golden outputs intact) reaches no slot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from mqtt_fixtures import mosquitto_fixture  # noqa: F401 (fixture "mosquitto")
+
+from edge_slm.bundle import MANIFEST, read_bundle, write_bundle
+from edge_slm.errors import ConfigError
+from edge_slm.runtime.engine import IntentEngine, default_bundle_path
+from firmware_tools.agent import Agent
+from firmware_tools.slots import SlotStore
+
+pytest.importorskip("cryptography")
+from firmware_tools import signing  # noqa: E402
+
+BUNDLE = default_bundle_path("int4")
+CLI_TIMEOUT_S = 120
+
+
+def _relabelled(data: bytes) -> bytes:
+    """The bundle with HassTurnOn and HassTurnOff swapped in labels.json and the manifest's
+    checksums redone: the same model id, golden cases that still pass."""
+    b = read_bundle(data)
+    labels = b.json("labels.json")
+    intents = labels["intents"]
+    i, j = intents.index("HassTurnOn"), intents.index("HassTurnOff")
+    intents[i], intents[j] = intents[j], intents[i]
+    members = {k: v for k, v in b.members.items() if k != MANIFEST}
+    members["labels.json"] = json.dumps(labels).encode()
+    manifest = {k: v for k, v in b.manifest.items() if k != "members"}
+    with tempfile.TemporaryDirectory() as d:
+        return write_bundle(Path(d) / "x.slm", members, manifest).read_bytes()
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    return signing.keygen(tmp_path_factory.mktemp("keys"))
+
+
+def _cli(*args, timeout=CLI_TIMEOUT_S):
+    return subprocess.run([sys.executable, "-m", "firmware_tools", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _ota_agent(broker, site, slots, *options):
+    return subprocess.Popen([sys.executable, "-m", "firmware_tools", "ota-agent", "--broker",
+                             broker.url, "--site-id", site, "--slots", str(slots), "--once",
+                             *map(str, options)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _ota(broker, site, bundle):
+    return _cli("ota", bundle, "--broker", broker.url, "--site-id", site, "--no-progress")
+
+
+def test_the_relabelled_bundle_passes_every_check_of_the_bundle_itself(tmp_path):
+    bad = tmp_path / "relabelled.slm"
+    bad.write_bytes(_relabelled(BUNDLE.read_bytes()))
+    engine = IntentEngine.load(bad)  # format, checksums and golden outputs: all fine
+    assert engine.bundle.model_id == read_bundle(BUNDLE).model_id
+    assert engine.parse("turn on the kitchen light").top_intent == "HassTurnOff"
+
+
+@pytest.mark.parametrize("command,options", [
+    ("serial-agent", ["--port", "loop://"]),
+    ("ota-agent", ["--broker", "mqtt://127.0.0.1:1", "--site-id", "x"])])
+def test_the_agents_need_a_trusted_key_or_an_explicit_insecure_unsigned(
+        tmp_path, command, options, keys):
+    try:
+        r = _cli(command, *options, "--slots", tmp_path / "slots", "--once", timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{command} started without a trusted key (and waited for a bundle)")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "--trusted-key" in r.stderr and "--insecure-unsigned" in r.stderr, r.stderr
+    r = _cli(command, *options, "--slots", tmp_path / "slots", "--once",
+             "--trusted-key", keys[1], "--insecure-unsigned", timeout=30)
+    assert r.returncode == 2 and "--insecure-unsigned" in r.stderr, r.stderr
+    with pytest.raises(ConfigError, match="insecure_unsigned"):
+        Agent(SlotStore(tmp_path / "lib"))
+
+
+def test_an_unsigned_relabelled_bundle_reaches_no_slot(mosquitto, tmp_path, keys):
+    key, pub = keys
+    bad, good = tmp_path / "relabelled.slm", tmp_path / "signed.slm"
+    bad.write_bytes(_relabelled(BUNDLE.read_bytes()))
+    good.write_bytes(signing.sign_bytes(BUNDLE.read_bytes(), key))
+    slots = tmp_path / "slots"
+    agent = _ota_agent(mosquitto, "sig1", slots, "--trusted-key", pub)
+    try:
+        r = _ota(mosquitto, "sig1", bad)
+        assert r.returncode == 2 and "not signed" in r.stderr, r.stderr
+        assert agent.wait(timeout=60) == 2
+        assert SlotStore(slots).active() is None and not list(slots.glob("?.slm"))
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+    agent = _ota_agent(mosquitto, "sig1", slots, "--trusted-key", pub)
+    try:
+        r = _ota(mosquitto, "sig1", good)
+        assert r.returncode == 0, r.stderr
+        assert agent.wait(timeout=60) == 0
+        assert SlotStore(slots).active_path().read_bytes() == good.read_bytes()
+    finally:
+        if agent.poll() is None:
+            agent.kill()
