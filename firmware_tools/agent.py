@@ -25,16 +25,18 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
-from edge_slm.bundle import MAX_BUNDLE_BYTES, BundleError, read_bundle
+from edge_slm.bundle import MAX_BUNDLE_BYTES, Bundle, BundleError, read_bundle
 from edge_slm.errors import ConfigError
 from edge_slm.signature import verify_bundle
 
 from .serial_protocol import (DEFAULT_MAX_FRAME, DEFAULT_WINDOW, MAX_FRAME_LIMIT,
                               PROTOCOL_VERSION, STATUS_BAD_BUNDLE, STATUS_BAD_HASH,
-                              STATUS_BAD_SIGNATURE, STATUS_BAD_VERSION, STATUS_BUSY, STATUS_OK,
-                              STATUS_PROTOCOL, STATUS_SELF_TEST_FAILED, STATUS_STORAGE,
-                              STATUS_TEXT, Ack, Data, Done, FrameDecoder, Hello, HelloAck,
-                              Message, Nak, Status, encode_frame)
+                              STATUS_BAD_SIGNATURE, STATUS_BAD_VERSION, STATUS_BUSY,
+                              STATUS_DOWNGRADE, STATUS_OK, STATUS_PROTOCOL,
+                              STATUS_SELF_TEST_FAILED, STATUS_STORAGE, STATUS_TEXT, Ack, Data,
+                              Done, FrameDecoder, Hello, HelloAck, Message, Nak, Status,
+                              encode_frame)
+from .signing import bundle_version
 from .slots import SlotError, SlotStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -94,7 +96,8 @@ class Agent:
 
     def __init__(self, store: SlotStore, public_keys: Iterable[object] = (),
                  self_test: SelfTest = golden_self_test, max_frame: int = DEFAULT_MAX_FRAME,
-                 window: int = DEFAULT_WINDOW, insecure_unsigned: bool = False) -> None:
+                 window: int = DEFAULT_WINDOW, insecure_unsigned: bool = False,
+                 allow_downgrade: bool = False) -> None:
         if not 1 <= max_frame <= MAX_FRAME_LIMIT:
             raise ValueError(f"max_frame {max_frame}: must be 1..{MAX_FRAME_LIMIT}")
         self.public_keys = list(public_keys)
@@ -103,6 +106,8 @@ class Agent:
             raise ConfigError("Agent: give trusted public keys (signed bundles only), or "
                               "insecure_unsigned=True (anyone who reaches the agent installs "
                               "anything), not both or neither")
+        self.allow_downgrade = allow_downgrade
+        """Install a signed bundle whose version is not above the active one's (rollback)."""
         self.store = store
         """The A/B slots written to."""
         self.self_test = self_test
@@ -312,12 +317,33 @@ class Agent:
                 verify_bundle(bundle, self.public_keys)
             except BundleError as err:
                 return _refuse(STATUS_BAD_SIGNATURE, str(err))
+            rollback = None if self.allow_downgrade else self._rollback(bundle)
+            if rollback is not None:
+                return _refuse(STATUS_DOWNGRADE, rollback)
         try:
             slot = self.store.install(data, self.self_test)
         except BundleError as err:
             return _refuse(STATUS_SELF_TEST_FAILED, str(err))
         digest = self.store.active_sha256() or bytes(32)  # read back from the slot
         return Status(STATUS_OK, f"{bundle.model_id} active in slot {slot}", digest)
+
+    def _rollback(self, bundle: Bundle) -> Optional[str]:
+        """Why a signed bundle would be a rollback (its signed version is not above the
+        active bundle's), or None. A damaged active slot has no version to protect."""
+        try:
+            new = bundle_version(bundle)
+        except BundleError as err:
+            return str(err)
+        active = self.store.active_path()
+        try:
+            old = bundle_version(read_bundle(active)) if active is not None else None
+        except (BundleError, OSError) as err:
+            _LOGGER.warning("active slot unreadable, no version to compare with: %s", err)
+            old = None
+        if old is None or new > old:
+            return None
+        return (f"bundle version {new} is not newer than the active bundle's ({old}): sign "
+                f"it with a higher --bundle-version, or give the agent --allow-downgrade")
 
 
 def _quiet(t: _Transfer, now: float) -> bool:

@@ -52,8 +52,8 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
 
 
 def add_agent_args(p: argparse.ArgumentParser) -> None:
-    """`--slots`, `--trusted-key`, `--insecure-unsigned` and `--once`, shared by both
-    agents."""
+    """`--slots`, `--trusted-key`, `--insecure-unsigned`, `--allow-downgrade` and `--once`,
+    shared by both agents."""
     from edge_slm.daemon.options import add_trusted_key_arg
 
     p.add_argument("--slots", type=Path, required=True,
@@ -65,6 +65,9 @@ def add_agent_args(p: argparse.ArgumentParser) -> None:
                    help="install bundles without checking any signature: anyone who can "
                         "reach the port or publish on the broker installs any model "
                         "(development only)")
+    p.add_argument("--allow-downgrade", action="store_true",
+                   help="install a signed bundle even when its bundle version is not above "
+                        "the active one's (rolling back on purpose)")
     p.add_argument("--once", action="store_true",
                    help="exit after one transfer (status 0 if installed, 2 if refused)")
 
@@ -92,7 +95,8 @@ def make_agent(args: argparse.Namespace) -> Any:
         raise ConfigError("--insecure-unsigned and --trusted-key exclude each other")
     keys = load_trusted_keys(args.trusted_key)
     return Agent(SlotStore(args.slots), public_keys=keys,
-                 insecure_unsigned=args.insecure_unsigned)
+                 insecure_unsigned=args.insecure_unsigned,
+                 allow_downgrade=args.allow_downgrade)
 
 
 def run_serial_agent(args: argparse.Namespace) -> int:

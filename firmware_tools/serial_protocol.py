@@ -71,6 +71,7 @@ STATUS_SELF_TEST_FAILED = 5
 STATUS_STORAGE = 6
 STATUS_PROTOCOL = 7
 STATUS_BUSY = 8
+STATUS_DOWNGRADE = 9
 STATUS_TEXT: Dict[int, str] = {
     STATUS_OK: "installed and active",
     STATUS_BAD_VERSION: "protocol version or frame size not supported",
@@ -81,6 +82,7 @@ STATUS_TEXT: Dict[int, str] = {
     STATUS_STORAGE: "could not store the bundle (disk full or not writable)",
     STATUS_PROTOCOL: "protocol violation",
     STATUS_BUSY: "busy with another transfer or install; try again",
+    STATUS_DOWNGRADE: "bundle version not newer than the active bundle's",
 }
 
 

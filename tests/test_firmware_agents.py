@@ -112,3 +112,69 @@ def test_an_unsigned_relabelled_bundle_reaches_no_slot(mosquitto, tmp_path, keys
     finally:
         if agent.poll() is None:
             agent.kill()
+
+
+# -- rollback: a signed, increasing bundle version ---------------------------------------------
+
+def _sign(tmp_path, key, data, version, name):
+    path = tmp_path / name
+    path.write_bytes(data)
+    r = _cli("sign", path, "--key", key, "--bundle-version", version)
+    assert r.returncode == 0 and f"bundle version {version}" in r.stdout, r.stderr
+    return path.read_bytes()
+
+
+def _flash_sim(agent, data):
+    from firmware_tools.flash import FlashConfig, FlashSender
+    from firmware_tools.serial_twin import simulate
+
+    sender = FlashSender(data, FlashConfig(baud=None))
+    simulate(sender, agent, baud=None)
+    return sender
+
+
+def test_an_older_signed_bundle_is_refused_unless_downgrades_are_allowed(tmp_path, keys):
+    from bundle_edits import rezip
+
+    from firmware_tools import serial_protocol as sp
+
+    key, pub = keys
+    int4, int8 = BUNDLE.read_bytes(), default_bundle_path("int8").read_bytes()
+    v1 = _sign(tmp_path, key, int4, 1, "v1.slm")  # the old release, still validly signed
+    v2 = _sign(tmp_path, key, int8, 2, "v2.slm")
+    v2_again = _sign(tmp_path, key, int4, 2, "v2-int4.slm")
+    r = _cli("verify", tmp_path / "v2.slm", "--trusted-key", pub)
+    assert r.returncode == 0 and "bundle version 2" in r.stdout, r.stderr
+
+    def bump(m):  # the version is covered by the signature
+        manifest = json.loads(m["manifest.json"])
+        manifest["bundle_version"] = 99
+        m["manifest.json"] = json.dumps(manifest).encode()
+    with pytest.raises(signing.SignatureError, match="bad signature"):
+        signing.verify(rezip(v1, bump), [pub])
+
+    store = SlotStore(tmp_path / "slots")
+    agent = Agent(store, public_keys=[signing.load_public(pub)])
+    assert _flash_sim(agent, v2).result is not None
+    for older in (v1, v2_again):
+        sender = _flash_sim(agent, older)
+        assert isinstance(sender.error, sp.DeviceError), sender.error
+        assert sender.error.code == sp.STATUS_DOWNGRADE and "not newer" in str(sender.error)
+        assert store.path(store.active()).read_bytes() == v2
+    lenient = Agent(store, public_keys=[signing.load_public(pub)], allow_downgrade=True)
+    assert _flash_sim(lenient, v1).result is not None
+    assert store.path(store.active()).read_bytes() == v1
+    assert _flash_sim(agent, v2_again).result is not None  # 2 > 1 again
+
+
+def test_sign_keeps_a_bundles_version_and_otherwise_sets_a_new_one(tmp_path, keys):
+    key, _ = keys
+    signed = signing.sign_bytes(BUNDLE.read_bytes(), key)
+    first = signing.bundle_version(read_bundle(signed))
+    assert first >= 1_700_000_000  # the signing time, in seconds: later signings are newer
+    resigned = signing.sign_bytes(signed, key)  # e.g. with another key: the same release
+    assert signing.bundle_version(read_bundle(resigned)) == first
+    assert signing.bundle_version(read_bundle(BUNDLE.read_bytes())) == 0  # never signed
+    for bad in (0, -1, True, 2 ** 63):
+        with pytest.raises(ValueError):
+            signing.sign_bytes(BUNDLE.read_bytes(), key, version=bad)
