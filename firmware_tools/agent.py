@@ -88,7 +88,10 @@ class _Transfer:
         self.nak_sent_for = -1
 
     def close(self) -> None:
-        self.fh.close()  # releases the flock
+        try:
+            self.fh.close()  # releases the flock
+        except OSError:  # bytes a full disk did not take: the file is closed all the same
+            pass
 
 
 class Agent:
@@ -258,7 +261,8 @@ class Agent:
         self.close()
         t.part.unlink(missing_ok=True)
         return self._finish((t.hello.transfer_id, t.nonce),
-                            _refuse(STATUS_STORAGE, f"cannot store the transfer: {err}"))
+                            _refuse(STATUS_STORAGE, f"the transfer stopped at byte "
+                                                    f"{t.received}: {err}"))
 
     def _finish(self, key: Tuple[bytes, bytes], status: Status) -> Status:
         self._finished = {key: status}

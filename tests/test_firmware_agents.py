@@ -5,6 +5,8 @@ swapped (same model id, golden outputs intact) reaches no slot."""
 from __future__ import annotations
 
 import json
+import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -178,3 +180,90 @@ def test_sign_keeps_a_bundles_version_and_otherwise_sets_a_new_one(tmp_path, key
     for bad in (0, -1, True, 2 ** 63):
         with pytest.raises(ValueError):
             signing.sign_bytes(BUNDLE.read_bytes(), key, version=bad)
+
+
+# -- faults and mistakes: one line, never a traceback, never a dead agent ----------------------
+
+def test_a_full_disk_is_answered_storage_and_the_agent_carries_on(mosquitto, tmp_path):
+    """RLIMIT_FSIZE makes the agent's writes fail past 100 kB as on a full disk (EFBIG); the
+    sender is told "could not store", the partial file is gone, and once there is room again
+    the same agent installs the bundle."""
+    limit = 100_000
+
+    def small_disk():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    slots = tmp_path / "slots"
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "firmware_tools", "ota-agent", "--broker", mosquitto.url,
+         "--site-id", "disk", "--slots", str(slots), "--insecure-unsigned"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=small_disk)
+    try:
+        r = _ota(mosquitto, "disk", BUNDLE)
+        assert r.returncode == 2 and "could not store the bundle" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+        assert agent.poll() is None, agent.stderr.read()  # still serving
+        assert not list((slots / "incoming").iterdir())  # what it had taken is freed
+        assert SlotStore(slots).active() is None
+        resource.prlimit(agent.pid, resource.RLIMIT_FSIZE,
+                         (resource.RLIM_INFINITY, resource.RLIM_INFINITY))  # room again
+        r = _ota(mosquitto, "disk", BUNDLE)
+        assert r.returncode == 0, r.stderr
+        assert SlotStore(slots).active_path().read_bytes() == BUNDLE.read_bytes()
+        agent.send_signal(signal.SIGTERM)
+        out, err = agent.communicate(timeout=30)
+        assert agent.returncode == 0, err
+        assert "could not store the bundle" in out and "installed and active" in out
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+
+
+@pytest.mark.parametrize("command,options", [
+    ("serial-agent", ["--port", "loop://"]),
+    ("ota-agent", ["--broker", "mqtt://127.0.0.1:1", "--site-id", "x"])])
+def test_a_slots_folder_that_cannot_be_written_is_one_line(tmp_path, command, options):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    r = _cli(command, *options, "--slots", blocker / "slots", "--once", "--insecure-unsigned",
+             timeout=30)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert f"slots folder {blocker / 'slots'}: cannot write it" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def _ca_file(path: Path) -> Path:
+    """A self-signed CA certificate (PEM) that signed nothing the broker has."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "edge-slm test CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+@pytest.mark.parametrize("command", ["ota", "ota-agent"])
+def test_tls_failures_of_the_ota_commands_are_one_line(mosquitto, tmp_path, command):
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate")
+    args = ([BUNDLE, "--no-progress"] if command == "ota" else
+            ["--slots", tmp_path / "slots", "--once", "--insecure-unsigned"])
+    broker = f"mqtts://127.0.0.1:{mosquitto.port}"  # a plain MQTT listener: no TLS there
+    cases = [(["--tls-ca", tmp_path / "missing.pem"], f"--tls-ca {tmp_path / 'missing.pem'}"),
+             (["--tls-ca", junk], "TLS"),
+             (["--tls-ca", _ca_file(tmp_path / "ca.pem")], f"127.0.0.1:{mosquitto.port}")]
+    for tls, message in cases:
+        r = _cli(command, *args, "--broker", broker, "--site-id", "tls", *tls, timeout=60)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, r.stderr
