@@ -152,7 +152,8 @@ def run_ota_agent(args: argparse.Namespace) -> int:
                 last_report = None
             elif last_report is None or now - last_report >= PROGRESS_EVERY_S:
                 last_report = now  # at a transfer's start, then every PROGRESS_EVERY_S
-                link.publish_status(topic, OtaStatus.progress(*progress, at=time.time()))
+                received, total = progress
+                link.publish_status(topic, OtaStatus.progress(received, total, at=time.time()))
             status = agent.last_status
             if agent.completed > finished and status is not None:
                 finished = agent.completed
