@@ -14,7 +14,7 @@ from typing import List, Optional
 
 from edge_slm.daemon.options import (add_link_args, add_site_id_arg, add_trusted_key_arg,
                                      link_connection)
-from edge_slm.errors import EdgeSlmError
+from edge_slm.errors import ConfigError, EdgeSlmError
 
 from . import device_agents
 from .flash import add_serial_args
@@ -29,6 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sign", help="sign a bundle in place")
     p.add_argument("bundle", type=Path)
     p.add_argument("--key", type=Path, required=True, help="private key (PEM)")
+    p.add_argument("--bundle-version", type=int, metavar="N",
+                   help="release number, signed with the bundle; agents install only a "
+                        "higher one than they run (default: the bundle's own, else the "
+                        "time now in seconds)")
     p = sub.add_parser("verify", help="check a bundle's checksums and signature")
     p.add_argument("bundle", type=Path)
     add_trusted_key_arg(p, help="trusted public key (PEM); repeat for several",
@@ -95,11 +99,17 @@ def main(argv: Optional[List[str]] = None) -> int:
             key, pub = signing.keygen(args.out)
             print(f"private key: {key} (keep it secret)\npublic key:  {pub}")
         elif args.command == "sign":
-            signing.sign(args.bundle, args.key)
-            print(f"signed {args.bundle}")
+            if args.bundle_version is not None and \
+                    not 1 <= args.bundle_version <= signing.MAX_VERSION:
+                raise ConfigError(f"--bundle-version {args.bundle_version}: must be from 1 to "
+                                  f"{signing.MAX_VERSION}")
+            signing.sign(args.bundle, args.key, args.bundle_version)
+            version = signing.bundle_version(signing.read_bundle(args.bundle))
+            print(f"signed {args.bundle} (bundle version {version})")
         elif args.command == "verify":
             b = signing.verify(args.bundle, args.trusted_key)
-            print(f"{args.bundle}: OK ({b.model_id}, signed by a trusted key)")
+            print(f"{args.bundle}: OK ({b.model_id}, bundle version "
+                  f"{signing.bundle_version(b)}, signed by a trusted key)")
         elif args.command == "export-c":
             from .carray import export_c
 

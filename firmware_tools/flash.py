@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import os
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -22,9 +23,9 @@ from edge_slm.daemon import serial_port
 from edge_slm.daemon.serial_port import ByteStream, SerialLike
 
 from .serial_protocol import (DEFAULT_MAX_FRAME, DEFAULT_WINDOW, MAX_FRAME_LIMIT,
-                              PROTOCOL_VERSION, STATUS_OK, Ack, Data, DeviceError, Done,
-                              FlashError, FlashTimeout, FrameDecoder, Hello, HelloAck, Message,
-                              Nak, Status, encode_frame)
+                              NONCE_BYTES, PROTOCOL_VERSION, STATUS_BUSY, STATUS_OK, Ack, Data,
+                              DeviceError, Done, FlashError, FlashTimeout, FrameDecoder, Hello,
+                              HelloAck, Message, Nak, Status, encode_frame)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -106,13 +107,18 @@ class FlashSender:
     every call returns the bytes to write."""
 
     def __init__(self, bundle: bytes, config: FlashConfig = FlashConfig(),
-                 progress: Optional[Progress] = None) -> None:
+                 progress: Optional[Progress] = None, nonce: Optional[bytes] = None) -> None:
         if not bundle:
             raise ValueError("nothing to flash: the bundle is empty")
         self.bundle = bytes(bundle)
         self.config = config
         self.transfer_id = hashlib.sha256(self.bundle).digest()
         """SHA-256 of the bundle: names the transfer on the receiver."""
+        self.nonce = os.urandom(NONCE_BYTES) if nonce is None else nonce
+        """This transfer's random nonce: on every frame; answers without it are ignored."""
+        self.foreign = 0
+        """Intact frames ignored because they carried another nonce (not this transfer's)."""
+        self._busy: Optional[str] = None  # why the device said it was busy, while it does
         self.error: Optional[FlashError] = None
         """Why the transfer failed, once it has."""
         self.result: Optional[FlashResult] = None
@@ -141,7 +147,7 @@ class FlashSender:
 
     def _frame(self, msg: Message) -> bytes:
         self._seq = (self._seq + 1) & 0xFFFF
-        return encode_frame(msg, self._seq)
+        return encode_frame(msg, self._seq, self.nonce)
 
     def _line_time(self, nbytes: int) -> float:
         baud = self.config.baud
@@ -186,20 +192,33 @@ class FlashSender:
     def receive(self, data: bytes, now: float) -> bytes:
         """Handle received bytes; the bytes to write in answer."""
         out = bytearray()
-        for _seq, msg in self._decoder.feed(data):
+        for _seq, nonce, msg in self._decoder.feed(data):
             if self.finished:
                 break
+            if nonce != self.nonce:  # an answer to someone else, a replay, a stranger
+                self.foreign += 1
+                continue
             out += self._handle(msg, now)
         return bytes(out)
 
     def _handle(self, msg: Message, now: float) -> bytes:
         if isinstance(msg, Status):
+            if msg.code == STATUS_BUSY and self._state is not _State.FINISHING:
+                if self._state is _State.HANDSHAKE:  # another sender's transfer: keep asking
+                    self._busy = msg.detail
+                return b""  # (while sending: a late answer to a repeated HELLO)
             if msg.code != STATUS_OK:
                 return self._fail(DeviceError(msg.code, msg.detail))
-            if self._state is _State.FINISHING:
-                self._state = _State.DONE
-                self.result = FlashResult(len(self.bundle), self._resumed, self._frames,
-                                          self._retransmits, self._decoder.dropped, msg.detail)
+            if self._state is not _State.FINISHING:
+                return b""
+            if msg.sha256 != self.transfer_id:  # "installed", but not what was sent
+                return self._fail(FlashError(
+                    f"the device reported success, but the bundle it holds has SHA-256 "
+                    f"{msg.sha256.hex()[:16]}..., not the {self.transfer_id.hex()[:16]}... "
+                    f"sent: {msg.detail}"))
+            self._state = _State.DONE
+            self.result = FlashResult(len(self.bundle), self._resumed, self._frames,
+                                      self._retransmits, self._decoder.dropped, msg.detail)
             return b""
         if isinstance(msg, HelloAck) and self._state is _State.HANDSHAKE:
             return self._on_hello_ack(msg, now)
@@ -245,7 +264,8 @@ class FlashSender:
             return b""
         self._retries += 1
         if self._retries > self.config.max_retries:
-            what = {_State.HANDSHAKE: "no answer to the handshake",
+            what = {_State.HANDSHAKE: f"device busy ({self._busy})" if self._busy else
+                    "no answer to the handshake",
                     _State.SENDING: f"no acknowledgement past byte {self._base}",
                     _State.FINISHING: "no final status from the device"}[self._state]
             return self._fail(FlashTimeout(f"{what} after {self.config.max_retries} retries"))

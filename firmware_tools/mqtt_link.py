@@ -14,16 +14,18 @@ honoured.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import replace
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 from paho.mqtt.client import Client, ConnectFlags, MQTTMessage
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_slm.daemon.connection import MqttConnection
+from edge_slm.errors import ConfigError
 from edge_slm.protocols.ota import OtaStatus, frames_from_device, frames_to_device
 
 CONNECT_TIMEOUT_S = 10.0
@@ -46,7 +48,7 @@ class MqttLink:
         self._cond = threading.Condition()
         self._subscribed = threading.Event()
         self._refused: Optional[str] = None
-        self._client = make_client(conn)
+        self._client = _tls_checked(make_client, conn)
         self._client.on_message = self._on_message
         self._client.on_subscribe = lambda *a: self._subscribed.set()
 
@@ -108,6 +110,23 @@ class MqttLink:
             time.sleep(0.01)
         self._client.disconnect()
         self._client.loop_stop()
+
+
+def _tls_checked(make_client: Callable[[MqttConnection], Client], conn: MqttConnection
+                 ) -> Client:
+    """`make_client(conn)`, with a missing or unreadable TLS file a ConfigError that names it
+    (not an OSError without a file name, nor an ssl traceback)."""
+    files = [(flag, path) for flag, path in (("--tls-ca", conn.tls_ca),
+                                             ("--tls-cert", conn.tls_cert),
+                                             ("--tls-key", conn.tls_key)) if path]
+    for flag, path in files:
+        if not os.path.isfile(path):
+            raise ConfigError(f"{flag} {path}: no such file")
+    try:
+        return make_client(conn)
+    except (OSError, ValueError) as err:  # ssl.SSLError is an OSError
+        names = ", ".join(f"{flag} {path}" for flag, path in files) or "the system's CAs"
+        raise ConfigError(f"TLS files ({names}): cannot load them: {err}") from err
 
 
 def _link_connection(broker: Union[str, MqttConnection], client_id: Optional[str],

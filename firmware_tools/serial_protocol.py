@@ -16,8 +16,12 @@ from typing import ClassVar, Dict, List, Tuple, Type
 
 from edge_slm.errors import EdgeSlmError
 
-PROTOCOL_VERSION = 1
-"""Version sent in the handshake; a receiver refuses any other."""
+PROTOCOL_VERSION = 2
+"""Version sent in the handshake; a receiver refuses any other (2: every frame carries the
+transfer's nonce; the final STATUS the installed bundle's SHA-256)."""
+NONCE_BYTES = 8
+"""Length of the random nonce a sender picks per transfer; every frame of the transfer, both
+ways, carries it, and each side ignores frames with another one."""
 DEFAULT_MAX_FRAME = 1024
 """Largest DATA payload (bytes of the bundle per frame) a sender proposes."""
 MAX_FRAME_LIMIT = 4096
@@ -26,7 +30,7 @@ DEFAULT_WINDOW = 8
 """Frames a sender may have unacknowledged; the receiver buffers as many out of order."""
 DELIMITER = b"\x00"
 """Ends every frame on the wire; COBS guarantees no other zero byte."""
-_HEADER = struct.Struct("<BH")  # type, sequence number
+_HEADER = struct.Struct(f"<BH{NONCE_BYTES}s")  # type, sequence number, transfer nonce
 _CRC = struct.Struct("<I")
 #: Longest encoded frame the decoder keeps before it gives up on a missing delimiter.
 MAX_ENCODED_FRAME = MAX_FRAME_LIMIT + 64
@@ -66,6 +70,8 @@ STATUS_BAD_SIGNATURE = 4
 STATUS_SELF_TEST_FAILED = 5
 STATUS_STORAGE = 6
 STATUS_PROTOCOL = 7
+STATUS_BUSY = 8
+STATUS_DOWNGRADE = 9
 STATUS_TEXT: Dict[int, str] = {
     STATUS_OK: "installed and active",
     STATUS_BAD_VERSION: "protocol version or frame size not supported",
@@ -73,8 +79,10 @@ STATUS_TEXT: Dict[int, str] = {
     STATUS_BAD_BUNDLE: "not a valid bundle",
     STATUS_BAD_SIGNATURE: "bundle unsigned or not signed by a trusted key",
     STATUS_SELF_TEST_FAILED: "golden self-test failed; old model kept",
-    STATUS_STORAGE: "could not write the slot",
+    STATUS_STORAGE: "could not store the bundle (disk full or not writable)",
     STATUS_PROTOCOL: "protocol violation",
+    STATUS_BUSY: "busy with another transfer or install; try again",
+    STATUS_DOWNGRADE: "bundle version not newer than the active bundle's",
 }
 
 
@@ -169,7 +177,7 @@ _HELLO = struct.Struct("<BHI32s")
 _HELLO_ACK = struct.Struct("<BHBI32s")
 _OFFSET = struct.Struct("<I")
 _DONE = struct.Struct("<I32s")
-_STATUS = struct.Struct("<B")
+_STATUS = struct.Struct("<B32s")
 
 
 @dataclass(frozen=True)
@@ -309,40 +317,47 @@ class Status(Message):
     """STATUS_OK or an error code."""
     detail: str = ""
     """A human-readable message (UTF-8)."""
+    sha256: bytes = bytes(32)
+    """STATUS_OK: SHA-256 of the bundle now active, read back from the slot (the sender
+    checks it is the one it sent); zeros otherwise."""
 
     def encode(self) -> bytes:
         """The payload bytes."""
-        return _STATUS.pack(self.code) + self.detail.encode("utf-8")[:MAX_FRAME_LIMIT // 2]
+        return _STATUS.pack(self.code, self.sha256) + \
+            self.detail.encode("utf-8")[:MAX_FRAME_LIMIT // 2]
 
     @classmethod
     def decode(cls, payload: bytes) -> "Status":
         """The message from its payload."""
-        (code,) = _unpack(_STATUS, payload, "STATUS", exact=False)
+        code, digest = _unpack(_STATUS, payload, "STATUS", exact=False)
         try:
             detail = bytes(payload[_STATUS.size:]).decode("utf-8")
         except UnicodeDecodeError as err:
             raise FrameError(f"STATUS: detail is not UTF-8 ({err})") from err
-        return cls(code, detail)
+        return cls(code, detail, digest)
 
 
 # -- frames ----------------------------------------------------------------------------------
 
-def encode_frame(msg: Message, seq: int) -> bytes:
-    """The bytes on the wire for one message: COBS(type, seq, payload, CRC32) + 0x00."""
-    body = _HEADER.pack(msg.TYPE, seq & 0xFFFF) + msg.encode()
+def encode_frame(msg: Message, seq: int, nonce: bytes) -> bytes:
+    """The bytes on the wire for one message of the transfer `nonce`:
+    COBS(type, seq, nonce, payload, CRC32) + 0x00."""
+    if len(nonce) != NONCE_BYTES:
+        raise ValueError(f"a nonce has {NONCE_BYTES} bytes, not {len(nonce)}")
+    body = _HEADER.pack(msg.TYPE, seq & 0xFFFF, nonce) + msg.encode()
     return cobs_encode(body + _CRC.pack(crc32(body))) + DELIMITER
 
 
-def decode_frame(encoded: bytes) -> Tuple[int, Message]:
-    """(seq, message) of one frame without its delimiter; FrameError when damaged."""
+def decode_frame(encoded: bytes) -> Tuple[int, bytes, Message]:
+    """(seq, nonce, message) of one frame without its delimiter; FrameError when damaged."""
     raw = cobs_decode(encoded)
     if len(raw) < _HEADER.size + _CRC.size:
         raise FrameError(f"frame of {len(raw)} bytes is too short")
     body, (crc,) = raw[:-_CRC.size], _CRC.unpack(raw[-_CRC.size:])
     if crc32(body) != crc:
         raise FrameError("CRC mismatch")
-    code, seq = _HEADER.unpack_from(body)
-    return seq, Message.type_for(code).decode(body[_HEADER.size:])
+    code, seq, nonce = _HEADER.unpack_from(body)
+    return seq, nonce, Message.type_for(code).decode(body[_HEADER.size:])
 
 
 class FrameDecoder:
@@ -354,9 +369,10 @@ class FrameDecoder:
         self.dropped = 0
         """Frames dropped as damaged (bad COBS, CRC, type or length, or overlong)."""
 
-    def feed(self, data: bytes) -> List[Tuple[int, Message]]:
-        """Every complete, intact frame in `data` (plus what was buffered), in order."""
-        out: List[Tuple[int, Message]] = []
+    def feed(self, data: bytes) -> List[Tuple[int, bytes, Message]]:
+        """Every complete, intact frame in `data` (plus what was buffered), in order, as
+        (seq, nonce, message)."""
+        out: List[Tuple[int, bytes, Message]] = []
         self._buf += data
         while True:
             end = self._buf.find(0)

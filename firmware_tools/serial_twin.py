@@ -257,7 +257,7 @@ class SimResult:
     """How a simulated transfer went."""
 
     elapsed_s: float
-    """Virtual seconds from the first byte to the end."""
+    """Virtual seconds from the first byte to the end (from `start`)."""
     finished: bool
     """Whether the sender finished (successfully or not) before the time limit."""
     bytes_on_wire: int
@@ -266,16 +266,21 @@ class SimResult:
 
 def simulate(sender: FlashSender, agent: Agent, baud: Optional[int] = 115200,
              to_agent: Faults = Faults(), to_sender: Faults = Faults(),
-             stall: Tuple[float, float] = (0.0, 0.0), limit_s: float = 3600.0) -> SimResult:
+             stall: Tuple[float, float] = (0.0, 0.0), limit_s: float = 3600.0,
+             start: float = 0.0) -> SimResult:
     """Run `sender` (a FlashSender) against `agent` (an Agent) on a simulated UART in virtual
-    time until the sender finishes or `limit_s` passes. `stall` = (start, end): the agent
-    reads nothing in between (its bytes wait in the line buffer)."""
+    time, from `start` (pass the end of the previous run to an agent that ran before: its
+    clock must not go back) until the sender finishes or `limit_s` passes. `stall` =
+    (start, end), seconds after `start`: the agent reads nothing in between (its bytes wait
+    in the line buffer)."""
     down, up = _Wire(baud, to_agent), _Wire(baud, to_sender)
-    now = 0.0
+    stall = (start + stall[0], start + stall[1])
+    now = start
+    down.free_at = up.free_at = start
     hello = sender.start(now)
     sent = len(hello)
     down.send(hello, now)
-    while not sender.finished and now <= limit_s:
+    while not sender.finished and now <= start + limit_s:
         stalled = stall[0] <= now < stall[1]
         events: List[float] = [up.next_arrival(), sender.next_deadline]
         events.append(stall[1] if stalled else down.next_arrival())
@@ -291,4 +296,4 @@ def simulate(sender: FlashSender, agent: Agent, baud: Optional[int] = 115200,
         if out:
             sent += len(out)
             down.send(out, now)
-    return SimResult(now, sender.finished, sent)
+    return SimResult(now - start, sender.finished, sent)

@@ -61,7 +61,8 @@ def main() -> int:
             store = SlotStore(Path(tmp) / f"slots{i}")
             sender = FlashSender(data, FlashConfig(baud=args.baud))
             rates = FaultRates(flip=rate)
-            sim = simulate(sender, Agent(store), args.baud, Faults(rates, 1 + i),
+            agent = Agent(store, insecure_unsigned=True)  # the link is measured, not keys
+            sim = simulate(sender, agent, args.baud, Faults(rates, 1 + i),
                            Faults(rates, 101 + i))
             if sender.result is None:
                 print(f"{rate:>8.1%} failed: {sender.error}")

@@ -141,8 +141,8 @@ def test_serve_with_a_trusted_key_refuses_a_hostile_bundle(keys, tmp_path):
 
 
 def _agent_status(tmp_path: Path, data: bytes, keys: Tuple[Path, ...] = ()) -> int:
-    """The status code an agent (with `keys` trusted) answers for `data`, sent over a
-    simulated serial link."""
+    """The status code an agent (with `keys` trusted, else explicitly taking unsigned bundles)
+    answers for `data`, sent over a simulated serial link."""
     from edge_slm.signature import load_trusted_keys
     from firmware_tools.agent import Agent
     from firmware_tools.flash import FlashConfig, FlashSender
@@ -152,7 +152,8 @@ def _agent_status(tmp_path: Path, data: bytes, keys: Tuple[Path, ...] = ()) -> i
 
     store = SlotStore(tmp_path / "slots")
     sender = FlashSender(data, FlashConfig(baud=115200))
-    simulate(sender, Agent(store, public_keys=load_trusted_keys(keys)))
+    simulate(sender, Agent(store, public_keys=load_trusted_keys(keys),
+                           insecure_unsigned=not keys))
     assert isinstance(sender.error, DeviceError), sender.result
     assert store.active() is None
     return sender.error.code

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from bundle_edits import rezip
 
-from edge_slm.bundle import REQUIRED_MEMBERS, read_bundle, sha256, write_bundle
+from edge_slm.bundle import REQUIRED_MEMBERS, BundleError, read_bundle, sha256, write_bundle
 from edge_slm.runtime.engine import default_bundle_path
 from firmware_tools import serial_protocol as sp
 from firmware_tools.agent import Agent, serve_agent
@@ -29,6 +29,11 @@ REAL = default_bundle_path("int4").read_bytes()
 FAST = FlashConfig(ack_timeout_s=0.1, handshake_timeout_s=0.2, status_timeout_s=20.0,
                    max_retries=20)
 JOIN_S = 60
+
+
+def _agent(store, **kw):
+    """An agent that takes unsigned bundles: the transport is under test, not signatures."""
+    return Agent(store, insecure_unsigned=True, **kw)
 
 
 def _small_bundle(seed: int, size: int = 3000) -> bytes:
@@ -57,22 +62,24 @@ def test_every_message_type_round_trips_through_a_frame():
     tid = bytes(range(32))
     samples = {sp.Hello: sp.Hello(1, 1024, 5000, tid), sp.HelloAck: sp.HelloAck(1, 512, 8, 7, tid),
                sp.Data: sp.Data(4096, b"\x00ab\x00"), sp.Ack: sp.Ack(9), sp.Nak: sp.Nak(10),
-               sp.Done: sp.Done(5000, tid), sp.Status: sp.Status(5, "golden failed ü")}
+               sp.Done: sp.Done(5000, tid),
+               sp.Status: sp.Status(0, "golden failed ü", bytes(range(1, 33)))}
     assert set(sp.Message._REGISTRY.values()) == set(samples)
+    nonce = bytes([0, 1, 2, 3, 0, 5, 6, 7])
     for seq, msg in enumerate(samples.values()):
-        wire = sp.encode_frame(msg, seq)
+        wire = sp.encode_frame(msg, seq, nonce)
         assert wire.endswith(b"\x00") and wire.count(0) == 1
-        assert sp.decode_frame(wire[:-1]) == (seq, msg)
+        assert sp.decode_frame(wire[:-1]) == (seq, nonce, msg)
 
 
 def test_decoder_drops_damaged_frames_and_resynchronizes():
-    good = [sp.encode_frame(sp.Ack(i), i) for i in range(4)]
+    good = [sp.encode_frame(sp.Ack(i), i, bytes(sp.NONCE_BYTES)) for i in range(4)]
     raw = bytearray(sp.cobs_decode(good[1][:-1]))
-    raw[4] ^= 0x10  # a bit of the ACK's offset; the CRC is left as it was
+    raw[12] ^= 0x10  # a bit of the ACK's offset; the CRC is left as it was
     bad = sp.cobs_encode(bytes(raw)) + b"\x00"
     dec = sp.FrameDecoder()
     got = dec.feed(good[0] + bytes(bad) + good[2][:5]) + dec.feed(good[2][5:] + good[3])
-    assert [m.offset for _, m in got] == [0, 2, 3]
+    assert [m.offset for _, _, m in got] == [0, 2, 3]
     assert dec.dropped == 1
     with pytest.raises(sp.FrameError, match="CRC"):
         sp.decode_frame(bytes(bad[:-1]))
@@ -91,7 +98,7 @@ def _run_agent(port, agent, once=True):
 def test_real_bundle_over_a_memory_pair_lands_identical_in_slot_a(tmp_path):
     host, dev = memory_pair()
     store = SlotStore(tmp_path / "slots")
-    t, _ = _run_agent(open_port(dev), Agent(store))
+    t, _ = _run_agent(open_port(dev), _agent(store))
     seen = []
     result = flash_bundle(host, REAL, progress=lambda d, n: seen.append(d), config=FAST)
     t.join(JOIN_S)
@@ -105,8 +112,10 @@ def test_faulty_link_both_ways_still_delivers_an_identical_bundle(tmp_path):
     host, dev = memory_pair()
     rates = FaultRates(drop=0.03, flip=0.03, duplicate=0.03, reorder=0.03, drop_byte=0.02)
     store = SlotStore(tmp_path)
-    t, _ = _run_agent(FaultyPort(dev, Faults(rates, seed=2)), Agent(store))
+    # the agent keeps serving after the install: a lost STATUS is answered again on DONE
+    t, _ = _run_agent(FaultyPort(dev, Faults(rates, seed=2)), _agent(store), once=False)
     result = flash_bundle(FaultyPort(host, Faults(rates, seed=1)), REAL, config=FAST)
+    host.close()
     t.join(JOIN_S)
     assert result.retransmits > 0 and store.path(store.active()).read_bytes() == REAL
 
@@ -114,13 +123,13 @@ def test_faulty_link_both_ways_still_delivers_an_identical_bundle(tmp_path):
 def test_disconnect_midway_then_resume_after_an_agent_restart(tmp_path):
     store = SlotStore(tmp_path)
     host, dev = memory_pair()
-    t, _ = _run_agent(dev, Agent(store))
+    t, _ = _run_agent(dev, _agent(store))
     with pytest.raises(sp.FlashError, match="resume"):
         flash_bundle(FaultyPort(host, Faults(cut_after=len(REAL) // 2)), REAL, config=FAST)
     t.join(JOIN_S)
     assert store.active() is None  # nothing half-written became active
     host, dev = memory_pair()
-    t, _ = _run_agent(dev, Agent(store))  # a new agent: the partial file survived
+    t, _ = _run_agent(dev, _agent(store))  # a new agent: the partial file survived
     result = flash_bundle(host, REAL, config=FAST)
     t.join(JOIN_S)
     assert 0 < result.resumed_from < len(REAL)
@@ -165,7 +174,8 @@ def test_both_command_lines_over_pyserial_socket_urls(tmp_path, capsys):
     relay = _Relay()
     box = {}
     agent = threading.Thread(target=lambda: box.setdefault("rc", fw_main(
-        ["serial-agent", "--port", relay.url, "--slots", str(tmp_path / "s"), "--once"])),
+        ["serial-agent", "--port", relay.url, "--slots", str(tmp_path / "s"), "--once",
+         "--insecure-unsigned"])),
         daemon=True)
     agent.start()
     bundle = tmp_path / "m.slm"
@@ -182,7 +192,7 @@ def test_both_command_lines_over_pyserial_socket_urls(tmp_path, capsys):
 
 def _flash_sim(store, data, agent=None, **kw):
     sender = FlashSender(data, FlashConfig(baud=115200))
-    simulate(sender, agent or Agent(store), **kw)
+    simulate(sender, agent or _agent(store), **kw)
     return sender
 
 
@@ -218,7 +228,7 @@ def test_failing_self_test_rolls_back(tmp_path):
     members = {k: v for k, v in b.members.items() if k != "manifest.json"}
     bad = write_bundle(tmp_path / "bad.slm", members, manifest).read_bytes()
     _refused(store, bad, sp.STATUS_SELF_TEST_FAILED)
-    assert store.path("b").exists()  # written to the inactive slot, never switched to
+    assert not store.path("b").exists()  # checked in a temporary file: no slot touched
 
 
 def test_with_trusted_keys_only_signed_bundles_are_installed(tmp_path):
@@ -239,7 +249,7 @@ def test_with_trusted_keys_only_signed_bundles_are_installed(tmp_path):
 def test_a_stalled_receiver_is_waited_for_and_a_dead_one_times_out(tmp_path):
     store = _installed(tmp_path)
     data = _small_bundle(1)
-    agent = Agent(store, self_test=_cheap_check)
+    agent = _agent(store, self_test=_cheap_check)
     ok = _flash_sim(store, data, agent, stall=(0.05, 3.0))
     assert ok.result is not None and store.path(store.active()).read_bytes() == data
     dead = _flash_sim(store, _small_bundle(2), agent, stall=(0.0, 1e9))
@@ -253,10 +263,11 @@ def test_a_thousand_random_fault_schedules_never_activate_a_corrupt_bundle(tmp_p
     rng = random.Random(20240611)
     payloads = [_small_bundle(s, size=rng.randrange(600, 4000)) for s in range(8)]
     store = SlotStore(tmp_path)
-    agent = Agent(store, self_test=_cheap_check, max_frame=128, window=4)
+    agent = _agent(store, self_test=_cheap_check, max_frame=128, window=4)
     config = FlashConfig(max_frame=128, window=4, baud=115200, max_retries=5)
     expected_active = None
     installed = refused = failed = 0
+    clock = 0.0  # the agent's virtual time goes on from one transfer to the next
     for i in range(1000):
         data = payloads[rng.randrange(len(payloads))]
         tampered = rng.random() < 0.1
@@ -269,9 +280,10 @@ def test_a_thousand_random_fault_schedules_never_activate_a_corrupt_bundle(tmp_p
         stall = (rng.random(), rng.random() * 8) if rng.random() < 0.2 else (0.0, 0.0)
         for attempt in range(3):  # a cut or timed-out transfer is resumed
             sender = FlashSender(data, config)
-            simulate(sender, agent, to_agent=Faults(rates, i * 7 + attempt,
-                                                    cut if attempt == 0 else None),
-                     to_sender=Faults(rates, i * 13 + attempt), stall=stall)
+            clock += 1.0 + simulate(sender, agent, to_agent=Faults(rates, i * 7 + attempt,
+                                                                   cut if attempt == 0 else None),
+                                    to_sender=Faults(rates, i * 13 + attempt), stall=stall,
+                                    start=clock).elapsed_s
             if not isinstance(sender.error, sp.FlashTimeout):
                 break
         if sender.result is not None:
@@ -286,3 +298,55 @@ def test_a_thousand_random_fault_schedules_never_activate_a_corrupt_bundle(tmp_p
         now = sha256(active.read_bytes()) if active is not None else None
         assert now == expected_active, f"schedule {i}: active slot is not the last good bundle"
     assert installed > 800 and refused > 50 and failed < 50, (installed, refused, failed)
+
+
+# -- what the agent remembers, and what the sender believes -----------------------------------
+
+def test_a_refused_transfer_is_not_held_against_the_same_bundle_sent_again(tmp_path):
+    """The first try fails for a passing reason (the self-test ran out of memory): the same
+    bundle sent again by a new `flash` must be installed, not refused from memory."""
+    tries = []
+
+    def flaky_check(path):
+        tries.append(path)
+        if len(tries) == 1:
+            raise BundleError("out of memory while self-testing")
+        read_bundle(path)
+
+    store = SlotStore(tmp_path)
+    agent = _agent(store, self_test=flaky_check)
+    data = _small_bundle(7)
+    first = _flash_sim(store, data, agent)
+    assert isinstance(first.error, sp.DeviceError)
+    assert first.error.code == sp.STATUS_SELF_TEST_FAILED
+    second = _flash_sim(store, data, agent)
+    assert second.result is not None, second.error
+    assert len(tries) == 2 and store.path(store.active()).read_bytes() == data
+    again = _flash_sim(store, data, agent)  # what is active already: said so, nothing sent
+    assert again.result is not None and "already active" in again.result.detail
+    assert again.result.frames_sent == 0 and len(tries) == 2
+
+
+class _Impostor:
+    """Passes frames to a real agent, but its final STATUS names another bundle's SHA-256
+    (an agent that installed something else, or a forger who guessed the nonce)."""
+
+    def __init__(self, agent):
+        self.agent = agent
+        self.decoder = sp.FrameDecoder()
+
+    def receive(self, data, now):
+        out = b""
+        for seq, nonce, msg in self.decoder.feed(self.agent.receive(data, now)):
+            if isinstance(msg, sp.Status):
+                msg = sp.Status(msg.code, msg.detail, bytes(32))
+            out += sp.encode_frame(msg, seq, nonce)
+        return out
+
+
+def test_installed_counts_only_with_the_sha256_of_the_bundle_sent(tmp_path):
+    store = SlotStore(tmp_path)
+    sender = FlashSender(_small_bundle(8), FlashConfig(baud=115200))
+    simulate(sender, _Impostor(_agent(store, self_test=_cheap_check)))
+    assert sender.result is None and isinstance(sender.error, sp.FlashError)
+    assert "reported success, but the bundle it holds has SHA-256" in str(sender.error)

@@ -12,7 +12,9 @@ Hermes (Rhasspy 2.5): hermes/nlu/query -> hermes/nlu/intentParsed + hermes/inten
 hermes/nlu/intentNotRecognized, or hermes/error/nlu. Native: edge-slm/<site>/query ->
 edge-slm/<site>/intent (or the MQTT 5 response topic). SIGTERM or SIGINT publishes the
 retained offline status and exits. SIGHUP loads the bundle (and --home) again, checks it and
-swaps it in; a bad bundle is refused and the old model keeps serving. With --trusted-key
+swaps it in; a bad bundle is refused and the old model keeps serving. --slots DIR serves the
+active slot of firmware-tools' agents instead of --bundle, and reloads by itself within a
+second of another slot becoming active. With --trusted-key
 PUB.pem (repeatable) the bundle must be signed by one of the keys, at start and on reload.
 
 --serial URL (any pyserial URL; --baud, default 115200) answers text lines on a serial port
@@ -45,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Sequen
 
 if TYPE_CHECKING:  # imported where used: `edge-slm --help` stays quick
     from ..daemon import DaemonConfig
+    from ..daemon.active_slot import ActiveSlotWatcher
     from ..daemon.broker import EmbeddedBroker
     from ..daemon.duty import DutyConfig
     from ..daemon.settings import ServeSettings
@@ -149,22 +152,32 @@ def build_duty_config(args: argparse.Namespace) -> DutyConfig:
     return build_settings(args).duty
 
 
+def bundle_path(settings: ServeSettings) -> Optional[Path]:
+    """The bundle to load now: --bundle, or the active slot's with --slots (BundleError when
+    none is active), or None for the shipped one."""
+    if settings.slots is None:
+        return settings.bundle
+    from ..daemon.active_slot import active_bundle
+
+    return active_bundle(settings.slots)
+
+
 def engine_loader(settings: ServeSettings) -> Callable[[], IntentEngine]:
-    """A function loading the engine of the settings' bundle and home; with trusted keys
-    (read now: a bad key file fails here) it refuses a bundle that none of them signed
-    (SignatureError, an EdgeSlmError)."""
+    """A function loading the engine of the settings' bundle (the active slot's at each call,
+    with --slots) and home; with trusted keys (read now: a bad key file fails here) it
+    refuses a bundle that none of them signed (SignatureError, an EdgeSlmError)."""
     from .parse import load_engine
 
     if not settings.trusted_keys:
-        return lambda: load_engine(settings.bundle, settings.home)
+        return lambda: load_engine(bundle_path(settings), settings.home)
     from ..runtime.engine import default_bundle_path
     from ..signature import load_trusted_keys, read_verified
 
     keys = load_trusted_keys(settings.trusted_keys)
 
     def load() -> IntentEngine:  # the signature is checked before the bundle is parsed
-        bundle = read_verified(settings.bundle if settings.bundle is not None
-                               else default_bundle_path(), keys)
+        path = bundle_path(settings)
+        bundle = read_verified(path if path is not None else default_bundle_path(), keys)
         return load_engine(bundle, settings.home)
 
     return load
@@ -173,6 +186,11 @@ def engine_loader(settings: ServeSettings) -> Callable[[], IntentEngine]:
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand."""
     settings = build_settings(args)  # a bad option fails before the model is loaded
+    if settings.bundle is not None and settings.slots is not None:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"{settings.origins['bundle']} and {settings.origins['slots']}: "
+                          "give --bundle or --slots, not both")
     if settings.serial is not None:
         return run_serial(settings)
     from ..daemon.duty import DutyLoop, check_session
@@ -185,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
     config, duty = settings.daemon, settings.duty
     check_session(duty, config)
     loader = engine_loader(settings)
+    watcher = _slot_watcher(settings)  # before loading: a switch meanwhile is seen
     engine = loader()
     embedded = None
     if getattr(args, "embedded_broker", False):
@@ -218,6 +237,9 @@ def run(args: argparse.Namespace) -> int:
     hangup = getattr(signal, "SIGHUP", None)  # POSIX only
     if hangup is not None:
         previous[hangup] = signal.signal(hangup, on_hangup)
+    if watcher is not None:
+        watcher.on_change = daemon.request_reload
+        watcher.start()
     sites = ", ".join(config.site_ids) or "every site"
     cycle = duty.mode if duty.mode == ALWAYS_ON else (
         f"{duty.mode}, every {duty.period_s:g} s for {duty.window_s:g} s")
@@ -229,6 +251,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         loop.run_forever()
     finally:
+        if watcher is not None:
+            watcher.stop()
         for s, previous_handler in previous.items():
             signal.signal(s, previous_handler)
         if duty.mode != ALWAYS_ON:
@@ -250,10 +274,14 @@ def run_serial(settings: ServeSettings) -> int:
     if settings.serial is None:
         raise ConfigError("--serial: no port URL given")
     loader = engine_loader(settings)
+    watcher = _slot_watcher(settings)
     engine = loader()
     # a port that cannot be opened is a SerialPortError (an EdgeSlmError: exit status 2)
     port = open_port(settings.serial, settings.baud, timeout=READ_TIMEOUT_S)
     lines = SerialLines(engine, port, reload=loader)
+    if watcher is not None:
+        watcher.on_change = lines.request_reload
+        watcher.start()
 
     def on_signal(signum: int, frame: Optional[FrameType]) -> None:
         lines.stop()
@@ -270,10 +298,22 @@ def run_serial(settings: ServeSettings) -> int:
     try:
         lines.run_forever()
     finally:
+        if watcher is not None:
+            watcher.stop()
         for s, previous_handler in previous.items():
             signal.signal(s, previous_handler)
         port.close()
     return 0
+
+
+def _slot_watcher(settings: ServeSettings) -> Optional[ActiveSlotWatcher]:
+    """With --slots, an ActiveSlotWatcher of the folder (not started; its on_change is set
+    when the daemon exists), else None."""
+    if settings.slots is None:
+        return None
+    from ..daemon.active_slot import ActiveSlotWatcher
+
+    return ActiveSlotWatcher(settings.slots, lambda: None)
 
 
 def _start_embedded_broker(config: DaemonConfig, sleeps: bool

@@ -128,6 +128,9 @@ class Option:
 
 OPTIONS: Tuple[Option, ...] = (
     Option("bundle", _PATH, "bundle", "model bundle", "the shipped int8 one"),
+    Option("slots", _PATH, "slots", "the A/B slots folder of firmware-tools' agents: serve "
+           "its active bundle, and the new one whenever another becomes active (instead of "
+           "--bundle)", metavar="DIR"),
     Option("home", _PATH, "home", "your home (YAML or JSON: entities, areas, floors): the only "
            "names answers are given in", "the bundle's example home"),
     Option("broker", _STR, "daemon.broker",
@@ -193,6 +196,8 @@ class ServeSettings:
     """always-on, periodic or adaptive, with the period and window."""
     bundle: Optional[Path] = None
     """The model bundle (None: the shipped int8 one); SIGHUP reloads it from this path."""
+    slots: Optional[Path] = None
+    """The A/B slots folder whose active bundle is served (instead of `bundle`)."""
     home: Optional[Path] = None
     """The home's inventory YAML (None: the bundle's own names)."""
     board: str = DEFAULT_BOARD
@@ -296,6 +301,7 @@ def _build(values: Dict[str, OptionValue], origins: Dict[str, str],
     except ConfigError as err:
         raise ConfigError(f"{err} (settings from {_describe(origins)})") from None
     return ServeSettings(daemon=daemon_config, duty=duty_config, bundle=top.get("bundle"),
+                         slots=top.get("slots"),
                          home=top.get("home"), board=top.get("board", DEFAULT_BOARD),
                          share_group=group, config_file=config_file, origins=origins,
                          trusted_keys=top.get("trusted_keys", ()), serial=top.get("serial"),
