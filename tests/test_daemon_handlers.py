@@ -112,7 +112,7 @@ def test_bad_broker_url(url):
     {"mqtt_version": "4"}, {"qos": 3}, {"site_ids": ("a/b",)}, {"site_ids": ("",)},
     {"site_areas": {"kitchen": " "}}, {"max_text_chars": 0}, {"keepalive_s": -1},
     {"tls_ca": "ca.pem"}, {"broker": "mqtts://hub", "tls_key": "k.pem"},
-    {"broker": "ftp://hub"},
+    {"broker": "ftp://hub"}, {"max_packet_bytes": 100}, {"max_packet_bytes": True},
 ])
 def test_config_refuses_bad_values(kw):
     with pytest.raises(ValueError):

@@ -23,6 +23,13 @@ DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 MQTT_PORT = 1883
 MQTTS_PORT = 8883
 DEFAULT_SITE = "default"
+MAX_PAYLOAD_BYTES = 64 * 1024
+"""Default largest query payload read (a query is a sentence or a few)."""
+PACKET_OVERHEAD_BYTES = 8 * 1024
+"""Room for a query's topic and MQTT 5 properties (response topic, correlation data, user
+properties) on top of its payload, in the default packet size limit."""
+MIN_PACKET_BYTES = 1024
+"""Smallest packet size limit allowed: the broker's acknowledgements must still fit."""
 
 
 @dataclass(frozen=True)
@@ -87,8 +94,12 @@ class DaemonConfig:
     """MQTT keep-alive: the broker declares us dead (last will) after 1.5 times this."""
     session_expiry_s: int = 3600
     """MQTT 5: how long the broker keeps our session and queues queries while we are away."""
-    max_payload_bytes: int = 64 * 1024
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
     """Larger payloads are refused unread (a query is a sentence or a few)."""
+    max_packet_bytes: int = MAX_PAYLOAD_BYTES + PACKET_OVERHEAD_BYTES
+    """Largest MQTT packet taken: MQTT 5 tells the broker (CONNECT Maximum Packet Size), which
+    then drops larger messages for us; any larger PUBLISH that still comes (MQTT 3.1.1, a
+    broker that ignores it) is skipped unread, acknowledged and answered with an error."""
     max_text_chars: int = 1000
     """Longer texts are refused (the engine's own limit is MAX_TEXT_CHARS, 1000)."""
     max_batch: int = 64
@@ -122,6 +133,10 @@ class DaemonConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer, not {value!r}")
+        if isinstance(self.max_packet_bytes, bool) or not isinstance(self.max_packet_bytes, int) \
+                or self.max_packet_bytes < MIN_PACKET_BYTES:
+            raise ConfigError(f"max packet size must be an integer of at least "
+                              f"{MIN_PACKET_BYTES} bytes, not {self.max_packet_bytes!r}")
         self.connection()  # the broker URL, MQTT version and TLS files
 
     def connection(self) -> MqttConnection:
@@ -130,7 +145,8 @@ class DaemonConfig:
         return MqttConnection.from_url(
             self.broker, tls_ca=self.tls_ca, tls_cert=self.tls_cert, tls_key=self.tls_key,
             mqtt_version=self.mqtt_version, client_id=self.mqtt_client_id, clean=False,
-            keepalive_s=self.keepalive_s, session_expiry_s=self.session_expiry_s)
+            keepalive_s=self.keepalive_s, session_expiry_s=self.session_expiry_s,
+            max_packet_bytes=self.max_packet_bytes)
 
     @property
     def address(self) -> BrokerAddress:

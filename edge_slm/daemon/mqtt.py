@@ -39,6 +39,7 @@ from . import DaemonConfig
 from .client import connect, make_client
 from .discovery import DiagnosticsTracker, discovery_messages
 from .handlers import CORRELATION_DATA, RESPONSE_TOPIC, Handler, Outgoing
+from .packets import take_oversized
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -328,8 +329,10 @@ class MqttDaemon:
         props = received_properties(msg)
         t0 = self.clock()
         out: List[Outgoing] = []
+        size = take_oversized(client, msg)  # skipped unread (packets.py): answered as such
         try:
-            out = self.handler.handle(msg.topic, msg.payload, props)
+            out = (self.handler.handle(msg.topic, msg.payload, props) if size is None else
+                   self.handler.error_reply(msg.topic, b"", props, self._too_large(size)))
         except Exception as err:  # the callback boundary: log, answer, keep serving
             _LOGGER.exception("handling a message on %s failed", msg.topic)
             try:
@@ -342,6 +345,10 @@ class MqttDaemon:
             self.diagnostics.record(out, (self.clock() - t0) * 1000.0)
         for item in out:
             self._publish(item)
+
+    def _too_large(self, size: int) -> str:
+        _LOGGER.warning("dropped a message of %d bytes unread", size)
+        return f"message too large ({size} bytes; at most {self.config.max_packet_bytes})"
 
     def _publish_diagnostics(self) -> None:
         """The retained diagnostics for Home Assistant, when due (at most every 10 s)."""

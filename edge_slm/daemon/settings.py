@@ -139,6 +139,9 @@ OPTIONS: Tuple[Option, ...] = (
     Option("session_expiry", _INT, "daemon.session_expiry_s", "MQTT 5: seconds the broker "
            "keeps our session and queues queries while we are away", positive=True,
            metavar="S"),
+    Option("max_packet_size", _INT, "daemon.max_packet_bytes", "largest MQTT packet taken, in "
+           "bytes: MQTT 5 asks the broker to drop larger ones; any that still come are "
+           "skipped unread and answered with an error", metavar="BYTES"),
     Option("site_id", _LIST, "daemon.site_ids", "serve only this site; repeat for several",
            "every site", metavar="ID"),
     Option("site_area", _AREAS, "daemon.site_areas", "the area a site is in: the area of its "
