@@ -30,6 +30,8 @@ PACKET_OVERHEAD_BYTES = 8 * 1024
 properties) on top of its payload, in the default packet size limit."""
 MIN_PACKET_BYTES = 1024
 """Smallest packet size limit allowed: the broker's acknowledgements must still fit."""
+RESPONSE_PREFIX = "edge-slm/{site}/reply/"
+"""Default of `DaemonConfig.response_prefix` ({site}: the query's site)."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,11 @@ class DaemonConfig:
     """mqtts://: client certificate file, for brokers that want one."""
     tls_key: Optional[str] = None
     """mqtts://: the client certificate's key file."""
+    response_prefix: str = RESPONSE_PREFIX
+    """MQTT 5 response topics honoured: only topics under this prefix (`{site}` is the
+    query's site), so a requester cannot make us publish elsewhere (a lock's command topic)
+    with our credentials; a query asking for another one is answered with an error on the
+    site's own reply topic."""
     discovery_prefix: Optional[str] = None
     """Home Assistant MQTT discovery prefix ("homeassistant"): announce diagnostic sensors
     (last intent, latency, commands per hour, duty cycle) and publish their state; None: off."""
@@ -137,6 +144,7 @@ class DaemonConfig:
                 or self.max_packet_bytes < MIN_PACKET_BYTES:
             raise ConfigError(f"max packet size must be an integer of at least "
                               f"{MIN_PACKET_BYTES} bytes, not {self.max_packet_bytes!r}")
+        self.response_topics_of(DEFAULT_SITE)  # a prefix we cannot publish under
         self.connection()  # the broker URL, MQTT version and TLS files
 
     def connection(self) -> MqttConnection:
@@ -164,6 +172,20 @@ class DaemonConfig:
     def mqtt_client_id(self) -> str:
         """The client id used (stable across restarts: the broker keeps our session)."""
         return self.client_id or f"edge-slm-{self.status_topic_site}"
+
+    def response_topics_of(self, site_id: str) -> str:
+        """The prefix a response topic of a query of `site_id` must start with (and have more
+        after); ConfigError when the configured prefix cannot be one."""
+        prefix = self.response_prefix
+        try:
+            filled = prefix.format(site=site_id) if isinstance(prefix, str) else None
+        except (KeyError, IndexError, ValueError):
+            filled = None
+        if not filled or not filled.endswith("/") or any(c in filled for c in "+#\x00"):
+            raise ConfigError(f"response prefix {prefix!r}: expected topic levels ending in "
+                              "/, {site} the only field, no + # or NUL "
+                              "(like edge-slm/{site}/reply/)")
+        return filled
 
     def serves(self, site_id: str) -> bool:
         """True when this daemon answers queries of `site_id`."""

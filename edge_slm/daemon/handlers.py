@@ -33,6 +33,9 @@ CORRELATION_DATA = "CorrelationData"
 """MQTT 5 property (paho's name) a requester wants echoed in its reply."""
 _CONTEXT_CHARS = 100
 """How much of a bad query's input an NluError's context repeats."""
+Route = Tuple[str, Dict[str, Any], Optional[str]]
+"""Where a native reply goes: (topic, MQTT 5 properties, why the response topic asked for was
+refused, or None)."""
 
 
 @dataclass(frozen=True)
@@ -260,6 +263,8 @@ class Handler:
         if not self.config.serves(site):
             return []
         route = self._route(site, properties)
+        if route[2] is not None:  # answered on the site's reply topic, with the error only
+            return [self._native_out(route, n.NativeError(n.peek_id(payload), route[2]))]
         if len(payload) > self.config.max_payload_bytes:
             return [self._native_out(route, n.NativeError(None, self._too_large(payload)))]
         try:
@@ -294,16 +299,22 @@ class Handler:
         except InputError as err:
             return {"error": str(err)}
 
-    def _route(self, site: str, properties: Mapping[str, Any]) -> Tuple[str, Dict[str, Any]]:
-        """(reply topic, reply properties): the MQTT 5 response topic when the query gave a
-        usable one, and its correlation data echoed."""
-        topic = n.NativeReply.topic(site_id=site)
+    def _route(self, site: str, properties: Mapping[str, Any]) -> Route:
+        """(reply topic, reply properties, why the response topic is refused): the MQTT 5
+        response topic when the query gave one under the response prefix, else the site's
+        reply topic; the correlation data echoed."""
+        topic, refused = n.NativeReply.topic(site_id=site), None
         wanted = properties.get(RESPONSE_TOPIC)
         if isinstance(wanted, str) and wanted:
-            if any(c in wanted for c in "+#") or h.NluQuery.is_topic(wanted) \
+            prefix = self.config.response_topics_of(site)
+            if len(wanted) <= len(prefix) or not wanted.startswith(prefix) \
+                    or any(c in wanted for c in "+#\x00") or h.NluQuery.is_topic(wanted) \
                     or n.NativeQuery.is_topic(wanted):
-                # a wildcard cannot be published to; a query topic would loop back to us
-                _LOGGER.warning("ignoring response topic %r", wanted)
+                # elsewhere: another device's topic, with our credentials; a wildcard cannot
+                # be published to; a query topic would loop back to us
+                _LOGGER.warning("site %r: response topic %r refused (not under %r)", site,
+                                wanted, prefix)
+                refused = f"response topic {wanted!r} refused: replies go under {prefix!r}"
             else:
                 topic = wanted
         props: Dict[str, Any] = {}
@@ -312,9 +323,9 @@ class Handler:
             props[CORRELATION_DATA] = bytes(data)
         elif isinstance(data, str):
             props[CORRELATION_DATA] = data.encode("utf-8")
-        return topic, props
+        return topic, props, refused
 
-    def _native_out(self, route: Tuple[str, Dict[str, Any]], msg: Message) -> Outgoing:
+    def _native_out(self, route: Route, msg: Message) -> Outgoing:
         if isinstance(msg, n.NativeError):
             _LOGGER.warning("native query %r refused: %s", msg.id, msg.error)
         return Outgoing(route[0], msg.to_payload(), self.config.qos, False, dict(route[1]))

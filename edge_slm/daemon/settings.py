@@ -142,6 +142,9 @@ OPTIONS: Tuple[Option, ...] = (
     Option("max_packet_size", _INT, "daemon.max_packet_bytes", "largest MQTT packet taken, in "
            "bytes: MQTT 5 asks the broker to drop larger ones; any that still come are "
            "skipped unread and answered with an error", metavar="BYTES"),
+    Option("response_prefix", _STR, "daemon.response_prefix", "MQTT 5 response topics are "
+           "honoured only under this prefix ({site}: the query's site); a query asking for "
+           "another is answered with an error on the site's reply topic", metavar="PREFIX"),
     Option("site_id", _LIST, "daemon.site_ids", "serve only this site; repeat for several",
            "every site", metavar="ID"),
     Option("site_area", _AREAS, "daemon.site_areas", "the area a site is in: the area of its "
