@@ -11,13 +11,14 @@ Stdlib only, so the config can be built and checked without paho or the engine.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Mapping, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
 from ..errors import ConfigError
 from ..protocols.base import topic_level
 from .connection import MqttConnection
+from .redact import redact_url, remember_secret
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 MQTT_PORT = 1883
@@ -46,28 +47,34 @@ class BrokerAddress:
     """True for mqtts://."""
     username: Optional[str] = None
     """User name from the URL, percent-decoded."""
-    password: Optional[str] = None
-    """Password from the URL, percent-decoded."""
+    password: Optional[str] = field(default=None, repr=False)
+    """Password from the URL, percent-decoded (never in the repr)."""
 
 
 def parse_broker_url(url: str) -> BrokerAddress:
-    """`mqtt://[user[:password]@]host[:port]` or `mqtts://...`; ConfigError when it is not."""
+    """`mqtt://[user[:password]@]host[:port]` or `mqtts://...`; ConfigError when it is not
+    (naming the URL with its password masked). The password is remembered for the log
+    filter (`redact.py`)."""
+    shown = repr(redact_url(url)) if isinstance(url, str) else repr(url)
     if not isinstance(url, str) or "://" not in url:
-        raise ConfigError(f"broker {url!r}: expected mqtt://host:port or mqtts://host:port")
+        raise ConfigError(f"broker {shown}: expected mqtt://host:port or mqtts://host:port")
     try:
         parts = urlsplit(url)
     except ValueError as err:  # an unclosed IPv6 bracket
-        raise ConfigError(f"broker {url!r}: {err}") from None
+        raise ConfigError(f"broker {shown}: {err}") from None
+    if parts.password:
+        remember_secret(unquote(parts.password))
+        remember_secret(parts.password)
     if parts.scheme not in ("mqtt", "mqtts"):
-        raise ConfigError(f"broker {url!r}: scheme must be mqtt or mqtts, not {parts.scheme!r}")
+        raise ConfigError(f"broker {shown}: scheme must be mqtt or mqtts, not {parts.scheme!r}")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ConfigError(f"broker {url!r}: a broker URL has no path, query or fragment")
+        raise ConfigError(f"broker {shown}: a broker URL has no path, query or fragment")
     try:
         port = parts.port
     except ValueError as err:
-        raise ConfigError(f"broker {url!r}: bad port ({err})") from None
+        raise ConfigError(f"broker {shown}: bad port ({err})") from None
     if not parts.hostname:
-        raise ConfigError(f"broker {url!r}: no host")
+        raise ConfigError(f"broker {shown}: no host")
     tls = parts.scheme == "mqtts"
     return BrokerAddress(
         host=parts.hostname, port=port or (MQTTS_PORT if tls else MQTT_PORT), tls=tls,
@@ -146,6 +153,17 @@ class DaemonConfig:
                               f"{MIN_PACKET_BYTES} bytes, not {self.max_packet_bytes!r}")
         self.response_topics_of(DEFAULT_SITE)  # a prefix we cannot publish under
         self.connection()  # the broker URL, MQTT version and TLS files
+
+    def __repr__(self) -> str:
+        """The fields, with the broker URL's password masked."""
+        shown = (f"{f.name}={self.safe_broker if f.name == 'broker' else getattr(self, f.name)!r}"
+                 for f in fields(self))
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    @property
+    def safe_broker(self) -> str:
+        """The broker URL with its password masked, for messages."""
+        return redact_url(self.broker) if isinstance(self.broker, str) else repr(self.broker)
 
     def connection(self) -> MqttConnection:
         """The daemon's own connection: its client id, a session the broker keeps (MQTT 5:

@@ -11,7 +11,7 @@ only: a command line builds and checks it before paho is imported.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..errors import ConfigError
@@ -40,8 +40,8 @@ class MqttConnection:
     """TLS: the client certificate's key file."""
     username: Optional[str] = None
     """User name (None: connect anonymously)."""
-    password: Optional[str] = None
-    """Password of the user name."""
+    password: Optional[str] = field(default=None, repr=False)
+    """Password of the user name (never in the repr)."""
     mqtt_version: str = "5"
     """"5" or "3.1.1"."""
     client_id: str = ""

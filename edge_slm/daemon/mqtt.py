@@ -293,7 +293,7 @@ class MqttDaemon:
             _LOGGER.error("broker refused the connection: %s", reason)
             return
         self.backoff.reset()
-        _LOGGER.info("connected to %s (session present: %s)", self.config.broker,
+        _LOGGER.info("connected to %s (session present: %s)", self.config.safe_broker,
                      getattr(flags, "session_present", None))
         topics = [(t, self.config.qos) for t in self.subscriptions()]
         _, self._sub_mid = client.subscribe(topics)
