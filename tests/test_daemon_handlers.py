@@ -335,6 +335,7 @@ BAD_HERMES = {
     "confidence-string": b'{"input": "x", "asrConfidence": "high"}',
     "long-text": json.dumps({"input": "lights " * 800}).encode(),
     "megabyte": json.dumps({"input": "x" * 1_000_000}).encode(),
+    "lone-surrogate": b'{"input": "on \\ud800", "siteId": "\\udfff", "sessionId": "\\udfff"}',
 }
 
 
@@ -400,6 +401,8 @@ BAD_NATIVE = {
     "long-text": (json.dumps({"id": "a", "text": "x" * 5000}).encode(), "a"),
     "megabyte": (json.dumps({"id": "a", "text": "x" * 1_000_000}).encode(), None),
     "other-language": (b'{"id": "a", "text": "licht aus", "lang": "de"}', "a"),
+    "lone-surrogate": (b'{"id": "a", "text": "on \\ud800"}', "a"),
+    "surrogate-id": (b'{"id": "\\ud800", "text": "x"}', None),
 }
 
 
