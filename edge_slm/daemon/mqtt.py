@@ -12,7 +12,8 @@ session expiry; 3.1.1: clean session off) under a stable client id, leaves a ret
 `offline` last will on `edge-slm/<site>/status` and publishes a retained `online` status once
 its subscriptions are acknowledged. Lost connections are retried with capped exponential
 backoff and jitter. A message that breaks the handler is logged and answered with an error;
-it never stops the daemon.
+it never stops the daemon. Neither does a huge one: the client (`packets.BoundedClient`) skips
+a PUBLISH over `max_packet_bytes` unread, and it is answered with an error too.
 
 With a share group, the subscriptions are MQTT 5 shared ones (`$share/<group>/<topic>`): the
 broker gives each query to one daemon of the group. `request_reload()` only sets a flag; the
