@@ -190,3 +190,156 @@ def test_the_bounded_client_skips_what_is_too_large_and_acknowledges_it(
         again.disconnect()
         again.loop_stop()
         sender.close()
+
+
+# -- rate limits (an injected clock: nothing sleeps) -------------------------------------------
+
+
+class Clock:
+    """A clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_a_token_bucket_per_key():
+    from edge_slm.daemon.limits import RateLimiter
+
+    clock = Clock()
+    limiter = RateLimiter(rate=2.0, burst=10, clock=clock)
+    assert limiter.take("kitchen", 10) is None  # the whole burst at once
+    refused = limiter.take("kitchen", 1)
+    assert refused is not None and refused.wait_s == pytest.approx(0.5) and refused.first
+    assert not limiter.take("kitchen", 1).first  # the same streak: logged once
+    assert limiter.take("hall", 4) is None  # another site has its own bucket
+    clock.t += 1.0  # two tokens back
+    assert limiter.take("kitchen", 2) is None
+    assert limiter.take("kitchen", 1) is not None
+    clock.t += 1000.0
+    assert limiter.take("kitchen", 10) is None  # never more than the burst
+    assert limiter.take("kitchen", 1) is not None
+    unlimited = RateLimiter(rate=0.0, burst=1, clock=clock)
+    assert all(unlimited.take("kitchen", 64) is None for _ in range(100))
+
+
+def test_the_rate_limiter_tracks_a_bounded_number_of_keys():
+    """A client inventing a site per message cannot grow the table without end: idle (full)
+    buckets are forgotten, and beyond the bound new keys share one bucket."""
+    from edge_slm.daemon.limits import RateLimiter
+
+    clock = Clock()
+    limiter = RateLimiter(rate=1.0, burst=2, clock=clock, max_keys=4)
+    for i in range(4):
+        assert limiter.take(f"site{i}", 2) is None
+    assert limiter.take("new1", 2) is None  # the shared overflow bucket
+    assert limiter.take("new2", 1) is not None  # ... which is empty now
+    assert len(limiter.buckets) <= 5
+    clock.t += 10.0  # every bucket is full again: forgotten when room is needed
+    assert limiter.take("fresh", 2) is None and "fresh" in limiter.buckets
+    assert len(limiter.buckets) <= 5
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from edge_slm.runtime.engine import IntentEngine
+
+    return IntentEngine.load()
+
+
+def _handler(engine, clock, **config):
+    from edge_slm.daemon import DaemonConfig
+    from edge_slm.daemon.handlers import Handler
+
+    return Handler(engine, DaemonConfig(**config), clock=clock)
+
+
+def test_the_handler_limits_each_sites_texts(shipped, caplog):
+    """Native texts (a batch counts each) and Hermes queries share their site's bucket; the
+    refusal is an error answer on the usual topic, logged once per streak."""
+    clock = Clock()
+    hd = _handler(shipped, clock, rate_limit=1.0, rate_burst=64)
+    batch = json.dumps({"id": "b", "texts": [TEXT] * 64}).encode()
+    (out,) = hd.handle("edge-slm/kitchen/query", batch)
+    assert len(json.loads(out.payload)["results"]) == 64
+    (out,) = hd.handle("edge-slm/kitchen/query", json.dumps({"id": 1, "text": TEXT}).encode())
+    refused = json.loads(out.payload)
+    assert refused["id"] == 1 and refused["error"].startswith("rate limited"), refused
+    hermes = json.dumps({"input": TEXT, "siteId": "kitchen", "sessionId": "s"}).encode()
+    (out,) = hd.handle("hermes/nlu/query", hermes)
+    assert out.topic == "hermes/error/nlu"
+    assert json.loads(out.payload)["error"].startswith("rate limited")
+    assert caplog.text.count("rate limited") == 1  # one warning for the streak
+    (out,) = hd.handle("edge-slm/hall/query", json.dumps({"id": 2, "text": TEXT}).encode())
+    assert json.loads(out.payload)["intent"] == "HassTurnOff"  # hall is not kitchen
+    clock.t += 1.0
+    out = hd.handle("hermes/nlu/query", hermes)
+    assert [o.topic for o in out][0] == "hermes/nlu/intentParsed"
+
+
+def test_a_batch_has_a_total_characters_cap(shipped):
+    clock = Clock()
+    hd = _handler(shipped, clock, max_batch_chars=100)
+    (out,) = hd.handle("edge-slm/kitchen/query",
+                       json.dumps({"id": "b", "texts": ["x" * 60, "y" * 41]}).encode())
+    error = json.loads(out.payload)["error"]
+    assert error == "texts too long together (101 characters; at most 100)"
+    (out,) = hd.handle("edge-slm/kitchen/query",
+                       json.dumps({"id": "b", "texts": [TEXT, TEXT]}).encode())
+    assert len(json.loads(out.payload)["results"]) == 2
+
+
+@pytest.mark.parametrize("kw", [{"rate_limit": -1.0}, {"rate_limit": float("nan")},
+                                {"rate_burst": 10}, {"max_batch_chars": 0}])
+def test_bad_rate_settings_are_refused(kw):
+    from edge_slm.daemon import DaemonConfig
+
+    with pytest.raises(ValueError):
+        DaemonConfig(**kw)
+
+
+def test_a_flooding_site_is_refused_on_a_real_broker_and_others_are_served(
+        shipped, mosquitto):
+    """The attack: one site floods the daemon. Beyond its burst it gets error answers (cheap:
+    nothing is parsed), and another site is still answered. The clock stands still, so no
+    token comes back while the test runs."""
+    import threading
+
+    from edge_slm.daemon import DaemonConfig
+    from edge_slm.daemon.handlers import Handler
+    from edge_slm.daemon.mqtt import Backoff, MqttDaemon
+
+    config = DaemonConfig(broker=mosquitto.url, client_id="edge-slm-test-flood",
+                          rate_limit=5.0, rate_burst=64)
+    daemon = MqttDaemon(Handler(shipped, config, clock=Clock()), config,
+                        backoff=Backoff(min_s=0.05, max_s=0.5))
+    thread = threading.Thread(target=daemon.run_forever, daemon=True)
+    thread.start()
+    probe = Probe(mosquitto, ["edge-slm/flood/intent", "edge-slm/calm/intent"])
+    try:
+        assert daemon.ready.wait(WAIT_S)
+        infos = [probe.client.publish("edge-slm/flood/query",
+                                      json.dumps({"id": i, "text": TEXT}), qos=1)
+                 for i in range(100)]
+        for info in infos:
+            info.wait_for_publish(WAIT_S)
+        probe.publish("edge-slm/calm/query", json.dumps({"id": "calm", "text": TEXT}))
+        answered, refused, calm = 0, 0, None
+        while answered + refused < 100 or calm is None:
+            msg = probe.next()
+            reply = json.loads(msg.payload)
+            if msg.topic == "edge-slm/calm/intent":
+                calm = reply
+            elif "error" in reply:
+                assert reply["error"].startswith("rate limited"), reply
+                refused += 1
+            else:
+                answered += 1
+        assert (answered, refused) == (64, 36)
+        assert calm["intent"] == "HassTurnOff"
+    finally:
+        probe.close()
+        daemon.stop()
+        thread.join(WAIT_S)

@@ -113,6 +113,15 @@ class DaemonConfig:
     """Longer texts are refused (the engine's own limit is MAX_TEXT_CHARS, 1000)."""
     max_batch: int = 64
     """Most texts in one native `texts` query."""
+    max_batch_chars: int = 10000
+    """Most characters of the texts of one native `texts` query together (each text is also
+    held to `max_text_chars`)."""
+    rate_limit: float = 20.0
+    """Texts parsed a second per site (native topic level, Hermes siteId), a batch counting
+    each of its texts; beyond it (and the burst) queries are answered with an error unparsed.
+    0: no limit."""
+    rate_burst: int = 500
+    """Texts a site may send at once, after an idle while (at least `max_batch`)."""
     status_site: Optional[str] = None
     """Site of the status topic edge-slm/<site>/status (None: the first site served, else
     "default")."""
@@ -143,7 +152,7 @@ class DaemonConfig:
         if self.status_site is not None:
             topic_level(self.status_site, "status site")
         for name in ("keepalive_s", "session_expiry_s", "max_payload_bytes", "max_text_chars",
-                     "max_batch"):
+                     "max_batch", "max_batch_chars", "rate_burst"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer, not {value!r}")
@@ -151,6 +160,13 @@ class DaemonConfig:
                 or self.max_packet_bytes < MIN_PACKET_BYTES:
             raise ConfigError(f"max packet size must be an integer of at least "
                               f"{MIN_PACKET_BYTES} bytes, not {self.max_packet_bytes!r}")
+        if isinstance(self.rate_limit, bool) or not isinstance(self.rate_limit, (int, float)) \
+                or not self.rate_limit >= 0 or self.rate_limit == float("inf"):
+            raise ConfigError(f"rate limit must be a number of texts a second, 0 for none, "
+                              f"not {self.rate_limit!r}")
+        if self.rate_burst < self.max_batch:
+            raise ConfigError(f"rate burst {self.rate_burst} is below max_batch "
+                              f"{self.max_batch}: a full batch could never be answered")
         self.response_topics_of(DEFAULT_SITE)  # a prefix we cannot publish under
         self.connection()  # the broker URL, MQTT version and TLS files
 

@@ -24,6 +24,7 @@ from ..protocols import hermes as h
 from ..protocols import native as n
 from ..runtime.engine import InputError
 from . import DaemonConfig
+from .limits import RateLimiter
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -112,6 +113,8 @@ class Handler:
         """Seconds, for latency only (injected: tests pass a fake)."""
         self.served = Served.of(engine)
         """The engine with its model id and language; replaced whole by `swap()`."""
+        self.limiter = RateLimiter(config.rate_limit, config.rate_burst, clock)
+        """Texts parsed per site (`limits.py`)."""
 
     @property
     def engine(self) -> Any:
@@ -193,9 +196,10 @@ class Handler:
         if not self.config.serves(query.site_id):
             return []
         context = query.input[:_CONTEXT_CHARS]
-        problem = self._lang_problem(query.lang) or self._text_problem(query.input)
+        limited, quiet = self._rate_problem(query.site_id, 1)
+        problem = limited or self._lang_problem(query.lang) or self._text_problem(query.input)
         if problem:
-            return self._hermes_error(problem, query.site_id, query.session_id, context)
+            return self._hermes_error(problem, query.site_id, query.session_id, context, quiet)
         if not query.input.strip():
             # an empty transcript: nothing was said, which is "not recognized" in Hermes
             return [self._not_recognized(query)]
@@ -251,8 +255,9 @@ class Handler:
         return Outgoing(msg.topic(), msg.to_payload(), self.config.qos)
 
     def _hermes_error(self, error: str, site: str, session: Optional[str],
-                      context: Optional[str]) -> List[Outgoing]:
-        _LOGGER.warning("Hermes query of site %r refused: %s", site, error)
+                      context: Optional[str], quiet: bool = False) -> List[Outgoing]:
+        if not quiet:
+            _LOGGER.warning("Hermes query of site %r refused: %s", site, error)
         msg = h.NluError(error, site, context, session)
         return [Outgoing(msg.topic(), msg.to_payload(), self.config.qos)]
 
@@ -271,12 +276,18 @@ class Handler:
             query = n.NativeQuery.from_payload(payload)
         except ProtocolError as err:
             return [self._native_out(route, n.NativeError(n.peek_id(payload), str(err)))]
-        problem = self._lang_problem(query.lang)
-        if query.texts is not None and len(query.texts) > self.config.max_batch:
-            problem = (f"too many texts ({len(query.texts)}; at most "
-                       f"{self.config.max_batch})")
+        problem, quiet = self._lang_problem(query.lang), False
+        texts = query.texts or ()
+        chars = sum(len(t) for t in texts)
+        if len(texts) > self.config.max_batch:
+            problem = f"too many texts ({len(texts)}; at most {self.config.max_batch})"
+        elif chars > self.config.max_batch_chars:
+            problem = (f"texts too long together ({chars} characters; at most "
+                       f"{self.config.max_batch_chars})")
+        if not problem:
+            problem, quiet = self._rate_problem(site, len(texts) or 1)
         if problem:
-            return [self._native_out(route, n.NativeError(query.id, problem))]
+            return [self._native_out(route, n.NativeError(query.id, problem), quiet)]
         start = self.clock()
         area = query.area or self.config.site_areas.get(site)
         if query.text is not None:
@@ -325,8 +336,8 @@ class Handler:
             props[CORRELATION_DATA] = data.encode("utf-8")
         return topic, props, refused
 
-    def _native_out(self, route: Route, msg: Message) -> Outgoing:
-        if isinstance(msg, n.NativeError):
+    def _native_out(self, route: Route, msg: Message, quiet: bool = False) -> Outgoing:
+        if isinstance(msg, n.NativeError) and not quiet:
             _LOGGER.warning("native query %r refused: %s", msg.id, msg.error)
         return Outgoing(route[0], msg.to_payload(), self.config.qos, False, dict(route[1]))
 
@@ -343,6 +354,20 @@ class Handler:
         if len(text) > self.config.max_text_chars:
             return f"text too long ({len(text)} characters; at most {self.config.max_text_chars})"
         return None
+
+    def _rate_problem(self, site: str, texts: int) -> Tuple[Optional[str], bool]:
+        """(why `texts` texts of `site` are refused now, or None; whether to keep quiet about
+        it: only the first refusal of a streak is logged, and it says so)."""
+        refused = self.limiter.take(site, texts)
+        if refused is None:
+            return None, False
+        problem = (f"rate limited: site {site!r} may send {self.config.rate_limit:g} texts a "
+                   f"second ({self.config.rate_burst} at once); try again in "
+                   f"{refused.wait_s:.1f} s")
+        if refused.first:
+            _LOGGER.warning("%s (more refusals of this site are not logged until it is "
+                            "served again)", problem)
+        return problem, True
 
     def _lang_problem(self, lang: Optional[str]) -> Optional[str]:
         """Why a query's language cannot be served (None when it can)."""

@@ -145,6 +145,13 @@ OPTIONS: Tuple[Option, ...] = (
     Option("response_prefix", _STR, "daemon.response_prefix", "MQTT 5 response topics are "
            "honoured only under this prefix ({site}: the query's site); a query asking for "
            "another is answered with an error on the site's reply topic", metavar="PREFIX"),
+    Option("rate_limit", _FLOAT, "daemon.rate_limit", "texts parsed a second per site (a "
+           "batch counts each text); beyond it queries get an error unparsed; 0: no limit",
+           metavar="N"),
+    Option("rate_burst", _INT, "daemon.rate_burst", "texts a site may send at once after an "
+           "idle while (at least a full batch, 64)", positive=True, metavar="N"),
+    Option("max_batch_chars", _INT, "daemon.max_batch_chars", "most characters of the texts "
+           "of one native batch together", positive=True, metavar="N"),
     Option("site_id", _LIST, "daemon.site_ids", "serve only this site; repeat for several",
            "every site", metavar="ID"),
     Option("site_area", _AREAS, "daemon.site_areas", "the area a site is in: the area of its "
