@@ -269,7 +269,8 @@ class Handler:
             return []
         route = self._route(site, properties)
         if route[2] is not None:  # answered on the site's reply topic, with the error only
-            return [self._native_out(route, n.NativeError(n.peek_id(payload), route[2]))]
+            return [self._native_out(route, n.NativeError(n.peek_id(payload), route[2]),
+                                     quiet=True)]  # _route said why
         if len(payload) > self.config.max_payload_bytes:
             return [self._native_out(route, n.NativeError(None, self._too_large(payload)))]
         try:
