@@ -132,7 +132,7 @@ def reply_id(payload: bytes) -> Any:
 def serve(bundle: Path, url: str, log: Path, mode: str) -> subprocess.Popen:
     """`edge-slm serve` in a process, on the first allowed core when taskset exists."""
     cmd = [sys.executable, "-m", "edge_slm", "serve", "--bundle", str(bundle), "--broker", url,
-           "--site-id", SITE, "--mode", mode]
+           "--site-id", SITE, "--mode", mode, "--rate-limit", "0"]  # the burst is one site
     cpu = sorted(os.sched_getaffinity(0))[0] if hasattr(os, "sched_getaffinity") else None
     pre = ["taskset", "-c", str(cpu)] if cpu is not None and shutil.which("taskset") else []
     with open(log, "ab") as out:

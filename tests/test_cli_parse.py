@@ -111,3 +111,15 @@ def test_the_satellites_area_and_the_users_home(tmp_path):
 def test_an_empty_area_is_refused():
     r = _cli("parse", "--area", " ", "turn on the lights")
     assert r.returncode == 2 and b"--area" in r.stderr
+
+
+def test_jsonl_answers_a_lone_surrogate_with_an_error_and_goes_on():
+    """A lone UTF-16 surrogate (a JSON escape of half a pair) truncated the output: stdout
+    could not encode it. It is one error line now, and the lines after it are answered."""
+    stdin = (b'{"text": "turn off the lights"}\n{"text": "turn on \\ud800 lights"}\n'
+             b'{"text": "turn off the kitchen lights"}\n')
+    r = _cli("parse", "--jsonl", stdin=stdin)
+    assert r.returncode == 0, r.stderr
+    out = [json.loads(x) for x in r.stdout.decode().splitlines()]
+    assert len(out) == 3 and "intent" in out[0] and "intent" in out[2], out
+    assert out[1]["line"] == 2 and "surrogate" in out[1]["error"]

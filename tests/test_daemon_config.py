@@ -245,7 +245,9 @@ def test_flag_environment_and_file_give_a_setting_the_same_value(toml):
                "status_site": "kitchen", "share_group": "g", "ha_discovery": "ha",
                "mode": "periodic", "period": "30", "window": "3", "min_period": "4",
                "max_period": "50", "board": "pi-5", "trusted_key": "/t.pem",
-               "serial": "loop://", "baud": "9600", "slots": "/slots"}
+               "serial": "loop://", "baud": "9600", "slots": "/slots", "max_packet_size": "4096",
+               "response_prefix": "r/{site}/", "rate_limit": "2.5", "rate_burst": "80",
+               "max_batch_chars": "300"}
     assert set(samples) == {o.name for o in OPTIONS}
     argv = []
     for name, text in samples.items():

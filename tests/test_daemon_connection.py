@@ -31,7 +31,7 @@ def test_from_url_takes_host_port_tls_and_credentials():
     ("mqtt://hub", {"tls_ca": "ca.pem"}), ("mqtts://hub", {"tls_key": "k.pem"}),
     ("mqtt://hub", {"mqtt_version": "4"}), ("mqtt://hub", {"clean": False}),
     ("mqtt://hub", {"keepalive_s": 0}), ("mqtt://hub", {"session_expiry_s": -1}),
-    ("ftp://hub", {}),
+    ("mqtt://hub", {"max_packet_bytes": 0}), ("ftp://hub", {}),
 ])
 def test_bad_connections_are_value_errors(url, kw):
     with pytest.raises(ValueError):
@@ -46,7 +46,7 @@ def test_the_daemons_connection_keeps_its_session():
     assert conn == MqttConnection(host="hub", port=8884, tls=True, tls_ca="ca.pem",
                                   username="u", password="p", mqtt_version="3.1.1",
                                   client_id="edge-slm-kitchen", clean=False, keepalive_s=20,
-                                  session_expiry_s=600)
+                                  session_expiry_s=600, max_packet_bytes=73728)
     brief = short_lived(conn, "edge-slm-kitchen-telemetry")
     assert (brief.client_id, brief.clean, brief.keepalive_s, brief.session_expiry_s) == (
         "edge-slm-kitchen-telemetry", True, KEEPALIVE_S, None)

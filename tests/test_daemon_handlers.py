@@ -112,7 +112,7 @@ def test_bad_broker_url(url):
     {"mqtt_version": "4"}, {"qos": 3}, {"site_ids": ("a/b",)}, {"site_ids": ("",)},
     {"site_areas": {"kitchen": " "}}, {"max_text_chars": 0}, {"keepalive_s": -1},
     {"tls_ca": "ca.pem"}, {"broker": "mqtts://hub", "tls_key": "k.pem"},
-    {"broker": "ftp://hub"},
+    {"broker": "ftp://hub"}, {"max_packet_bytes": 100}, {"max_packet_bytes": True},
 ])
 def test_config_refuses_bad_values(kw):
     with pytest.raises(ValueError):
@@ -335,6 +335,7 @@ BAD_HERMES = {
     "confidence-string": b'{"input": "x", "asrConfidence": "high"}',
     "long-text": json.dumps({"input": "lights " * 800}).encode(),
     "megabyte": json.dumps({"input": "x" * 1_000_000}).encode(),
+    "lone-surrogate": b'{"input": "on \\ud800", "siteId": "\\udfff", "sessionId": "\\udfff"}',
 }
 
 
@@ -400,6 +401,8 @@ BAD_NATIVE = {
     "long-text": (json.dumps({"id": "a", "text": "x" * 5000}).encode(), "a"),
     "megabyte": (json.dumps({"id": "a", "text": "x" * 1_000_000}).encode(), None),
     "other-language": (b'{"id": "a", "text": "licht aus", "lang": "de"}', "a"),
+    "lone-surrogate": (b'{"id": "a", "text": "on \\ud800"}', "a"),
+    "surrogate-id": (b'{"id": "\\ud800", "text": "x"}', None),
 }
 
 
@@ -414,17 +417,49 @@ def test_bad_native_payload_is_answered_with_an_error(engine, name):
 
 
 def test_response_topic_and_correlation_data(engine):
-    props = {"ResponseTopic": "client/7/reply", "CorrelationData": b"\x00\x01"}
+    props = {"ResponseTopic": "edge-slm/kitchen/reply/7", "CorrelationData": b"\x00\x01"}
     (out,) = handler(engine).handle(*native(id="c", text=TEXT), props)
-    assert out.topic == "client/7/reply" and out.properties == {"CorrelationData": b"\x00\x01"}
+    assert out.topic == "edge-slm/kitchen/reply/7"
+    assert out.properties == {"CorrelationData": b"\x00\x01"}
     (err,) = handler(engine).handle("edge-slm/kitchen/query", b"{", props)
-    assert err.topic == "client/7/reply" and err.properties == {"CorrelationData": b"\x00\x01"}
+    assert err.topic == "edge-slm/kitchen/reply/7"
+    assert err.properties == {"CorrelationData": b"\x00\x01"}
     (only_cd,) = handler(engine).handle(*native(id="c", text=TEXT), {"CorrelationData": b"k"})
     assert only_cd.topic == "edge-slm/kitchen/intent" and only_cd.properties == {
         "CorrelationData": b"k"}
-    for bad in ("client/+/reply", "edge-slm/kitchen/query", "hermes/nlu/query", ""):
-        (out,) = handler(engine).handle(*native(id="c", text=TEXT), {"ResponseTopic": bad})
-        assert out.topic == "edge-slm/kitchen/intent"
+    (out,) = handler(engine).handle(*native(id="c", text=TEXT), {"ResponseTopic": ""})
+    assert out.topic == "edge-slm/kitchen/intent" and "intent" in json.loads(out.payload)
+
+
+@pytest.mark.parametrize("bad", [
+    "client/7/reply", "zigbee2mqtt/front_door/set", "edge-slm/kitchen/reply",
+    "edge-slm/kitchen/replyx/1", "edge-slm/hall/reply/1", "edge-slm/kitchen/reply/+",
+    "edge-slm/kitchen/reply/#", "edge-slm/kitchen/query", "hermes/nlu/query",
+    "edge-slm/kitchen/reply/a\x00b",
+])
+def test_a_response_topic_outside_the_prefix_is_refused(engine, bad, caplog):
+    """Replies go only under the response prefix (default edge-slm/<site>/reply/); any other
+    response topic is refused: an error on the site's own reply topic, and a warning."""
+    props = {"ResponseTopic": bad, "CorrelationData": b"k"}
+    (out,) = handler(engine).handle(*native(id="c", text=TEXT), props)
+    assert out.topic == "edge-slm/kitchen/intent" and out.properties == {"CorrelationData": b"k"}
+    reply = json.loads(out.payload)
+    assert reply["id"] == "c" and "response topic" in reply["error"]
+    assert repr(bad) in caplog.text
+    (err,) = handler(engine).error_reply("edge-slm/kitchen/query", b"{", props, "boom")
+    assert err.topic == "edge-slm/kitchen/intent" and json.loads(err.payload)["error"] == "boom"
+
+
+def test_the_response_prefix_is_a_setting(engine):
+    hd = handler(engine, response_prefix="replies/")
+    (out,) = hd.handle(*native(id="c", text=TEXT), {"ResponseTopic": "replies/me/1"})
+    assert out.topic == "replies/me/1" and "intent" in json.loads(out.payload)
+    (out,) = hd.handle(*native(id="c", text=TEXT),
+                       {"ResponseTopic": "edge-slm/kitchen/reply/1"})
+    assert out.topic == "edge-slm/kitchen/intent" and "error" in json.loads(out.payload)
+    for bad in ("", "a/+/", "#", "x\x00/", "{area}/"):
+        with pytest.raises(ValueError):
+            DaemonConfig(response_prefix=bad)
 
 
 def test_hermes_ignores_response_topic(engine):
@@ -437,9 +472,10 @@ def test_error_reply_and_unknown_topics(engine):
     (err,) = hd.error_reply(QUERY, b'{"siteId": "kitchen", "input": "x"}', None, "boom")
     assert err.topic == "hermes/error/nlu" and h.NluError.from_payload(err.payload).error == "boom"
     assert hd.error_reply(QUERY, b'{"siteId": "garage"}', None, "boom") == []
-    (err,) = hd.error_reply("edge-slm/kitchen/query", b'{"id": 3}', {"ResponseTopic": "r/1"},
-                            "boom")
-    assert err == Outgoing("r/1", b'{"id": 3, "error": "boom"}', 1, False, {})
+    (err,) = hd.error_reply("edge-slm/kitchen/query", b'{"id": 3}',
+                            {"ResponseTopic": "edge-slm/kitchen/reply/1"}, "boom")
+    assert err == Outgoing("edge-slm/kitchen/reply/1", b'{"id": 3, "error": "boom"}', 1, False,
+                           {})
     assert hd.error_reply("edge-slm/garage/query", b"{}", None, "boom") == []
     assert hd.error_reply("some/topic", b"{}", None, "boom") == []
     assert hd.handle("some/topic", b"{}", None) == []

@@ -105,7 +105,7 @@ def probe(mosquitto):
     """A client subscribed to every reply topic (not to the retained status)."""
     p = Probe(mosquitto, ["hermes/nlu/intentParsed", "hermes/intent/#",
                           "hermes/nlu/intentNotRecognized", "hermes/error/nlu",
-                          "edge-slm/+/intent", "client/#"])
+                          "edge-slm/+/intent", "edge-slm/+/reply/#", "client/#"])
     yield p
     p.close()
 
@@ -172,33 +172,59 @@ def test_native_batch_round_trip(served, probe, oracle):
 
 
 def test_mqtt5_response_topic_and_correlation_data(served, probe):
+    reply_to = "edge-slm/kitchen/reply/abc"
     probe.publish("edge-slm/kitchen/query", json.dumps({"id": "r1", "text": TEXT}),
-                  ResponseTopic="client/abc/reply", CorrelationData=b"\x01corr")
+                  ResponseTopic=reply_to, CorrelationData=b"\x01corr")
     msg = probe.next()
-    assert msg.topic == "client/abc/reply"
+    assert msg.topic == reply_to
     assert msg.properties.get("CorrelationData") == b"\x01corr"
     assert json.loads(msg.payload)["id"] == "r1"
     # a bad query with a response topic is answered there too
-    probe.publish("edge-slm/kitchen/query", b"{oops", ResponseTopic="client/abc/reply",
+    probe.publish("edge-slm/kitchen/query", b"{oops", ResponseTopic=reply_to,
                   CorrelationData=b"c2")
     msg = probe.next()
-    assert msg.topic == "client/abc/reply" and msg.properties.get("CorrelationData") == b"c2"
+    assert msg.topic == reply_to and msg.properties.get("CorrelationData") == b"c2"
     assert "error" in json.loads(msg.payload)
     # and neither reply went to the default topic: the next one there is this sentinel's
     probe.publish("edge-slm/kitchen/query", json.dumps({"id": "sentinel", "text": TEXT}))
     assert json.loads(probe.expect("edge-slm/kitchen/intent").payload)["id"] == "sentinel"
 
 
+def test_a_response_topic_outside_the_prefix_is_refused(served, probe, mosquitto, caplog):
+    """The review's attack: a query whose MQTT 5 response topic is a lock's command topic must
+    not make the daemon publish there (with its credentials); the requester gets an error on
+    the site's own reply topic instead, and the refusal is logged."""
+    lock = Probe(mosquitto, ["zigbee2mqtt/#", "edge-slm/hall/reply/#"])
+    try:
+        for target in ("zigbee2mqtt/front_door/set", "edge-slm/hall/reply/x",
+                       "edge-slm/kitchen/replyx", "edge-slm/kitchen/reply"):
+            probe.publish("edge-slm/kitchen/query", json.dumps({"id": "evil", "text": TEXT}),
+                          ResponseTopic=target, CorrelationData=b"cd")
+            msg = probe.expect("edge-slm/kitchen/intent")
+            assert msg.properties.get("CorrelationData") == b"cd"
+            reply = json.loads(msg.payload)
+            assert reply["id"] == "evil" and "response topic" in reply["error"], reply
+            assert target in caplog.text
+        probe.publish("edge-slm/kitchen/query", json.dumps({"id": "ok", "text": TEXT}),
+                      ResponseTopic="edge-slm/kitchen/reply/me")
+        assert json.loads(probe.expect("edge-slm/kitchen/reply/me").payload)["id"] == "ok"
+        assert lock.messages.empty(), lock.next()  # nothing reached the lock, or hall's replies
+    finally:
+        lock.close()
+
+
 BAD = [
     ("hermes/nlu/query", b""), ("hermes/nlu/query", b"{no json"),
     ("hermes/nlu/query", b'{"input": "\xff\xfe"}'), ("hermes/nlu/query", b'{"input": 42}'),
     ("hermes/nlu/query", b"[]"),
-    ("hermes/nlu/query", json.dumps({"input": "x" * 1_000_000}).encode()),
+    # over max_payload_bytes (64 KiB) but within the packet size: read, answered with an error
+    # (a larger one never reaches the daemon: tests/test_daemon_limits.py)
+    ("hermes/nlu/query", json.dumps({"input": "x" * 70_000}).encode()),
     ("edge-slm/kitchen/query", b""), ("edge-slm/kitchen/query", b"not json"),
     ("edge-slm/kitchen/query", b'{"id": "b", "text": "\xc3\x28"}'),
     ("edge-slm/kitchen/query", b'{"id": "b", "text": ["a"]}'),
     ("edge-slm/kitchen/query", b'{"id": "b", "text": ""}'),
-    ("edge-slm/kitchen/query", json.dumps({"id": "b", "text": "y" * 1_000_000}).encode()),
+    ("edge-slm/kitchen/query", json.dumps({"id": "b", "text": "y" * 70_000}).encode()),
 ]
 
 

@@ -90,6 +90,29 @@ def test_memory_port_round_trip_and_stop(engine):
     assert not thread.is_alive()
 
 
+def test_a_lone_surrogate_is_an_error_line_and_serving_goes_on(engine):
+    """A JSON escape of half a UTF-16 pair is no Unicode text: it gets an error line, and the
+    port keeps being served (it stopped `serve --serial` with UnicodeEncodeError)."""
+    device, daemon_end = memory_pair()
+    device.timeout = WAIT_S
+    daemon_end.timeout = 0.05
+    lines = SerialLines(engine, daemon_end)
+    thread = threading.Thread(target=lines.run_forever, daemon=True)
+    thread.start()
+    try:
+        device.write(b'{"text": "turn on the \\ud800 light"}\n'
+                     b'{"text": "hi", "context": {"area": "\\udfff"}}\n'
+                     + TEXTS[0].encode() + b"\n")
+        got = _read_lines(device.read, 3)
+        assert [a.get("line") for a in got[:2]] == [1, 2], got
+        assert all("surrogate" in a["error"] for a in got[:2]), got
+        assert got[2]["intent"] == "HassTurnOff"
+        assert thread.is_alive()
+    finally:
+        lines.stop()
+        thread.join(WAIT_S)
+
+
 def test_reload_swaps_or_keeps_the_engine(engine):
     def broken():
         raise ValueError("bad bundle")

@@ -101,6 +101,8 @@ def test_exactly_one_of_text_and_texts():
     (b'{"id": "a", "text": "x", "context": "kitchen"}', "'context'"),
     (b'{"id": "a", "text": "x", "context": {"area": 3}}', "'area'"),
     (b'{"id": "a", "text": "x", "context": {"area": " "}}', "area"),
+    (b'{"id": "a", "text": "on \\ud800 lights"}', "lone UTF-16 surrogate"),
+    (b'{"id": "a", "text": "x", "context": {"\\udc00": 1}}', "lone UTF-16 surrogate"),
 ])
 def test_malformed_query_raises_protocol_error(payload, match):
     with pytest.raises(ProtocolError, match=match):
@@ -123,7 +125,7 @@ def test_malformed_replies_raise_protocol_error(cls, payload):
 
 @pytest.mark.parametrize("payload,want", [
     (b'{"id": "a", "text": 5}', "a"), (b'{"id": 3}', 3), (b'{"id": true}', None),
-    (b"\xff", None), (b"[]", None), (b"", None),
+    (b"\xff", None), (b"[]", None), (b"", None), (b'{"id": "\\ud800"}', None),
 ])
 def test_peek_id_never_raises(payload, want):
     assert n.peek_id(payload) == want

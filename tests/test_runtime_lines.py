@@ -48,6 +48,9 @@ def test_the_lines_context_gives_the_area(engine):
     (b'{"text": "hi", "context": 3}\n', '"context" must be an object'),
     (b'{"text": "hi", "context": {"area": " "}}\n', 'context "area" must be a non-empty string'),
     (b'{"text": 12}\n', "text must be a string"),
+    (b'{"text": "turn on \\ud83d lights"}\n', "text has a lone UTF-16 surrogate (\\ud83d at 8)"),
+    (b'{"text": "hi", "context": {"area": "K\\udc00"}}\n',
+     'context "area" has a lone UTF-16 surrogate'),
 ])
 def test_a_bad_line_is_one_error_object_with_its_number(engine, raw, error):
     # a plain text line is a query only when it starts with {
@@ -55,3 +58,18 @@ def test_a_bad_line_is_one_error_object_with_its_number(engine, raw, error):
         answer = answer_line(engine, raw, 5, plain_text=plain_text)
         assert set(answer) == {"error", "line"} and answer["line"] == 5, answer
         assert answer["error"].startswith(error), answer
+
+
+def test_a_surrogate_pair_is_one_character_and_fine(engine):
+    answer = answer_line(engine, b'{"text": "turn on the lights \\ud83d\\ude00"}\n', 1)
+    assert answer["text"].endswith("\U0001f600") and "intent" in answer
+
+
+def test_to_line_never_gives_text_that_cannot_be_written(engine):
+    """Whatever an answer holds, its line encodes as UTF-8 (a lone surrogate escaped)."""
+    from edge_slm.runtime.lines import to_line
+
+    line = to_line({"error": "x\ud800", "line": 1})
+    assert json.loads(line) == {"error": "x\ud800", "line": 1} and line.endswith("\n")
+    line.encode("utf-8")
+    assert to_line({"text": "Küche"}) == '{"text": "Küche"}\n'

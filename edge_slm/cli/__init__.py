@@ -41,9 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def setup_logging(debug: bool) -> None:
-    """Log to stderr; DEBUG with --debug, else WARNING."""
+    """Log to stderr; DEBUG with --debug, else WARNING; passwords masked in every record."""
+    from ..daemon.redact import install
+
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    install(logging.getLogger())
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -56,7 +59,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except EdgeSlmError as err:  # the only error channel: anything else is a bug
         if args.debug:
             raise
-        print(f"edge-slm {args.command}: error: {err}", file=sys.stderr)
+        from ..daemon.redact import redact
+
+        print(f"edge-slm {args.command}: error: {redact(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -69,9 +69,9 @@ def serve_jsonl(engine: IntentEngine, inp: BinaryIO, out: TextIO,
                 area: Optional[str] = None) -> int:
     """Answer every line of `inp` on `out`, in order, one line each (flushed, so another
     program can talk to us line by line), with `edge_slm.runtime.lines.answer_line`."""
-    from ..runtime.lines import answer_line
+    from ..runtime.lines import answer_line, to_line
 
     for n, line in enumerate(inp, 1):
-        out.write(json.dumps(answer_line(engine, line, n, area), ensure_ascii=False) + "\n")
+        out.write(to_line(answer_line(engine, line, n, area)))
         out.flush()
     return 0

@@ -70,8 +70,21 @@ def to_json(sites: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
                    "errors": list(e["errors"])} for site, e in sites.items()}
 
 
+def printable(text: str) -> str:
+    """`text` with every control and format character (terminal escapes, CR, LF, bidi
+    overrides) written as its Python escape, so that retained messages, which anyone may have
+    left, cannot drive the terminal."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
+
+
 def format_report(sites: Dict[str, Dict[str, Any]], now: float) -> List[str]:
-    """The report as text lines (`now`: Unix time, for the age of the telemetry)."""
+    """The report as text lines (`now`: Unix time, for the age of the telemetry), with what
+    came from the broker made printable."""
+    return [printable(line) for line in _report_lines(sites, now)]
+
+
+def _report_lines(sites: Dict[str, Dict[str, Any]], now: float) -> List[str]:
     lines: List[str] = []
     for site, e in sites.items():
         status = e["status"]

@@ -11,18 +11,28 @@ Stdlib only, so the config can be built and checked without paho or the engine.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Mapping, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
 from ..errors import ConfigError
 from ..protocols.base import topic_level
 from .connection import MqttConnection
+from .redact import redact_url, remember_secret
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 MQTT_PORT = 1883
 MQTTS_PORT = 8883
 DEFAULT_SITE = "default"
+MAX_PAYLOAD_BYTES = 64 * 1024
+"""Default largest query payload read (a query is a sentence or a few)."""
+PACKET_OVERHEAD_BYTES = 8 * 1024
+"""Room for a query's topic and MQTT 5 properties (response topic, correlation data, user
+properties) on top of its payload, in the default packet size limit."""
+MIN_PACKET_BYTES = 1024
+"""Smallest packet size limit allowed: the broker's acknowledgements must still fit."""
+RESPONSE_PREFIX = "edge-slm/{site}/reply/"
+"""Default of `DaemonConfig.response_prefix` ({site}: the query's site)."""
 
 
 @dataclass(frozen=True)
@@ -37,28 +47,34 @@ class BrokerAddress:
     """True for mqtts://."""
     username: Optional[str] = None
     """User name from the URL, percent-decoded."""
-    password: Optional[str] = None
-    """Password from the URL, percent-decoded."""
+    password: Optional[str] = field(default=None, repr=False)
+    """Password from the URL, percent-decoded (never in the repr)."""
 
 
 def parse_broker_url(url: str) -> BrokerAddress:
-    """`mqtt://[user[:password]@]host[:port]` or `mqtts://...`; ConfigError when it is not."""
+    """`mqtt://[user[:password]@]host[:port]` or `mqtts://...`; ConfigError when it is not
+    (naming the URL with its password masked). The password is remembered for the log
+    filter (`redact.py`)."""
+    shown = repr(redact_url(url)) if isinstance(url, str) else repr(url)
     if not isinstance(url, str) or "://" not in url:
-        raise ConfigError(f"broker {url!r}: expected mqtt://host:port or mqtts://host:port")
+        raise ConfigError(f"broker {shown}: expected mqtt://host:port or mqtts://host:port")
     try:
         parts = urlsplit(url)
     except ValueError as err:  # an unclosed IPv6 bracket
-        raise ConfigError(f"broker {url!r}: {err}") from None
+        raise ConfigError(f"broker {shown}: {err}") from None
+    if parts.password:
+        remember_secret(unquote(parts.password))
+        remember_secret(parts.password)
     if parts.scheme not in ("mqtt", "mqtts"):
-        raise ConfigError(f"broker {url!r}: scheme must be mqtt or mqtts, not {parts.scheme!r}")
+        raise ConfigError(f"broker {shown}: scheme must be mqtt or mqtts, not {parts.scheme!r}")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ConfigError(f"broker {url!r}: a broker URL has no path, query or fragment")
+        raise ConfigError(f"broker {shown}: a broker URL has no path, query or fragment")
     try:
         port = parts.port
     except ValueError as err:
-        raise ConfigError(f"broker {url!r}: bad port ({err})") from None
+        raise ConfigError(f"broker {shown}: bad port ({err})") from None
     if not parts.hostname:
-        raise ConfigError(f"broker {url!r}: no host")
+        raise ConfigError(f"broker {shown}: no host")
     tls = parts.scheme == "mqtts"
     return BrokerAddress(
         host=parts.hostname, port=port or (MQTTS_PORT if tls else MQTT_PORT), tls=tls,
@@ -87,12 +103,25 @@ class DaemonConfig:
     """MQTT keep-alive: the broker declares us dead (last will) after 1.5 times this."""
     session_expiry_s: int = 3600
     """MQTT 5: how long the broker keeps our session and queues queries while we are away."""
-    max_payload_bytes: int = 64 * 1024
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
     """Larger payloads are refused unread (a query is a sentence or a few)."""
+    max_packet_bytes: int = MAX_PAYLOAD_BYTES + PACKET_OVERHEAD_BYTES
+    """Largest MQTT packet taken: MQTT 5 tells the broker (CONNECT Maximum Packet Size), which
+    then drops larger messages for us; any larger PUBLISH that still comes (MQTT 3.1.1, a
+    broker that ignores it) is skipped unread, acknowledged and answered with an error."""
     max_text_chars: int = 1000
     """Longer texts are refused (the engine's own limit is MAX_TEXT_CHARS, 1000)."""
     max_batch: int = 64
     """Most texts in one native `texts` query."""
+    max_batch_chars: int = 10000
+    """Most characters of the texts of one native `texts` query together (each text is also
+    held to `max_text_chars`)."""
+    rate_limit: float = 20.0
+    """Texts parsed a second per site (native topic level, Hermes siteId), a batch counting
+    each of its texts; beyond it (and the burst) queries are answered with an error unparsed.
+    0: no limit."""
+    rate_burst: int = 500
+    """Texts a site may send at once, after an idle while (at least `max_batch`)."""
     status_site: Optional[str] = None
     """Site of the status topic edge-slm/<site>/status (None: the first site served, else
     "default")."""
@@ -102,6 +131,11 @@ class DaemonConfig:
     """mqtts://: client certificate file, for brokers that want one."""
     tls_key: Optional[str] = None
     """mqtts://: the client certificate's key file."""
+    response_prefix: str = RESPONSE_PREFIX
+    """MQTT 5 response topics honoured: only topics under this prefix (`{site}` is the
+    query's site), so a requester cannot make us publish elsewhere (a lock's command topic)
+    with our credentials; a query asking for another one is answered with an error on the
+    site's own reply topic."""
     discovery_prefix: Optional[str] = None
     """Home Assistant MQTT discovery prefix ("homeassistant"): announce diagnostic sensors
     (last intent, latency, commands per hour, duty cycle) and publish their state; None: off."""
@@ -118,11 +152,34 @@ class DaemonConfig:
         if self.status_site is not None:
             topic_level(self.status_site, "status site")
         for name in ("keepalive_s", "session_expiry_s", "max_payload_bytes", "max_text_chars",
-                     "max_batch"):
+                     "max_batch", "max_batch_chars", "rate_burst"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer, not {value!r}")
+        if isinstance(self.max_packet_bytes, bool) or not isinstance(self.max_packet_bytes, int) \
+                or self.max_packet_bytes < MIN_PACKET_BYTES:
+            raise ConfigError(f"max packet size must be an integer of at least "
+                              f"{MIN_PACKET_BYTES} bytes, not {self.max_packet_bytes!r}")
+        if isinstance(self.rate_limit, bool) or not isinstance(self.rate_limit, (int, float)) \
+                or not self.rate_limit >= 0 or self.rate_limit == float("inf"):
+            raise ConfigError(f"rate limit must be a number of texts a second, 0 for none, "
+                              f"not {self.rate_limit!r}")
+        if self.rate_burst < self.max_batch:
+            raise ConfigError(f"rate burst {self.rate_burst} is below max_batch "
+                              f"{self.max_batch}: a full batch could never be answered")
+        self.response_topics_of(DEFAULT_SITE)  # a prefix we cannot publish under
         self.connection()  # the broker URL, MQTT version and TLS files
+
+    def __repr__(self) -> str:
+        """The fields, with the broker URL's password masked."""
+        shown = (f"{f.name}={self.safe_broker if f.name == 'broker' else getattr(self, f.name)!r}"
+                 for f in fields(self))
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    @property
+    def safe_broker(self) -> str:
+        """The broker URL with its password masked, for messages."""
+        return redact_url(self.broker) if isinstance(self.broker, str) else repr(self.broker)
 
     def connection(self) -> MqttConnection:
         """The daemon's own connection: its client id, a session the broker keeps (MQTT 5:
@@ -130,7 +187,8 @@ class DaemonConfig:
         return MqttConnection.from_url(
             self.broker, tls_ca=self.tls_ca, tls_cert=self.tls_cert, tls_key=self.tls_key,
             mqtt_version=self.mqtt_version, client_id=self.mqtt_client_id, clean=False,
-            keepalive_s=self.keepalive_s, session_expiry_s=self.session_expiry_s)
+            keepalive_s=self.keepalive_s, session_expiry_s=self.session_expiry_s,
+            max_packet_bytes=self.max_packet_bytes)
 
     @property
     def address(self) -> BrokerAddress:
@@ -148,6 +206,20 @@ class DaemonConfig:
     def mqtt_client_id(self) -> str:
         """The client id used (stable across restarts: the broker keeps our session)."""
         return self.client_id or f"edge-slm-{self.status_topic_site}"
+
+    def response_topics_of(self, site_id: str) -> str:
+        """The prefix a response topic of a query of `site_id` must start with (and have more
+        after); ConfigError when the configured prefix cannot be one."""
+        prefix = self.response_prefix
+        try:
+            filled = prefix.format(site=site_id) if isinstance(prefix, str) else None
+        except (KeyError, IndexError, ValueError):
+            filled = None
+        if not filled or not filled.endswith("/") or any(c in filled for c in "+#\x00"):
+            raise ConfigError(f"response prefix {prefix!r}: expected topic levels ending in "
+                              "/, {site} the only field, no + # or NUL "
+                              "(like edge-slm/{site}/reply/)")
+        return filled
 
     def serves(self, site_id: str) -> bool:
         """True when this daemon answers queries of `site_id`."""

@@ -11,7 +11,7 @@ only: a command line builds and checks it before paho is imported.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..errors import ConfigError
@@ -40,8 +40,8 @@ class MqttConnection:
     """TLS: the client certificate's key file."""
     username: Optional[str] = None
     """User name (None: connect anonymously)."""
-    password: Optional[str] = None
-    """Password of the user name."""
+    password: Optional[str] = field(default=None, repr=False)
+    """Password of the user name (never in the repr)."""
     mqtt_version: str = "5"
     """"5" or "3.1.1"."""
     client_id: str = ""
@@ -54,6 +54,9 @@ class MqttConnection:
     session_expiry_s: Optional[int] = None
     """MQTT 5: how long the broker keeps the session after a disconnect (None: not sent, the
     session ends with the connection)."""
+    max_packet_bytes: Optional[int] = None
+    """Largest packet taken (None: any): MQTT 5 tells the broker (CONNECT Maximum Packet
+    Size), and under both versions a larger PUBLISH is skipped unread (`packets.py`)."""
 
     def __post_init__(self) -> None:
         if self.mqtt_version not in MQTT_VERSIONS:
@@ -63,9 +66,9 @@ class MqttConnection:
         if isinstance(self.port, bool) or not isinstance(self.port, int) \
                 or not 0 < self.port < 65536:
             raise ConfigError(f"broker port must be 1 to 65535, not {self.port!r}")
-        for name in ("keepalive_s", "session_expiry_s"):
+        for name in ("keepalive_s", "session_expiry_s", "max_packet_bytes"):
             value = getattr(self, name)
-            if name == "session_expiry_s" and value is None:
+            if name != "keepalive_s" and value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer, not {value!r}")

@@ -25,6 +25,7 @@ from ..protocols import native as n
 from ..runtime.engine import InputError, IntentEngine
 from ..runtime.result import ParseResult, Slot
 from . import DaemonConfig
+from .limits import RateLimiter
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -34,6 +35,9 @@ CORRELATION_DATA = "CorrelationData"
 """MQTT 5 property (paho's name) a requester wants echoed in its reply."""
 _CONTEXT_CHARS = 100
 """How much of a bad query's input an NluError's context repeats."""
+Route = Tuple[str, Dict[str, Any], Optional[str]]
+"""Where a native reply goes: (topic, MQTT 5 properties, why the response topic asked for was
+refused, or None)."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,8 @@ class Handler:
         """Seconds, for latency only (injected: tests pass a fake)."""
         self.served = Served.of(engine)
         """The engine with its model id and language; replaced whole by `swap()`."""
+        self.limiter = RateLimiter(config.rate_limit, config.rate_burst, clock)
+        """Texts parsed per site (`limits.py`)."""
 
     @property
     def engine(self) -> IntentEngine:
@@ -191,9 +197,10 @@ class Handler:
         if not self.config.serves(query.site_id):
             return []
         context = query.input[:_CONTEXT_CHARS]
-        problem = self._lang_problem(query.lang) or self._text_problem(query.input)
+        limited, quiet = self._rate_problem(query.site_id, 1)
+        problem = limited or self._lang_problem(query.lang) or self._text_problem(query.input)
         if problem:
-            return self._hermes_error(problem, query.site_id, query.session_id, context)
+            return self._hermes_error(problem, query.site_id, query.session_id, context, quiet)
         if not query.input.strip():
             # an empty transcript: nothing was said, which is "not recognized" in Hermes
             return [self._not_recognized(query)]
@@ -249,8 +256,9 @@ class Handler:
         return Outgoing(msg.topic(), msg.to_payload(), self.config.qos)
 
     def _hermes_error(self, error: str, site: str, session: Optional[str],
-                      context: Optional[str]) -> List[Outgoing]:
-        _LOGGER.warning("Hermes query of site %r refused: %s", site, error)
+                      context: Optional[str], quiet: bool = False) -> List[Outgoing]:
+        if not quiet:
+            _LOGGER.warning("Hermes query of site %r refused: %s", site, error)
         msg = h.NluError(error, site, context, session)
         return [Outgoing(msg.topic(), msg.to_payload(), self.config.qos)]
 
@@ -261,18 +269,27 @@ class Handler:
         if not self.config.serves(site):
             return []
         route = self._route(site, properties)
+        if route[2] is not None:  # answered on the site's reply topic, with the error only
+            return [self._native_out(route, n.NativeError(n.peek_id(payload), route[2]),
+                                     quiet=True)]  # _route said why
         if len(payload) > self.config.max_payload_bytes:
             return [self._native_out(route, n.NativeError(None, self._too_large(payload)))]
         try:
             query = n.NativeQuery.from_payload(payload)
         except ProtocolError as err:
             return [self._native_out(route, n.NativeError(n.peek_id(payload), str(err)))]
-        problem = self._lang_problem(query.lang)
-        if query.texts is not None and len(query.texts) > self.config.max_batch:
-            problem = (f"too many texts ({len(query.texts)}; at most "
-                       f"{self.config.max_batch})")
+        problem, quiet = self._lang_problem(query.lang), False
+        texts = query.texts or ()
+        chars = sum(len(t) for t in texts)
+        if len(texts) > self.config.max_batch:
+            problem = f"too many texts ({len(texts)}; at most {self.config.max_batch})"
+        elif chars > self.config.max_batch_chars:
+            problem = (f"texts too long together ({chars} characters; at most "
+                       f"{self.config.max_batch_chars})")
+        if not problem:
+            problem, quiet = self._rate_problem(site, len(texts) or 1)
         if problem:
-            return [self._native_out(route, n.NativeError(query.id, problem))]
+            return [self._native_out(route, n.NativeError(query.id, problem), quiet)]
         start = self.clock()
         area = query.area or self.config.site_areas.get(site)
         if query.text is not None:
@@ -295,16 +312,22 @@ class Handler:
         except InputError as err:
             return {"error": str(err)}
 
-    def _route(self, site: str, properties: Mapping[str, Any]) -> Tuple[str, Dict[str, Any]]:
-        """(reply topic, reply properties): the MQTT 5 response topic when the query gave a
-        usable one, and its correlation data echoed."""
-        topic = n.NativeReply.topic(site_id=site)
+    def _route(self, site: str, properties: Mapping[str, Any]) -> Route:
+        """(reply topic, reply properties, why the response topic is refused): the MQTT 5
+        response topic when the query gave one under the response prefix, else the site's
+        reply topic; the correlation data echoed."""
+        topic, refused = n.NativeReply.topic(site_id=site), None
         wanted = properties.get(RESPONSE_TOPIC)
         if isinstance(wanted, str) and wanted:
-            if any(c in wanted for c in "+#") or h.NluQuery.is_topic(wanted) \
+            prefix = self.config.response_topics_of(site)
+            if len(wanted) <= len(prefix) or not wanted.startswith(prefix) \
+                    or any(c in wanted for c in "+#\x00") or h.NluQuery.is_topic(wanted) \
                     or n.NativeQuery.is_topic(wanted):
-                # a wildcard cannot be published to; a query topic would loop back to us
-                _LOGGER.warning("ignoring response topic %r", wanted)
+                # elsewhere: another device's topic, with our credentials; a wildcard cannot
+                # be published to; a query topic would loop back to us
+                _LOGGER.warning("site %r: response topic %r refused (not under %r)", site,
+                                wanted, prefix)
+                refused = f"response topic {wanted!r} refused: replies go under {prefix!r}"
             else:
                 topic = wanted
         props: Dict[str, Any] = {}
@@ -313,10 +336,10 @@ class Handler:
             props[CORRELATION_DATA] = bytes(data)
         elif isinstance(data, str):
             props[CORRELATION_DATA] = data.encode("utf-8")
-        return topic, props
+        return topic, props, refused
 
-    def _native_out(self, route: Tuple[str, Dict[str, Any]], msg: Message) -> Outgoing:
-        if isinstance(msg, n.NativeError):
+    def _native_out(self, route: Route, msg: Message, quiet: bool = False) -> Outgoing:
+        if isinstance(msg, n.NativeError) and not quiet:
             _LOGGER.warning("native query %r refused: %s", msg.id, msg.error)
         return Outgoing(route[0], msg.to_payload(), self.config.qos, False, dict(route[1]))
 
@@ -333,6 +356,20 @@ class Handler:
         if len(text) > self.config.max_text_chars:
             return f"text too long ({len(text)} characters; at most {self.config.max_text_chars})"
         return None
+
+    def _rate_problem(self, site: str, texts: int) -> Tuple[Optional[str], bool]:
+        """(why `texts` texts of `site` are refused now, or None; whether to keep quiet about
+        it: only the first refusal of a streak is logged, and it says so)."""
+        refused = self.limiter.take(site, texts)
+        if refused is None:
+            return None, False
+        problem = (f"rate limited: site {site!r} may send {self.config.rate_limit:g} texts a "
+                   f"second ({self.config.rate_burst} at once); try again in "
+                   f"{refused.wait_s:.1f} s")
+        if refused.first:
+            _LOGGER.warning("%s (more refusals of this site are not logged until it is "
+                            "served again)", problem)
+        return problem, True
 
     def _lang_problem(self, lang: Optional[str]) -> Optional[str]:
         """Why a query's language cannot be served (None when it can)."""

@@ -12,7 +12,8 @@ session expiry; 3.1.1: clean session off) under a stable client id, leaves a ret
 `offline` last will on `edge-slm/<site>/status` and publishes a retained `online` status once
 its subscriptions are acknowledged. Lost connections are retried with capped exponential
 backoff and jitter. A message that breaks the handler is logged and answered with an error;
-it never stops the daemon.
+it never stops the daemon. Neither does a huge one: the client (`packets.BoundedClient`) skips
+a PUBLISH over `max_packet_bytes` unread, and it is answered with an error too.
 
 With a share group, the subscriptions are MQTT 5 shared ones (`$share/<group>/<topic>`): the
 broker gives each query to one daemon of the group. `request_reload()` only sets a flag; the
@@ -42,6 +43,7 @@ from . import DaemonConfig
 from .client import connect, make_client
 from .discovery import DiagnosticsTracker, discovery_messages
 from .handlers import CORRELATION_DATA, RESPONSE_TOPIC, Handler, Outgoing
+from .packets import take_oversized
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -295,7 +297,7 @@ class MqttDaemon:
             _LOGGER.error("broker refused the connection: %s", reason)
             return
         self.backoff.reset()
-        _LOGGER.info("connected to %s (session present: %s)", self.config.broker,
+        _LOGGER.info("connected to %s (session present: %s)", self.config.safe_broker,
                      getattr(flags, "session_present", None))
         topics = [(t, self.config.qos) for t in self.subscriptions()]
         _, self._sub_mid = client.subscribe(topics)
@@ -332,8 +334,10 @@ class MqttDaemon:
         payload = bytes(msg.payload)  # paho types it bytes | bytearray
         t0 = self.clock()
         out: List[Outgoing] = []
+        size = take_oversized(client, msg)  # skipped unread (packets.py): answered as such
         try:
-            out = self.handler.handle(msg.topic, payload, props)
+            out = (self.handler.handle(msg.topic, payload, props) if size is None else
+                   self.handler.error_reply(msg.topic, b"", props, self._too_large(size)))
         except Exception as err:  # the callback boundary: log, answer, keep serving
             _LOGGER.exception("handling a message on %s failed", msg.topic)
             try:
@@ -346,6 +350,10 @@ class MqttDaemon:
             self.diagnostics.record(out, (self.clock() - t0) * 1000.0)
         for item in out:
             self._publish(item)
+
+    def _too_large(self, size: int) -> str:
+        _LOGGER.warning("dropped a message of %d bytes unread", size)
+        return f"message too large ({size} bytes; at most {self.config.max_packet_bytes})"
 
     def _publish_diagnostics(self) -> None:
         """The retained diagnostics for Home Assistant, when due (at most every 10 s)."""

@@ -16,14 +16,13 @@ is read with its timeout, so stop() and a requested reload are noticed within on
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from typing import Any, Callable, Dict, List, Optional
 
 from ..errors import EdgeSlmError
 from ..runtime.engine import IntentEngine
-from ..runtime.lines import answer_line
+from ..runtime.lines import answer_line, to_line
 from .serial_port import ByteStream
 
 _LOGGER = logging.getLogger(__name__)
@@ -75,7 +74,7 @@ class SerialLines:
         Returns how many lines were answered."""
         waiting = getattr(self.port, "in_waiting", 0) or 0
         data = self.port.read(max(1, waiting))
-        answers = [json.dumps(a, ensure_ascii=False) + "\n" for a in self.feed(data)]
+        answers = [to_line(a) for a in self.feed(data)]
         if answers:
             self.port.write("".join(answers).encode("utf-8"))
             flush = getattr(self.port, "flush", None)

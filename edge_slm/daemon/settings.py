@@ -22,12 +22,11 @@ boundary; nothing here reads a file or the environment unless asked to. Stdlib o
 
 from __future__ import annotations
 
-import math
 import re
 import sys
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 from ..errors import ConfigError
 from ..protocols.base import topic_level
@@ -35,6 +34,8 @@ from ..protocols.telemetry import MODES
 from . import DaemonConfig
 from .duty import DutyConfig
 from .energy import DEFAULT_BOARD, PROFILES
+from .setting_values import (_AREAS, _FLOAT, _INT, _LIST, _PATH, _PATHS, _STR, OptionValue,
+                             convert)
 
 if sys.version_info >= (3, 11):
     import tomllib as _toml
@@ -50,13 +51,6 @@ DEFAULT_BAUD = 115200
 SHARED_CLIENT_ID = "edge-slm-{site}-{host}-{pid}"
 """Client id of a daemon in a share group when none is configured: unique per process, so
 several daemons on one host never take over each other's session."""
-
-# kinds of option values
-_STR, _INT, _FLOAT, _PATH, _LIST, _AREAS = "str", "int", "float", "path", "list", "areas"
-_PATHS = "paths"
-OptionValue = Union[str, int, float, Path, Tuple[str, ...], Tuple[Path, ...], Dict[str, str]]
-"""An option's value once checked (by kind: str, int, float, path, list, paths, areas)."""
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -125,6 +119,12 @@ class Option:
         """The type of one value on the command line."""
         return {_INT: int, _FLOAT: float, _PATH: Path, _PATHS: Path}.get(self.kind, str)
 
+    def check(self, value: object, where: str, base: Optional[Path] = None) -> OptionValue:
+        """`value` (a flag's, an environment variable's text, a TOML value) typed and
+        checked; ConfigError naming `where` when it is wrong. A relative path is relative to
+        `base` (the config file's folder) when given."""
+        return convert(self.kind, self.choices, self.positive, value, where, base)
+
 
 OPTIONS: Tuple[Option, ...] = (
     Option("bundle", _PATH, "bundle", "model bundle", "the shipped int8 one"),
@@ -148,6 +148,19 @@ OPTIONS: Tuple[Option, ...] = (
     Option("session_expiry", _INT, "daemon.session_expiry_s", "MQTT 5: seconds the broker "
            "keeps our session and queues queries while we are away", positive=True,
            metavar="S"),
+    Option("max_packet_size", _INT, "daemon.max_packet_bytes", "largest MQTT packet taken, in "
+           "bytes: MQTT 5 asks the broker to drop larger ones; any that still come are "
+           "skipped unread and answered with an error", metavar="BYTES"),
+    Option("response_prefix", _STR, "daemon.response_prefix", "MQTT 5 response topics are "
+           "honoured only under this prefix ({site}: the query's site); a query asking for "
+           "another is answered with an error on the site's reply topic", metavar="PREFIX"),
+    Option("rate_limit", _FLOAT, "daemon.rate_limit", "texts parsed a second per site (a "
+           "batch counts each text); beyond it queries get an error unparsed; 0: no limit",
+           metavar="N"),
+    Option("rate_burst", _INT, "daemon.rate_burst", "texts a site may send at once after an "
+           "idle while (at least a full batch, 64)", positive=True, metavar="N"),
+    Option("max_batch_chars", _INT, "daemon.max_batch_chars", "most characters of the texts "
+           "of one native batch together", positive=True, metavar="N"),
     Option("site_id", _LIST, "daemon.site_ids", "serve only this site; repeat for several",
            "every site", metavar="ID"),
     Option("site_area", _AREAS, "daemon.site_areas", "the area a site is in: the area of its "
@@ -258,14 +271,14 @@ def load_settings(flags: Optional[Mapping[str, object]] = None,
     for option in OPTIONS:
         if option.name in flags:
             where = option.flag
-            value = _convert(option, flags[option.name], where, None)
+            value = option.check(flags[option.name], where)
         elif environ.get(option.env):  # an empty variable counts as unset
             where = option.env
-            value = _convert(option, environ[option.env], where, None)
+            value = option.check(environ[option.env], where)
         elif option.name in from_file:
             where = f"{config_file}: {option.name}"
-            value = _convert(option, from_file[option.name], where,
-                             Path(config_file).parent if config_file else None)
+            value = option.check(from_file[option.name], where,
+                                 Path(config_file).parent if config_file else None)
         else:
             continue
         values[option.name], origins[option.name] = value, where
@@ -315,90 +328,3 @@ def _describe(origins: Mapping[str, str]) -> str:
 def _client_id_part(host: str) -> str:
     """The host name as a client-id part (letters, digits, dashes)."""
     return re.sub(r"[^0-9A-Za-z-]+", "-", host).strip("-") or "host"
-
-
-def _convert(option: Option, value: object, where: str, base: Optional[Path]) -> OptionValue:
-    """The value of one option, typed and checked; text (environment) is parsed first."""
-    kind = option.kind
-    checked: OptionValue
-    if kind == _PATH:
-        return _path(value, where, base)
-    if kind == _STR:
-        checked = _text(value, where)
-    elif kind == _INT:
-        if isinstance(value, str):
-            value = _parse(int, value, where, "an integer")
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, not {value!r}")
-        checked = value
-    elif kind == _FLOAT:
-        if isinstance(value, str):
-            value = _parse(float, value, where, "a number")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value):
-            raise ConfigError(f"{where}: expected a number, not {value!r}")
-        checked = float(value)
-    elif kind == _LIST:
-        checked = _names(value, where)
-    elif kind == _PATHS:
-        checked = tuple(_path(v, where, base)
-                        for v in _names([str(v) if isinstance(v, Path) else v for v in value]
-                                        if isinstance(value, (list, tuple)) else value, where))
-    else:
-        checked = _areas(value, where)
-    if option.choices and checked not in option.choices:
-        raise ConfigError(f"{where}: {checked!r} is not one of "
-                          f"{', '.join(str(c) for c in option.choices)}")
-    if option.positive and isinstance(checked, (int, float)) and checked <= 0:
-        raise ConfigError(f"{where}: must be above zero, not {checked!r}")
-    return checked
-
-
-def _text(value: object, where: str) -> str:
-    if isinstance(value, Path):
-        value = str(value)
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{where}: expected a non-empty string, not {value!r}")
-    return value
-
-
-def _path(value: object, where: str, base: Optional[Path]) -> Path:
-    """A path; a relative one is relative to `base` (the config file's folder) when given."""
-    path = Path(_text(value, where)).expanduser()
-    return base / path if base is not None and not path.is_absolute() else path
-
-
-def _parse(kind: Callable[[str], T], text: str, where: str, what: str) -> T:
-    try:
-        return kind(text.strip())
-    except ValueError:
-        raise ConfigError(f"{where}: expected {what}, not {text!r}") from None
-
-
-def _names(value: object, where: str) -> Tuple[str, ...]:
-    """Site ids (or key paths): a TOML list or string, a comma-separated variable, or
-    repeated flags."""
-    if isinstance(value, str):
-        value = [v.strip() for v in value.split(",")]
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v
-                                                       for v in value):
-        raise ConfigError(f"{where}: expected a list of names, not {value!r}")
-    return tuple(value)
-
-
-def _areas(value: object, where: str) -> Dict[str, str]:
-    """Site areas: a TOML table, "site=Area,site2=Area 2" text, or repeated SITE=AREA flags."""
-    if isinstance(value, str):
-        value = value.split(",")
-    if isinstance(value, (list, tuple)):
-        pairs: Dict[str, str] = {}
-        for pair in value:
-            site, sep, area = str(pair).partition("=")
-            if not sep or not site.strip() or not area.strip():
-                raise ConfigError(f"{where}: {pair!r} is not SITE=AREA")
-            pairs[site.strip()] = area.strip()
-        value = pairs
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                              and v.strip() for k, v in value.items()):
-        raise ConfigError(f"{where}: expected a table of site = \"Area\", not {value!r}")
-    return dict(value)

@@ -9,6 +9,7 @@ transport.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, ClassVar, Dict, Mapping, NoReturn, Optional, Tuple, Type, TypeVar, Union
 
 from ..errors import ConfigError, ProtocolError
@@ -65,6 +66,28 @@ def _no_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogate(value: Any) -> Optional[str]:
+    """The first lone UTF-16 surrogate (a JSON escape of half a pair, which is no Unicode and
+    cannot be written as UTF-8) in any string or key of a decoded JSON value, as `\\udXXX`;
+    None when there is none. Iterative: as deep as json.loads went."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            found = _SURROGATE.search(item)
+            if found:
+                return f"\\u{ord(found.group()):04x}"
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
 def decode_object(payload: object, what: str = "message") -> Dict[str, Any]:
     """The JSON object in a payload; ProtocolError for empty, non-UTF-8, non-JSON, NaN or
     a JSON value that is not an object."""
@@ -87,6 +110,10 @@ def decode_object(payload: object, what: str = "message") -> Dict[str, Any]:
     if not isinstance(obj, dict):
         raise ProtocolError(f"{what}: payload must be a JSON object, not "
                             f"{_json_type(obj)}")
+    surrogate = lone_surrogate(obj)
+    if surrogate:
+        raise ProtocolError(f"{what}: payload has a lone UTF-16 surrogate ({surrogate}): "
+                            "not Unicode text")
     return obj
 
 

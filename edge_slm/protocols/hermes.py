@@ -23,6 +23,7 @@ from ..errors import ProtocolError
 from .base import (
     TOPIC_LEVEL_PATTERN,
     Message,
+    lone_surrogate,
     opt_float,
     opt_int,
     opt_object,
@@ -383,9 +384,9 @@ def peek_site(payload: bytes) -> Tuple[str, Optional[str]]:
         return DEFAULT_SITE, None
     if not isinstance(obj, dict):
         return DEFAULT_SITE, None
-    site, session = obj.get("siteId"), obj.get("sessionId")
-    return (site if isinstance(site, str) else DEFAULT_SITE,
-            session if isinstance(session, str) else None)
+    site, session = (v if isinstance(v, str) and lone_surrogate(v) is None else None
+                     for v in (obj.get("siteId"), obj.get("sessionId")))
+    return site if site is not None else DEFAULT_SITE, session
 
 
 MESSAGES = (NluQuery, NluIntentParsed, NluIntent, NluIntentNotRecognized, NluError)

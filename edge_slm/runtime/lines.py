@@ -6,19 +6,23 @@
 A line is a JSON query (`{"text": ..., "context": {"area": ...}}`, the context optional) or,
 with `plain_text`, any line that does not start with `{` is the text itself. The answer is the
 parse (`ParseResult.to_dict()`), or `{"error": ..., "line": n}` for a line that is not UTF-8,
-empty, not JSON, not a query, or a text the engine refuses. Nothing here reads or writes: the
-callers own their streams and ports.
+empty, not JSON, not a query, a text or area with a lone UTF-16 surrogate (a JSON escape of
+half a pair: no Unicode text, which no UTF-8 output can write), or a text the engine refuses.
+`to_line` writes an answer as its output line. Nothing here reads or writes: the callers own
+their streams and ports.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Dict, Optional
 
 from .engine import InputError, IntentEngine
 
 Answer = Dict[str, Any]
 """One answer object: a parse, or an error with the line's number."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def error(message: str, n: int) -> Answer:
@@ -61,7 +65,21 @@ def answer_text(engine: IntentEngine, text: object, n: int, area: Optional[str] 
     """The answer to a text heard in `area` (None: the satellite's area is unknown)."""
     if area is not None and not (isinstance(area, str) and area.strip()):
         return error('context "area" must be a non-empty string', n)
+    for what, value in (("text", text), ('context "area"', area)):
+        found = _SURROGATE.search(value) if isinstance(value, str) else None
+        if found:
+            return error(f"{what} has a lone UTF-16 surrogate (\\u{ord(found.group()):04x} at "
+                         f"{found.start()}): not Unicode text", n)
     try:
         return engine.parse(text, area=area).to_dict()
     except InputError as err:
         return error(str(err), n)
+
+
+def to_line(answer: Answer) -> str:
+    """`answer` as one JSON line (UTF-8 as it is; a lone surrogate, should one ever be in
+    it, escaped), so that writing it can never fail."""
+    line = json.dumps(answer, ensure_ascii=False)
+    if _SURROGATE.search(line):
+        line = json.dumps(answer)
+    return line + "\n"
