@@ -113,6 +113,7 @@ def test_protocol_error_is_an_edge_slm_error():
     (b'{"input": "x", "asrConfidence": true}', "'asrConfidence'"),
     (b'{"input": "x", "customEntities": []}', "'customEntities'"),
     (b'{"input": "x", "id": 5}', "'id'"),
+    (b'{"input":"\\uda00","":""}', "surrogate"),  # fuzzing: intentParsed could not be sent
 ])
 def test_malformed_query_raises_protocol_error(payload, match):
     with pytest.raises(ProtocolError, match=match):
@@ -143,6 +144,7 @@ def test_malformed_replies_raise_protocol_error(cls, payload):
     (b"\xff", ("default", None)),
     (b"[]", ("default", None)),
     (b"", ("default", None)),
+    (b'{"siteId": "\\ud800", "sessionId": "\\udfff"}', ("default", None)),  # fuzzing
 ])
 def test_peek_site_never_raises(payload, want):
     assert h.peek_site(payload) == want

@@ -9,6 +9,7 @@ transport.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple, Type, TypeVar, Union
 
 from ..errors import ConfigError, ProtocolError
@@ -20,6 +21,9 @@ TOPIC_RESERVED = ("/", "+", "#", "\x00")
 subscription: the level separator, the two wildcards, and NUL (MQTT forbids it in topics)."""
 TOPIC_LEVEL_PATTERN = "[^/+#\x00]+"
 """A regular expression (no anchors) of one such level, for topic patterns."""
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+"""A lone UTF-16 surrogate: JSON can spell one (`"\\ud800"`), UTF-8 cannot carry it."""
 
 JsonId = Union[str, int, None]
 """A request id as clients send it: a string, an integer, or absent."""
@@ -87,7 +91,33 @@ def decode_object(payload: Any, what: str = "message") -> Dict[str, Any]:
     if not isinstance(obj, dict):
         raise ProtocolError(f"{what}: payload must be a JSON object, not "
                             f"{_json_type(obj)}")
+    if "\\u" in text and not _utf8_clean(obj):
+        # an answer echoing it could not be encoded: refuse it here, with a reason
+        raise ProtocolError(f"{what}: payload has a lone UTF-16 surrogate escape (\\ud800 to "
+                            "\\udfff) in a string")
     return obj
+
+
+def clean_text(value: Any) -> bool:
+    """True for a string UTF-8 can carry (no lone surrogate)."""
+    return isinstance(value, str) and _SURROGATE.search(value) is None
+
+
+def _utf8_clean(obj: Any) -> bool:
+    """True when no string in a decoded JSON value (keys included) holds a lone surrogate.
+    Iterative: the value may be as deep as the JSON decoder allows."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
 
 
 def _json_type(value: Any) -> str:

@@ -23,6 +23,7 @@ from ..errors import ProtocolError
 from .base import (
     TOPIC_LEVEL_PATTERN,
     Message,
+    clean_text,
     opt_float,
     opt_int,
     opt_object,
@@ -384,8 +385,8 @@ def peek_site(payload: bytes) -> Tuple[str, Optional[str]]:
     if not isinstance(obj, dict):
         return DEFAULT_SITE, None
     site, session = obj.get("siteId"), obj.get("sessionId")
-    return (site if isinstance(site, str) else DEFAULT_SITE,
-            session if isinstance(session, str) else None)
+    return (site if clean_text(site) else DEFAULT_SITE,
+            session if clean_text(session) else None)
 
 
 MESSAGES = (NluQuery, NluIntentParsed, NluIntent, NluIntentNotRecognized, NluError)

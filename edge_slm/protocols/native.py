@@ -24,6 +24,7 @@ from .base import (
     TOPIC_LEVEL_PATTERN,
     JsonId,
     Message,
+    clean_text,
     opt_float,
     opt_id,
     opt_str,
@@ -239,7 +240,7 @@ def peek_id(payload: bytes) -> JsonId:
     if not isinstance(obj, dict):
         return None
     value = obj.get("id")
-    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+    if clean_text(value) or (isinstance(value, int) and not isinstance(value, bool)):
         return value
     return None
 
