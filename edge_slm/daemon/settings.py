@@ -218,6 +218,8 @@ def read_file(path: Path) -> Dict[str, Any]:
         raise ConfigError(f"config file {path}: cannot read it ({err})") from None
     except (_toml.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"config file {path}: not valid TOML ({err})") from None
+    except RecursionError:  # tomllib parses nested arrays and tables by recursion
+        raise ConfigError(f"config file {path}: not valid TOML (nested too deeply)") from None
     unknown = sorted(set(data) - set(_BY_NAME))
     if unknown:
         raise ConfigError(f"config file {path}: unknown key {unknown[0]!r} (known: "
@@ -313,7 +315,10 @@ def _convert(option: Option, value: Any, where: str, base: Optional[Path]) -> An
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{where}: expected a non-empty string, not {value!r}")
         if kind == _PATH:
-            path = Path(value).expanduser()
+            try:
+                path = Path(value).expanduser()
+            except RuntimeError:  # "~someone" who has no home here
+                raise ConfigError(f"{where}: {value!r}: no such user's home folder") from None
             return base / path if base is not None and not path.is_absolute() else path
     elif kind == _INT:
         if isinstance(value, str):
