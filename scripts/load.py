@@ -9,8 +9,9 @@ answered once.
 Without --broker it starts mosquitto (`edge_slm.daemon.mosquitto.MosquittoProcess`, no limit
 on queued messages) and `edge-slm serve` as a subprocess (--bundle, default the shipped int8
 one); with --broker it loads a daemon that already serves --site there (--pid names it for
-the memory figures). One paho client publishes the queries at QoS 1, paced to --rate, each
-with an id of its own; another subscribes (QoS 1) to the answers: native
+the memory figures). Either way the daemon's retained `online` status is awaited first (on
+`edge-slm/<site>/status`, or --status-site's). One paho client publishes the queries at QoS
+1, paced to --rate, each with an id of its own; another subscribes (QoS 1) to the answers: native
 `edge-slm/<site>/intent`, or Hermes `hermes/nlu/intentParsed`, `intentNotRecognized` and
 `hermes/error/nlu` (its `sessionId` carries the id, as an error has no `id`).
 
@@ -74,7 +75,8 @@ class Answers:
         """Held while the counts change (the network thread) or are copied."""
         self.prefix = ""
         """Only ids starting with this count (other runs' answers are ignored)."""
-        self._status = status
+        self.status = status
+        """The daemon's status topic."""
         self._ready = threading.Event()
         self.client = _client(port, host)
         self.client.on_connect = lambda c, *a: c.subscribe(
@@ -94,7 +96,7 @@ class Answers:
             return
         if not isinstance(obj, dict):
             return
-        if msg.topic == self._status:
+        if msg.topic == self.status:
             if obj.get("state") == "online":
                 self.online.set()
             return
@@ -159,7 +161,8 @@ class Run:
                   else [f"edge-slm/{args.site}/intent"])
         self.topic = ("hermes/nlu/query" if args.api == "hermes"
                       else f"edge-slm/{args.site}/query")
-        self.answers = Answers(host, port, topics, f"edge-slm/{args.site}/status")
+        status = f"edge-slm/{args.status_site or args.site}/status"
+        self.answers = Answers(host, port, topics, status)
         self.sender = _client(port, host)
         self.sender.connect(host, port)
         self.sender.loop_start()
@@ -217,9 +220,10 @@ def measure(args: argparse.Namespace, host: str, port: int, pid: Optional[int],
 
     run = Run(args, host, port)
     try:
-        if proc is not None and not run.answers.online.wait(LOAD_TIMEOUT_S):
-            raise RuntimeError("edge-slm serve did not come online: "
-                               + (log.read_text()[-2000:] if log else ""))
+        if not run.answers.online.wait(LOAD_TIMEOUT_S):  # retained: at once when it is up
+            raise RuntimeError(f"no online status on {run.answers.status} in "
+                               f"{LOAD_TIMEOUT_S:g} s" + (": " + log.read_text()[-2000:]
+                                                          if log else ""))
         warm = f"warm-{run.run_id}-"
         run.answers.reset(warm)
         run.send(warm, args.warmup, args.rate)
@@ -287,6 +291,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--broker", help="a broker where a daemon already serves --site "
                         "(default: start mosquitto and edge-slm serve)")
     parser.add_argument("--site", default="load", help="the site queried (default load)")
+    parser.add_argument("--status-site", help="with --broker: the daemon's status site, whose "
+                        "online status is awaited (default: --site)")
     parser.add_argument("--pid", type=int, help="with --broker: the daemon's pid (memory)")
     parser.add_argument("--bundle", type=Path, help="the daemon's bundle (default: shipped)")
     parser.add_argument("--warmup", type=int, default=200, help="uncounted queries first")
