@@ -25,6 +25,7 @@ from hypothesis import assume, given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from edge_slm.errors import ProtocolError  # noqa: E402
+from edge_slm.protocols.base import clean_text  # noqa: E402
 from edge_slm.protocols import hermes as h  # noqa: E402
 from edge_slm.protocols import native as n  # noqa: E402
 from edge_slm.protocols import ota  # noqa: E402
@@ -92,9 +93,12 @@ native_queries = st.one_of(
                           optional={"context": st.fixed_dictionaries({"area": texts}),
                                     "lang": st.sampled_from(["en", "fr"])}),
     st.fixed_dictionaries({"id": texts, "texts": st.lists(words, min_size=1, max_size=70)}))
+utf8 = texts.filter(clean_text)
 properties = st.fixed_dictionaries(
-    {}, optional={"ResponseTopic": st.one_of(texts, st.just("replies/x")),
-                  "CorrelationData": st.one_of(st.binary(max_size=16), texts)})
+    {}, optional={"ResponseTopic": st.one_of(utf8, st.just("replies/x")),
+                  "CorrelationData": st.one_of(st.binary(max_size=16), utf8)})
+"""MQTT 5 properties as paho hands them over (`mqtt.received_properties`): strings are
+strict UTF-8 (paho decodes them so; a lone surrogate cannot arrive), correlation data bytes."""
 
 
 def _check_replies(out):
