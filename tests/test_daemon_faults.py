@@ -297,7 +297,7 @@ class Proxy:
                     if not data:
                         return
                     peer[sock].sendall(data)
-        except OSError:  # cut() closed them under us
+        except (OSError, ValueError):  # cut() closed them under us (ValueError: fd -1)
             pass
         finally:
             self._drop(a, b)
