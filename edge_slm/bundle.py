@@ -137,7 +137,7 @@ def load_json(data: bytes, what: str) -> Any:
 def _version_tuple(v: str) -> tuple:
     parts = []
     for p in str(v).split("."):
-        digits = "".join(ch for ch in p if ch.isdigit())
+        digits = "".join(ch for ch in p if "0" <= ch <= "9")  # ASCII: int() reads no other
         parts.append(int(digits) if digits else 0)
     return tuple(parts)
 

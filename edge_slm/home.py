@@ -192,7 +192,7 @@ def inventory_from_dict(data: object, path: str = "<memory>") -> Inventory:
         raise HomeError(path, "a home must be a mapping with floors/areas/entities")
     unknown = set(data) - {"floors", "areas", "entities"}
     if unknown:
-        raise HomeError(path, f"unknown top-level keys {sorted(unknown)}; "
+        raise HomeError(path, f"unknown top-level keys {sorted(unknown, key=repr)}; "
                               "expected floors, areas, entities")
     floors: List[Floor] = []
     for i, item in enumerate(_section(path, data, "floors")):
@@ -205,7 +205,7 @@ def inventory_from_dict(data: object, path: str = "<memory>") -> Inventory:
         where = f"areas[{i}]"
         name = _name(path, where, item)
         floor = item.get("floor")
-        if floor is not None and floor not in floor_names:
+        if floor is not None and (not isinstance(floor, str) or floor not in floor_names):
             raise HomeError(path, f"{where} ({name}): unknown floor {floor!r}")
         areas.append(Area(name, _str_list(path, where, item.get("aliases")), floor))
     area_names = {a.name for a in areas}
@@ -221,7 +221,7 @@ def inventory_from_dict(data: object, path: str = "<memory>") -> Inventory:
                 path, f"{where} ({name}): 'domain' must be one of {sorted(KNOWN_DOMAINS)}, "
                       f"got {domain!r}")
         area = item.get("area")
-        if area is not None and area not in area_names:
+        if area is not None and (not isinstance(area, str) or area not in area_names):
             raise HomeError(path, f"{where} ({name}): unknown area {area!r}")
         key = name.casefold()
         if key in seen:
@@ -246,6 +246,8 @@ def load_inventory(path: Union[str, Path, None] = None, lang: str = "en") -> Inv
         data = yaml.safe_load(text)  # JSON is YAML too
     except yaml.YAMLError as err:
         raise HomeError(str(path), f"not valid YAML: {err}") from err
+    except RecursionError:  # PyYAML parses nesting by recursion
+        raise HomeError(str(path), "not a home: nested too deeply") from None
     return inventory_from_dict(data, str(path))
 
 

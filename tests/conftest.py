@@ -1,10 +1,25 @@
-"""Shared fixtures: the default English corpus builder is loaded once per session."""
+"""Shared fixtures: the default English corpus builder is loaded once per session. The
+hypothesis profiles of the fuzz tests (tests/test_fuzz_*.py): "ci" (the default: 300
+examples per target, derandomized, so CI is repeatable) and "soak" (10,000 examples, random;
+scripts/soak.sh), chosen by EDGE_SLM_FUZZ_PROFILE or pytest's --hypothesis-profile."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # the dev extra is not installed: the fuzz tests skip themselves
+    pass
+else:
+    _FUZZ = dict(deadline=5000, suppress_health_check=[HealthCheck.too_slow,
+                                                       HealthCheck.data_too_large])
+    settings.register_profile("ci", max_examples=300, derandomize=True, database=None, **_FUZZ)
+    settings.register_profile("soak", max_examples=10000, **_FUZZ)
+    settings.load_profile(os.environ.get("EDGE_SLM_FUZZ_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

@@ -161,6 +161,8 @@ def test_unknown_key_fails_the_command_with_status_2(toml, capsys):
     ('share_group = "g"\nmqtt_version = "3.1.1"', ["share_group", "MQTT 5"]),
     ('mode = "periodic"\nperiod = 2\nwindow = 5', ["window", "never sleep"]),
     ("broker = ", ["not valid TOML"]),
+    ('bundle = "~0"', ["bundle", "home folder"]),  # fuzzing: RuntimeError from expanduser
+    ("bundle = " + "[" * 100_000, ["not valid TOML", "deeply"]),  # fuzzing: RecursionError
 ])
 def test_bad_file_values_are_refused_clearly(toml, text, words):
     path = toml(text + "\n")
@@ -178,6 +180,7 @@ def test_bad_file_values_are_refused_clearly(toml, text, words):
     ({"EDGE_SLM_MODE": "never"}, ["EDGE_SLM_MODE", "not one of"]),
     ({"EDGE_SLM_SITE_AREA": "kitchen"}, ["EDGE_SLM_SITE_AREA", "SITE=AREA"]),
     ({"EDGE_SLM_SESSION_EXPIRY": "0"}, ["EDGE_SLM_SESSION_EXPIRY", "above zero"]),
+    ({"EDGE_SLM_HOME": "~0/h.yaml"}, ["EDGE_SLM_HOME", "home folder"]),  # fuzzing
 ])
 def test_bad_environment_values_name_the_variable(env, words):
     with pytest.raises(ValueError) as err:

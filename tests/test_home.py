@@ -73,7 +73,19 @@ def test_bundle_home_json_round_trips_and_upgrades_format_1(tmp_path):
     ({"entities": [{"name": "x", "domain": "light", "device_class": 3}]}, "device_class"),
     ({"areas": [{"name": "a", "floor": "nowhere"}]}, "unknown floor"),
     ({"rooms": []}, "unknown top-level keys"),
+    ({1: "x", "b": "y"}, "unknown top-level keys"),  # fuzzing: sorting int and str
+    ({"areas": [{"name": "a", "floor": []}]}, "unknown floor"),  # fuzzing: unhashable
+    ({"areas": [{"name": "a"}], "entities": [{"name": "e", "domain": "light", "area": {}}]},
+     "unknown area"),
 ])
 def test_malformed_homes_say_what_is_wrong(data, problem):
     with pytest.raises(HomeError, match=problem):
         inventory_from_dict(data, "my_home.yaml")
+
+
+def test_a_home_nested_too_deeply_is_a_home_error(tmp_path):
+    """Found by fuzzing: PyYAML's RecursionError escaped."""
+    path = tmp_path / "home.yaml"
+    path.write_text("[" * 1500)
+    with pytest.raises(HomeError, match="nested too deeply"):
+        load_inventory(path)

@@ -114,6 +114,7 @@ def test_protocol_error_is_an_edge_slm_error():
     (b'{"input": "x", "customEntities": []}', "'customEntities'"),
     (b'{"input": "x", "id": 5}', "'id'"),
     (b'{"input": "x\\ud800"}', "lone UTF-16 surrogate"),
+    (b'{"input":"\\uda00","":""}', "surrogate"),  # fuzzing: intentParsed could not be sent
 ])
 def test_malformed_query_raises_protocol_error(payload, match):
     with pytest.raises(ProtocolError, match=match):
@@ -145,6 +146,7 @@ def test_malformed_replies_raise_protocol_error(cls, payload):
     (b"[]", ("default", None)),
     (b"", ("default", None)),
     (b'{"siteId": "\\ud800", "sessionId": "a\\udfff"}', ("default", None)),
+    (b'{"siteId": "\\ud800", "sessionId": "\\udfff"}', ("default", None)),  # fuzzing
 ])
 def test_peek_site_never_raises(payload, want):
     assert h.peek_site(payload) == want

@@ -103,6 +103,7 @@ def test_exactly_one_of_text_and_texts():
     (b'{"id": "a", "text": "x", "context": {"area": " "}}', "area"),
     (b'{"id": "a", "text": "on \\ud800 lights"}', "lone UTF-16 surrogate"),
     (b'{"id": "a", "text": "x", "context": {"\\udc00": 1}}', "lone UTF-16 surrogate"),
+    (b'{"text":"\\ud800"}', "surrogate"),  # fuzzing: the reply echoing it could not be sent
 ])
 def test_malformed_query_raises_protocol_error(payload, match):
     with pytest.raises(ProtocolError, match=match):
@@ -126,6 +127,8 @@ def test_malformed_replies_raise_protocol_error(cls, payload):
 @pytest.mark.parametrize("payload,want", [
     (b'{"id": "a", "text": 5}', "a"), (b'{"id": 3}', 3), (b'{"id": true}', None),
     (b"\xff", None), (b"[]", None), (b"", None), (b'{"id": "\\ud800"}', None),
+    (b"\xff", None), (b"[]", None), (b"", None),
+    (b'{"id": "\\udc00", "text": 5}', None),  # fuzzing: an id UTF-8 cannot carry
 ])
 def test_peek_id_never_raises(payload, want):
     assert n.peek_id(payload) == want

@@ -66,7 +66,11 @@ def _text(value: object, where: str) -> str:
 
 def _path(value: object, where: str, base: Optional[Path]) -> Path:
     """A path; a relative one is relative to `base` (the config file's folder) when given."""
-    path = Path(_text(value, where)).expanduser()
+    text = _text(value, where)
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # "~someone" who has no home here
+        raise ConfigError(f"{where}: {text!r}: no such user's home folder") from None
     return base / path if base is not None and not path.is_absolute() else path
 
 

@@ -242,6 +242,8 @@ def read_file(path: Path) -> Dict[str, Any]:
         raise ConfigError(f"config file {path}: cannot read it ({err})") from None
     except (_toml.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"config file {path}: not valid TOML ({err})") from None
+    except RecursionError:  # tomllib parses nested arrays and tables by recursion
+        raise ConfigError(f"config file {path}: not valid TOML (nested too deeply)") from None
     unknown = sorted(set(data) - set(_BY_NAME))
     if unknown:
         raise ConfigError(f"config file {path}: unknown key {unknown[0]!r} (known: "

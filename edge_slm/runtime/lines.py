@@ -46,6 +46,8 @@ def answer_line(engine: IntentEngine, raw: bytes, n: int, area: Optional[str] = 
         query = json.loads(line)
     except ValueError as err:
         return error(f"not JSON: {err}", n)
+    except RecursionError:  # the decoder recurses per nested array or object
+        return error("not JSON: nested too deeply", n)
     return answer_query(engine, query, n, area)
 
 
