@@ -70,7 +70,7 @@ messages) before the manifest is parsed; raises (a BundleError) to refuse the bu
 
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_VERSION = re.compile(r"\d+(\.\d+)*")
+_VERSION = re.compile(r"[0-9]+(\.[0-9]+)*")
 
 
 class BundleError(EdgeSlmError):
