@@ -29,12 +29,14 @@ messages = st.one_of(
     st.builds(sp.Hello, u8, u16, u32, ids), st.builds(sp.HelloAck, u8, u16, u8, u32, ids),
     st.builds(sp.Data, u32, st.binary(max_size=64)), st.builds(sp.Ack, u32),
     st.builds(sp.Nak, u32), st.builds(sp.Done, u32, ids),
-    st.builds(sp.Status, u8, st.text(max_size=20)))
+    st.builds(sp.Status, u8, st.text(max_size=20), ids))
 """Every message type with any field values its layout can hold."""
+NONCE = bytes(range(1, 1 + sp.NONCE_BYTES))
+"""The transfer every generated frame belongs to."""
 
 
-def _frame(msg, seq=1):
-    return sp.encode_frame(msg, seq)
+def _frame(msg, seq=1, nonce=NONCE):
+    return sp.encode_frame(msg, seq, nonce)
 
 
 @given(st.binary(max_size=600))
@@ -52,7 +54,7 @@ def test_cobs_round_trips_and_decodes_garbage_with_frame_errors_only(data):
 def test_every_valid_message_round_trips(msg, seq):
     frame = _frame(msg, seq)
     assert frame.endswith(sp.DELIMITER) and frame.count(0) == 1
-    assert sp.decode_frame(frame[:-1]) == (seq, msg)
+    assert sp.decode_frame(frame[:-1]) == (seq, NONCE, msg)
 
 
 @given(st.one_of(st.binary(max_size=80), messages.map(lambda m: _frame(m)[:-1]).flatmap(mutated)))
@@ -84,11 +86,11 @@ def test_frame_decoder_never_raises_and_keeps_every_intact_frame(parts, cuts):
     wanted = []
     for kind, data in parts:
         if kind == "ok":
-            wanted.append(sp.decode_frame(data[:-1])[1])
+            wanted.append(sp.decode_frame(data[:-1])[2])
         stream += data if kind == "ok" else data + sp.DELIMITER  # junk ends at a delimiter
     decoder, got, at = sp.FrameDecoder(), [], 0
     for cut in sorted(cuts) + [len(stream)]:
-        got += [m for _, m in decoder.feed(bytes(stream[at:max(at, cut)]))]
+        got += [m for _, _, m in decoder.feed(bytes(stream[at:max(at, cut)]))]
         at = max(at, cut)
     # junk may decode to a frame by chance (a mutation that keeps the CRC): the intact ones
     # come out in order among whatever else did
@@ -119,8 +121,8 @@ def _sessions(draw):
     for _ in range(draw(st.integers(1, 25))):
         kind = draw(st.sampled_from(["hello", "data", "data", "data", "done", "junk", "any"]))
         if kind == "hello":
-            steps.append(_frame(sp.Hello(draw(st.sampled_from([1, 1, 0, 2])), draw(u16), total,
-                                         tid)))
+            version = draw(st.sampled_from([sp.PROTOCOL_VERSION] * 2 + [0, 1, 3]))
+            steps.append(_frame(sp.Hello(version, draw(u16), total, tid)))
         elif kind == "data":
             at = draw(st.integers(0, len(TINY) + 8))
             chunk = TINY[at:at + draw(st.integers(0, 300))]
@@ -135,7 +137,7 @@ def _sessions(draw):
             steps.append(_frame(draw(messages)))
     if draw(st.booleans()):  # a whole, good transfer with all that mixed in
         size = draw(st.integers(1, 256))
-        good = [_frame(sp.Hello(1, size, len(TINY), TINY_ID))]
+        good = [_frame(sp.Hello(sp.PROTOCOL_VERSION, size, len(TINY), TINY_ID))]
         good += [_frame(sp.Data(at, TINY[at:at + size])) for at in range(0, len(TINY), size)]
         good.append(_frame(sp.Done(len(TINY), TINY_ID)))
         for step in steps:
@@ -151,7 +153,8 @@ def test_agent_survives_any_frames_and_activates_only_a_bundle_that_reads(steps)
 
     with tempfile.TemporaryDirectory() as d:
         store = SlotStore(Path(d))
-        agent = Agent(store, self_test=read_bundle, max_frame=256, window=4)
+        agent = Agent(store, self_test=read_bundle, max_frame=256, window=4,
+                      insecure_unsigned=True)  # what it installs is the test's subject
         answers = sp.FrameDecoder()
         try:
             for step in steps:
@@ -171,7 +174,7 @@ def test_agent_survives_any_frames_and_activates_only_a_bundle_that_reads(steps)
 def test_sender_survives_any_answers(answers, ticks):
     from firmware_tools.flash import FlashConfig, FlashSender
 
-    sender = FlashSender(TINY, FlashConfig(max_frame=64, window=4))
+    sender = FlashSender(TINY, FlashConfig(max_frame=64, window=4), nonce=NONCE)
     sender.start(0.0)
     now = 0.0
     for i, data in enumerate(answers):
