@@ -119,6 +119,15 @@ def test_handler_answers_any_payload_without_raising(handler, topic, payload, pr
     _check_replies(handler.error_reply(topic, payload, props, "internal error: Fuzz"))
 
 
+@pytest.mark.parametrize("reply_to", ["replies/x", "edge-slm/kitchen/reply/x"])
+def test_correlation_data_holding_a_lone_surrogate_is_echoed(handler, reply_to):
+    """Found by the soak run: a str correlation datum with a lone surrogate raised
+    UnicodeEncodeError out of the handler."""
+    props = {"ResponseTopic": reply_to, "CorrelationData": "\ud800"}
+    for payload in (b"", b'{"text": "turn on the light"}'):
+        _check_replies(handler.handle("edge-slm/kitchen/query", payload, props))
+
+
 # -- serve --serial: bytes in, one answer per line ---------------------------------------------
 
 

@@ -334,8 +334,8 @@ class Handler:
         data = properties.get(CORRELATION_DATA)
         if isinstance(data, (bytes, bytearray)):
             props[CORRELATION_DATA] = bytes(data)
-        elif isinstance(data, str):
-            props[CORRELATION_DATA] = data.encode("utf-8")
+        elif isinstance(data, str):  # paho never gives one; a caller might (kept as bytes)
+            props[CORRELATION_DATA] = data.encode("utf-8", "surrogatepass")
         return topic, props, refused
 
     def _native_out(self, route: Route, msg: Message, quiet: bool = False) -> Outgoing:
