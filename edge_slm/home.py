@@ -276,7 +276,10 @@ def _upgrade_home_json_v1(data: Dict[str, Any], where: str) -> Inventory:
     entities come back with an unknown domain ("")."""
     def rows(key: str) -> List[List[str]]:
         out = []
-        for item in data.get(key) or []:
+        items = data.get(key) or []
+        if not isinstance(items, list):
+            raise HomeError(where, f"format 1 {key!r} must be a list of names, not {items!r}")
+        for item in items:
             row = item if isinstance(item, list) else [item]
             row = [s for s in row if isinstance(s, str) and s.strip()]
             if row:

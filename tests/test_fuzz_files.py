@@ -201,6 +201,14 @@ def test_home_file_raises_home_error_only(folder, data):
         pass
 
 
+@pytest.mark.parametrize("data", [{"name": 1}, {"name": "Lamp", "area": {"a": 1}}])
+def test_a_format_1_home_json_with_no_list_is_a_home_error(data):
+    """Found by the soak run: a format-1 home.json whose names are not a list raised
+    TypeError."""
+    with pytest.raises(HomeError):
+        home_from_bundle_json(data)
+
+
 @given(homes)
 def test_bundle_home_json_raises_home_error_only(data):
     for read in (home_from_bundle_json, inventory_from_dict):
