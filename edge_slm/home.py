@@ -21,11 +21,11 @@ import logging
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 import yaml
 
-from .errors import HomeError
+from .errors import CorpusInputError, HomeError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -236,19 +236,26 @@ def load_inventory(path: Union[str, Path, None] = None, lang: str = "en") -> Inv
     """Load a home file (YAML or JSON), or the shipped default inventory for `lang`."""
     if path is None:
         return default_inventory(lang)
+    data = read_yaml(path, "the home file", HomeError)  # JSON is YAML too
+    return inventory_from_dict(data, str(path))
+
+
+def read_yaml(path: Union[str, Path], what: str,
+              error: Type[CorpusInputError] = HomeError) -> Any:
+    """The YAML (or JSON) file a user gave; `error(path, message)` when it cannot be read, is
+    not UTF-8 or not YAML, or is nested deeper than the parser's recursion allows."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as err:
-        raise HomeError(str(path), f"cannot read the home file: {err.strerror}") from err
+        raise error(str(path), f"cannot read {what}: {err.strerror}") from err
     except UnicodeDecodeError as err:
-        raise HomeError(str(path), f"not UTF-8 text ({err})") from err
+        raise error(str(path), f"not UTF-8 text ({err})") from err
     try:
-        data = yaml.safe_load(text)  # JSON is YAML too
+        return yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise HomeError(str(path), f"not valid YAML: {err}") from err
+        raise error(str(path), f"not valid YAML: {err}") from err
     except RecursionError:  # PyYAML parses nesting by recursion
-        raise HomeError(str(path), "not a home: nested too deeply") from None
-    return inventory_from_dict(data, str(path))
+        raise error(str(path), f"{what}: nested too deeply") from None
 
 
 def default_inventory(lang: str = "en") -> Inventory:

@@ -35,6 +35,7 @@ from hassil.parse_expression import parse_sentence
 from hassil.util import merge_dict
 
 from ..errors import ConfigError, CorpusInputError, TemplateError
+from ..home import read_yaml
 
 if TYPE_CHECKING:
     from .sampler import WalkContext
@@ -278,16 +279,7 @@ def _check_sentences_dict(data: object, path: str) -> Dict[str, Any]:
 
 def read_sentences_file(path: Path) -> Dict[str, Any]:
     """Read and validate a user's custom_sentences YAML file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as err:
-        raise CorpusInputError(str(path), f"cannot read sentences file: {err.strerror}") from err
-    except UnicodeDecodeError as err:
-        raise CorpusInputError(str(path), f"not UTF-8 text ({err})") from err
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise CorpusInputError(str(path), f"not valid YAML: {err}") from err
+    data = read_yaml(path, "the sentences file", CorpusInputError)
     return _check_sentences_dict(data, str(path))
 
 
