@@ -103,6 +103,10 @@ class Served:
         return cls(engine, str(engine.bundle.model_id), engine.manifest.get("lang"))
 
 
+LOGGED_TOPIC_CHARS = 200
+"""Most characters of a client's response topic repeated in a log line or an error."""
+
+
 class Handler:
     """Answers Hermes and native queries with an `IntentEngine`; pure (see module doc)."""
 
@@ -325,9 +329,10 @@ class Handler:
                     or n.NativeQuery.is_topic(wanted):
                 # elsewhere: another device's topic, with our credentials; a wildcard cannot
                 # be published to; a query topic would loop back to us
+                said = wanted[:LOGGED_TOPIC_CHARS]  # a client's string: bounded in the log
                 _LOGGER.warning("site %r: response topic %r refused (not under %r)", site,
-                                wanted, prefix)
-                refused = f"response topic {wanted!r} refused: replies go under {prefix!r}"
+                                said, prefix)
+                refused = f"response topic {said!r} refused: replies go under {prefix!r}"
             else:
                 topic = wanted
         props: Dict[str, Any] = {}
