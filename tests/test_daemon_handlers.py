@@ -480,3 +480,24 @@ def test_error_reply_and_unknown_topics(engine):
     assert hd.error_reply("some/topic", b"{}", None, "boom") == []
     assert hd.handle("some/topic", b"{}", None) == []
     assert hd.handle("edge-slm/kitchen/intent", b"{}", None) == []
+
+
+def test_hermes_publishes_one_intent_per_command_of_a_compound_sentence():
+    shipped = IntentEngine.load()
+    text = "turn off the kitchen lights and what time is it"
+    result = shipped.parse(text)
+    assert [c.intent for c in result.commands] == ["HassTurnOff", "HassGetCurrentTime"]
+    out = handler(shipped).handle(QUERY, hermes_query(text, id="q7"), None)
+    assert [o.topic for o in out] == ["hermes/nlu/intentParsed", "hermes/intent/HassTurnOff",
+                                      "hermes/nlu/intentParsed",
+                                      "hermes/intent/HassGetCurrentTime"]
+    first, second = json.loads(out[1].payload), json.loads(out[3].payload)
+    assert first["id"] == second["id"] == "q7" and first["input"] == text
+    assert {s["slotName"]: s["value"]["value"] for s in first["slots"]} == \
+        {"area": "kitchen", "domain": "light"}
+    assert second["slots"] == []
+    # an intent filter keeps the commands it allows
+    only = handler(shipped).handle(
+        QUERY, hermes_query(text, intent_filter=["HassGetCurrentTime"]), None)
+    assert [o.topic for o in only] == ["hermes/nlu/intentParsed",
+                                       "hermes/intent/HassGetCurrentTime"]

@@ -19,7 +19,7 @@ def test_parse_result_shape(engine):
     res = engine.parse("turn off the kitchen lights")
     assert isinstance(res, ParseResult)
     d = res.to_dict()
-    assert set(d) == {"text", "intent", "confidence", "slots", "alternatives"}
+    assert set(d) == {"text", "intent", "confidence", "slots", "alternatives", "commands"}
     assert 0.0 <= d["confidence"] <= 1.0
     assert len(d["alternatives"]) <= 3
     for alt in d["alternatives"]:

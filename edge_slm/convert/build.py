@@ -34,6 +34,8 @@ from .report import format_report, plot_report
 if TYPE_CHECKING:
     from ..runtime.engine import IntentEngine
 
+#: Seed of the compound sentences made from the held-out commands.
+COMPOUND_SEED = 7
 #: Sentences every golden check runs (besides a few held-out ones).
 GOLDEN_TEXTS = ("turn off the kitchen lights", "is the garage door open?",
                 "set the bedroom to 20 degrees", "what's the weather like",
@@ -93,6 +95,8 @@ class EvalSets:
     oos: List[Dict[str, Any]]
     dev: List[Dict[str, Any]]
     train: List[Dict[str, Any]]
+    compound: List[Dict[str, Any]] = field(default_factory=list)
+    """Sentences of two or three held-out commands (corpus/compound.py)."""
 
 
 def load_eval_sets(run: Path, n: int, dev_path: Optional[Path]) -> EvalSets:
@@ -111,10 +115,13 @@ def load_eval_sets(run: Path, n: int, dev_path: Optional[Path]) -> EvalSets:
                 (held if rec["intent"] else oos).append(rec)
             elif rec["split"] == "train" and len(train) < 200000:
                 train.append(rec)
+    from ..corpus.compound import make_compounds
+
+    compound = make_compounds(held, max(1, n // 10), seed=COMPOUND_SEED)
     held, oos = held[:n], oos[:n]
     dev = ([to_corpus_format(r) for r in read_jsonl(dev_path)]
            if dev_path is not None and dev_path.exists() else [])
-    return EvalSets(held, oos, dev, train)
+    return EvalSets(held, oos, dev, train, compound)
 
 
 def _wildcards(lang: str, corpus: Dict[str, Any]) -> List[str]:
@@ -182,7 +189,7 @@ def convert(model_dir: Path, out: Path, config: ConvertConfig,
                   # what re-creates the gate's held-out sets (tests re-evaluate shipped bundles)
                   "corpus_config": train_cfg.get("corpus", {}),
                   "eval_sets": {"heldout_templates": len(sets.heldout), "oos": len(sets.oos),
-                                "dev": len(sets.dev)}}
+                                "dev": len(sets.dev), "compound": len(sets.compound)}}
 
     log("convert: float TFLite")
     t0 = time.perf_counter()
@@ -329,6 +336,8 @@ def _measure(engine: IntentEngine, sets: EvalSets, config: ConvertConfig
                            "oos": evaluate(engine, sets.oos)}
     if sets.dev:
         out["dev"] = evaluate(engine, sets.dev)
+    if sets.compound:
+        out["compound"] = evaluate(engine, sets.compound)
     texts = [r["text"] for r in sets.heldout] + [r["text"] for r in sets.dev]
     tops = []
     for t in texts:

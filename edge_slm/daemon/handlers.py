@@ -213,11 +213,21 @@ class Handler:
                                        area=self.config.site_areas.get(query.site_id))
         except InputError as err:
             return self._hermes_error(str(err), query.site_id, query.session_id, context)
-        chosen = self._choose(result, query.intent_filter)
+        allowed = query.intent_filter
+        several = [c for c in result.commands if not allowed or c.intent in allowed]
+        if len(result.commands) > 1 and several:
+            # one intent per command, in spoken order ("... and lock the front door")
+            return [m for c in several if c.intent is not None
+                    for m in self._intent_out(query, c.intent, c.confidence, c.slots)]
+        chosen = self._choose(result, allowed)
         if chosen is None:
             return [self._not_recognized(query)]
-        name, confidence = chosen
-        slots = self._all_slots(name, result.slots, query)
+        return self._intent_out(query, chosen[0], chosen[1], result.slots)
+
+    def _intent_out(self, query: h.NluQuery, name: str, confidence: float,
+                    said: Sequence[Slot]) -> List[Outgoing]:
+        """intentParsed and the intent's own topic for one command of a query."""
+        slots = self._all_slots(name, said, query)
         intent = h.HermesIntent(name, round(float(confidence), 4))
         parsed = h.NluIntentParsed(query.input, intent, query.site_id, query.id, slots,
                                    query.session_id)

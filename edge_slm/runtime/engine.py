@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -26,10 +27,11 @@ from ..errors import EdgeSlmError
 from ..home import Inventory, home_from_bundle_json, load_inventory
 from ..tokenizer import CLS, WordPieceTokenizer
 from .answer import Answerer
+from .compound import split
 from .known_home import KnownHome
 from .labels import Labels
 from .model import TFLiteModel, interpreter_class
-from .result import Alternative, ParseResult, Slot  # noqa: F401  (re-exported)
+from .result import Alternative, Command, ParseResult, Slot  # noqa: F401  (re-exported)
 from .values import NameTable, ValueTables
 
 #: Longest text a query may carry; a longer one is refused (a command is a sentence).
@@ -234,12 +236,22 @@ class IntentEngine:
             raise InputError("text is empty")
         if area is not None and (not isinstance(area, str) or not area.strip()):
             raise InputError("area must be a non-empty string")
-        ids, offsets = self.encode(text)
-        li, lt, lf = self.model.run(ids)
         if strict is None:
             strict = self.home.user or bool(names and any(names.values()))
-        return self.answerer.answer(text, li, lt, lf, offsets, self.home, names, strict, area,
-                                    self.temperature, self.threshold)
+
+        def one(piece: str) -> ParseResult:
+            ids, offsets = self.encode(piece)
+            li, lt, lf = self.model.run(ids)
+            return self.answerer.answer(piece, li, lt, lf, offsets, self.home, names, strict,
+                                        area, self.temperature, self.threshold)
+
+        whole = one(text)
+        commands = split(text, whole, one)
+        if len(commands) < 2:
+            return whole
+        first = commands[0]
+        return replace(whole, intent=first.intent, confidence=first.confidence,
+                       slots=first.slots, commands=commands)
 
     def parse_batch(self, texts: Sequence[object],
                     area: Optional[str] = None) -> List[Union[ParseResult, InputError]]:

@@ -81,11 +81,14 @@ def evaluate(engine: IntentEngine, records: Sequence[Dict[str, Any]],
     # names itself (and `names`), as the training report does (docs/model.md, Metrics); a
     # record whose area comes from the satellite is parsed with that area.
     """Intent accuracy (as answered, below-threshold answers counted as "not recognized"; and
-    `top1_acc`, the model's best guess), slot F1 (said slots), implied slots right (fixed slots
+    `top1_acc`, the model's best guess; `rejected_top_right`, the share of commands rejected
+    although the best guess was right), slot F1 (said slots), implied slots right (fixed slots
     and the satellite's area), exact match, false accepts, parse latency."""
     records = [to_corpus_format(r) for r in records]
+    compounds = [r for r in records if isinstance(r.get("commands"), list)]
+    records = [r for r in records if not isinstance(r.get("commands"), list)]
     tp = fp = fn = 0
-    correct = top1 = exact = accepted_oos = n_oos = n_cmd = cmd_ok = 0
+    correct = top1 = exact = accepted_oos = n_oos = n_cmd = cmd_ok = abstained_right = 0
     implied_n = implied_ok = 0
     lat: List[float] = []
     for rec in records:
@@ -108,6 +111,7 @@ def evaluate(engine: IntentEngine, records: Sequence[Dict[str, Any]],
         else:
             n_cmd += 1
             cmd_ok += ok
+            abstained_right += res.intent is None and res.top_intent == gold_intent
         want = implied_gold(rec)
         if want is not None and ok:
             implied_n += 1
@@ -134,6 +138,36 @@ def evaluate(engine: IntentEngine, records: Sequence[Dict[str, Any]],
         out["n_oos"] = float(n_oos)
     if n_cmd:
         out["command_acc"] = cmd_ok / n_cmd
+        # Abstention's own loss: commands rejected although the best guess was right.
+        out["rejected_top_right"] = abstained_right / n_cmd
     if implied_n:
         out["implied_acc"] = implied_ok / implied_n
+    if compounds:
+        out.update(evaluate_compounds(engine, compounds, names))
+    if not records:
+        out["n"] = 0.0
     return out
+
+
+def evaluate_compounds(engine: IntentEngine, records: Sequence[Dict[str, Any]],
+                       names: Optional[Dict[str, List[str]]] = None) -> Dict[str, float]:
+    """Sentences of several commands (records with `commands`, corpus/compound.py):
+    `compound_all_right`, the share whose every command is right (as many commands as said,
+    in order, each with its intent and its said slots); `compound_count_right`, the share
+    split into the right number of commands."""
+    all_right = count_right = 0
+    for rec in records:
+        gold = rec["commands"]
+        extra = record_names({"slots": [s for c in gold for s in c.get("slots") or []]})
+        if names:
+            extra = {k: extra.get(k, []) + names.get(k, []) for k in set(extra) | set(names)}
+        res = engine.parse(rec["text"], names=extra, strict=True)
+        count_right += len(res.commands) == len(gold)
+        all_right += len(res.commands) == len(gold) and all(
+            c.intent == g["intent"]
+            and {(s.name, s.raw.lower()) for s in c.slots if s.said}
+            == {(s["name"], s["text"].lower()) for s in g.get("slots") or []}
+            for c, g in zip(res.commands, gold))
+    n = max(1, len(records))
+    return {"n_compound": float(len(records)), "compound_all_right": all_right / n,
+            "compound_count_right": count_right / n}

@@ -45,6 +45,20 @@ class Alternative:
 
 
 @dataclass
+class Command:
+    """One command of a sentence (a sentence may hold several: "... and lock the door")."""
+
+    intent: Optional[str]
+    confidence: float
+    slots: List[Slot] = field(default_factory=list)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The element of `commands` in the `parse --jsonl` object."""
+        return {"intent": self.intent, "confidence": round(self.confidence, 4),
+                "slots": [_slot_dict(s) for s in self.slots]}
+
+
+@dataclass
 class ParseResult:
     """What `parse` answers."""
 
@@ -58,15 +72,23 @@ class ParseResult:
     alternatives: List[Alternative] = field(default_factory=list)
     top_intent: Optional[str] = None
     """The model's best guess before the threshold (None: "no intent" won)."""
+    commands: List[Command] = field(default_factory=list)
+    """Every command of the sentence in spoken order: one for a single command (the
+    top-level fields), several for "turn off the lights and lock the door" (the top-level
+    fields are the first's), none when nothing is recognized."""
+
+    def __post_init__(self) -> None:
+        if not self.commands and self.intent is not None:
+            self.commands = [Command(self.intent, self.confidence, self.slots)]
 
     def to_dict(self) -> Dict[str, Any]:
         """The `parse --jsonl` object."""
         return {"text": self.text, "intent": self.intent,
                 "confidence": round(self.confidence, 4),
-                "slots": [dict(asdict(s), confidence=round(s.confidence, 4))
-                          for s in self.slots],
+                "slots": [_slot_dict(s) for s in self.slots],
                 "alternatives": [{"intent": a.intent, "confidence": round(a.confidence, 4)}
-                                 for a in self.alternatives]}
+                                 for a in self.alternatives],
+                "commands": [c.to_dict() for c in self.commands]}
 
     def slot_values(self) -> Dict[str, Value]:
         """{slot name: value} (the first of each name): what Home Assistant executes."""
@@ -74,3 +96,7 @@ class ParseResult:
         for s in self.slots:
             out.setdefault(s.name, s.value)
         return out
+
+
+def _slot_dict(slot: Slot) -> Dict[str, Any]:
+    return dict(asdict(slot), confidence=round(slot.confidence, 4))

@@ -1,0 +1,157 @@
+"""Several commands in one sentence (runtime/compound.py): where a sentence may be cut, how
+pieces borrow a neighbour's words, and the shipped model's answers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edge_slm.corpus.compound import join, make_compounds
+from edge_slm.runtime.compound import joins, split
+from edge_slm.runtime.engine import IntentEngine
+from edge_slm.runtime.metrics import evaluate
+from edge_slm.runtime.result import ParseResult, Slot
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return IntentEngine.load()  # the shipped int8 bundle
+
+
+def _cut_words(text):
+    return [text[a:b].strip() for a, b in joins(text)]
+
+
+def test_joins_are_the_joining_words():
+    assert _cut_words("turn off the lights and lock the door") == ["and"]
+    assert _cut_words("turn off the tv, then turn on the porch light") == [", then"]
+    assert _cut_words("lock the front door; turn off the lights and then set a timer") == \
+        [";", "and then"]
+
+
+@pytest.mark.parametrize("text", [
+    "set a timer for 1 hour and 30 minutes",          # a number goes on
+    "start a timer for an hour and a half",
+    "turn off each and every light",                  # one phrase
+    "hey nabu, turn on the lights",                   # a wake word, not a command
+    "lights and fans",                                # a single word on one side
+    "brand new",
+])
+def test_no_cut_where_one_command_goes_on(text):
+    assert joins(text) == []
+
+
+def _rules(text):
+    """A parse by rules (for the borrowing logic alone): a verb and a device make a
+    command; the device is the slot."""
+    verbs = {"turn off": "HassTurnOff", "turn on": "HassTurnOn", "add": "HassListAddItem",
+             "remove": "HassListRemoveItem"}
+    intent = next((v for k, v in verbs.items() if text.startswith(k)), None)
+    if intent in ("HassListAddItem", "HassListRemoveItem") and "list" not in text:
+        intent = None  # a list command names its list
+    slots = []
+    for word in ("fan", "lights", "eggs", "cheese"):
+        at = text.find(word)
+        if at >= 0:
+            slots.append(Slot("name", word, word, at, at + len(word), 0.9))
+    if intent is None or not slots:
+        return ParseResult(text, None, 0.9)
+    return ParseResult(text, intent, 0.95, slots)
+
+
+def test_a_piece_borrows_the_verb_before_it_and_its_slots_point_at_the_sentence():
+    text = "turn off the lights and the fan"
+    commands = split(text, _rules(text), _rules)
+    assert [(c.intent, [(s.value, text[s.start:s.end]) for s in c.slots]) for c in commands] \
+        == [("HassTurnOff", [("lights", "lights")]), ("HassTurnOff", [("fan", "fan")])]
+
+
+def test_a_piece_borrows_the_words_after_the_next_ones_slot():
+    text = "add the eggs and remove the cheese from the list"
+    commands = split(text, _rules(text), _rules)
+    # "add the eggs" names no list: it borrows "from the list"
+    assert [(c.intent, [(s.value, text[s.start:s.end]) for s in c.slots]) for c in commands] \
+        == [("HassListAddItem", [("eggs", "eggs")]),
+            ("HassListRemoveItem", [("cheese", "cheese")])]
+
+
+def test_no_cut_unless_every_piece_is_a_command():
+    text = "turn on the lights and then some"
+    assert [c.intent for c in split(text, _rules(text), _rules)] == ["HassTurnOn"]
+    nothing = "hello and goodbye to you"
+    assert split(nothing, _rules(nothing), _rules) == []
+
+
+def test_shipped_model_answers_two_commands_in_spoken_order(engine):
+    text = "turn off the kitchen lights and lock the front door"
+    res = engine.parse(text)
+    assert [c.intent for c in res.commands] == ["HassTurnOff", "HassTurnOn"]
+    first, second = res.commands
+    assert {s.name: s.value for s in first.slots} == {"area": "kitchen", "domain": "light"}
+    assert any(s.said and "front door" in text[s.start:s.end] for s in second.slots)
+    # the top-level fields are the first command's
+    assert (res.intent, res.confidence, res.slots) == \
+        (first.intent, first.confidence, first.slots)
+    d = res.to_dict()
+    assert [c["intent"] for c in d["commands"]] == ["HassTurnOff", "HassTurnOn"]
+    for c in d["commands"]:
+        assert set(c) == {"intent", "confidence", "slots"}
+        for s in c["slots"]:
+            if s["start"] is not None:
+                assert text[s["start"]:s["end"]] == s["raw"]
+    json.dumps(d)
+
+
+@pytest.mark.parametrize("text,intents", [
+    ("what time is it and what's the weather", ["HassGetCurrentTime", "HassGetWeather"]),
+    ("lock the door, turn off the lights and set a timer for 5 minutes",
+     ["HassTurnOn", "HassTurnOff", "HassStartTimer"]),
+    ("set a timer for 1 hour and 30 minutes", ["HassStartTimer"]),
+    ("turn on the lights", ["HassTurnOn"]),
+    ("what is the capital of france and who wrote hamlet", []),
+])
+def test_shipped_model_commands(engine, text, intents):
+    assert [c.intent for c in engine.parse(text).commands] == intents
+
+
+def test_a_single_command_is_one_element_and_nothing_recognized_none(engine):
+    one = engine.parse("turn off the kitchen lights")
+    assert len(one.commands) == 1 and one.commands[0].intent == one.intent
+    assert engine.parse("who wrote hamlet").commands == []
+
+
+def _rec(text, intent, slot=None):
+    slots = []
+    if slot:
+        at = text.index(slot[1])
+        slots = [{"name": slot[0], "value": slot[1], "text": slot[1], "start": at,
+                  "end": at + len(slot[1])}]
+    return {"text": text, "intent": intent, "slots": slots, "augment": [], "split": "heldout"}
+
+
+def test_compound_records_keep_every_span_exact():
+    parts = [_rec("turn off the kitchen lights.", "HassTurnOff", ("area", "kitchen")),
+             _rec("what time is it?", "HassGetCurrentTime"),
+             _rec("add milk to my list", "HassShoppingListAddItem", ("item", "milk"))]
+    rec = join(parts, [" and then ", ", "])
+    assert rec["text"] == "turn off the kitchen lights and then what time is it, " \
+                          "add milk to my list"
+    assert [c["intent"] for c in rec["commands"]] == \
+        ["HassTurnOff", "HassGetCurrentTime", "HassShoppingListAddItem"]
+    for c in rec["commands"]:
+        for s in c["slots"]:
+            assert rec["text"][s["start"]:s["end"]] == s["text"]
+    many = make_compounds(parts * 3, 20, seed=3)
+    assert len(many) == 20 and all(2 <= len(r["commands"]) <= 3 for r in many)
+    assert many == make_compounds(parts * 3, 20, seed=3)
+
+
+def test_compounds_are_scored_every_command_right(engine):
+    right = join([_rec("turn off the kitchen lights", "HassTurnOff", ("area", "kitchen")),
+                  _rec("what time is it", "HassGetCurrentTime")], [" and "])
+    wrong = join([_rec("turn off the kitchen lights", "HassTurnOn", ("area", "kitchen")),
+                  _rec("what time is it", "HassGetCurrentTime")], [" and "])
+    m = evaluate(engine, [right, wrong])
+    assert m["n_compound"] == 2 and m["compound_all_right"] == 0.5
+    assert m["compound_count_right"] == 1.0
