@@ -59,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"records:          {int(m['n'])}")
     print(f"intent accuracy:  {100 * m['intent_acc']:.2f}%  (best guess, before the "
           f"threshold: {100 * m['top1_acc']:.2f}%)")
+    if "rejected_top_right" in m:
+        print(f"rejected, though the best intent was right: "
+              f"{100 * m['rejected_top_right']:.2f}% of the commands")
     print(f"slot F1:          {100 * m['slot_f1']:.2f}%")
     print(f"exact match:      {100 * m['exact_match']:.2f}%")
     if "implied_acc" in m:

@@ -12,8 +12,10 @@ def format_report(report: Dict[str, Any]) -> str:
     """The gate's table in markdown."""
     head = ("| variant | status | bundle bytes | held-out intent (top-1) | held-out answered "
             "right | held-out slot F1 | OOS false accepts | dev intent (top-1) | dev answered "
-            "right | agreement with float | model p50 ms | model p99 ms | parse p50 ms |")
-    lines = [head, "|" + "---|" * 13]
+            "right | dev rejected, top-1 right | compound, every command right | "
+            "agreement with float | model p50 ms | "
+            "model p99 ms | parse p50 ms |")
+    lines = [head, "|" + "---|" * 15]
     for q, e in report["variants"].items():
         m = e["metrics"]
 
@@ -29,11 +31,14 @@ def format_report(report: Dict[str, Any]) -> str:
             f"{pct(['heldout', 'top1_acc'])} | {pct(['heldout', 'intent_acc'])} | "
             f"{pct(['heldout', 'slot_f1'])} | {pct(['oos', 'false_accept'])} | "
             f"{pct(['dev', 'top1_acc'])} | {pct(['dev', 'intent_acc'])} | "
-            f"{pct(['agreement_with_float'])} | {m['model_p50_ms']:.3f} | "
-            f"{m['model_p99_ms']:.3f} | {m['heldout']['parse_p50_ms']:.3f} |")
+            f"{pct(['dev', 'rejected_top_right'])} | {pct(['compound', 'compound_all_right'])} | "
+            f"{pct(['agreement_with_float'])} | "
+            f"{m['model_p50_ms']:.3f} | {m['model_p99_ms']:.3f} | "
+            f"{m['heldout']['parse_p50_ms']:.3f} |")
     lines += ["", "Intent (top-1): the model's best guess; answered right: the answer after the "
-              "calibrated threshold (a rejected command counts as wrong). Slot F1 after "
-              "resolution against the home, on the answers."]
+              "calibrated threshold (a rejected command counts as wrong); rejected, top-1 right: "
+              "commands the threshold turned away although the best guess was right. Slot F1 "
+              "after resolution against the home, on the answers."]
     notes = [f"- {q}: " + "; ".join(e["reasons"]) for q, e in report["variants"].items()
              if e["reasons"]]
     if notes:

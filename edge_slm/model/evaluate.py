@@ -91,6 +91,9 @@ def score(intent_logits: np.ndarray, tag_logits: np.ndarray, batch: Batch,
     if is_cmd.any():
         out["command_acc"] = float((pred[is_cmd] == gold[is_cmd]).mean())
         out["command_recall_thresholded"] = float((final[is_cmd] == gold[is_cmd]).mean())
+        # rejected ("no intent" after the threshold) although the best guess was right
+        out["rejected_top_right"] = float(((final[is_cmd] != gold[is_cmd])
+                                           & (pred[is_cmd] == gold[is_cmd])).mean())
         right = np.flatnonzero(is_cmd & (pred == gold))
         frames = batch.frames if batch.frames is not None else np.zeros(len(batch), np.int32)
         if frame_logits is not None and len(right) and "gold_values" not in records[0]:

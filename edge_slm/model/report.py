@@ -47,6 +47,7 @@ COLUMNS: List[Tuple[str, Optional[Tuple[str, str]]]] = [
     ("OOS false accepts", ("heldout_oos", "false_accept")),
     ("dev intent acc", ("dev", "intent_acc")),
     ("dev acc (thresholded)", ("dev", "intent_acc_thresholded")),
+    ("dev rejected, top-1 right", ("dev", "rejected_top_right")),
     ("ECE after T", None)]
 
 
