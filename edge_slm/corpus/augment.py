@@ -56,16 +56,40 @@ class Draft:
 Augmenter = Callable[[Draft, random.Random, str], bool]
 
 # ----------------------------------------------------------------------------- English tables
+# How people wrap a request: [preamble] [politeness or question frame] REQUEST [trailer]
+# [thanks]. `filler` composes them, so the model sees the wrappers in many combinations and
+# learns that they never make a sentence a command (out-of-scope sentences get them too).
+PREAMBLES_EN = (
+    "sorry, ", "ok so ", "okay so ", "alright, ", "alright so ", "right, ", "oh and ",
+    "and also ", "one more thing, ", "also, ", "oh, ", "hmm, ", "well, ", "so, ", "um, ",
+    "uh, ", "i wasn't talking to you. ", "never mind that. ", "forget that. ", "ok. ",
+    "quick question, ", "hi, ", "hello, ", "good morning, ", "hey there, ", "excuse me, ",
+    "listen, ", "ok then ", "actually, ", "wait, ", "yes, ", "no, ", "and ", "then ",
+    "sorry about that, ", "real quick, ", "before i forget, ", "while you're at it, ",
+    "let's see, ", "yeah, ", "ok google no wait, ",
+)
 PREFIXES_EN = (
     "please ", "can you ", "could you ", "would you ", "can you please ", "could you please ",
     "will you ", "hey, ", "hey ", "um ", "uh ", "okay ", "ok ", "so ", "i want to ", "i'd like to ",
     "i need you to ", "go ahead and ", "quickly ", "yo ", "right, ", "now ", "kindly ",
     "tell home assistant to ", "ask home assistant to ", "i want you to ", "hey can you ",
-    "please can you ", "can you go ahead and ",
+    "please can you ", "can you go ahead and ", "would you mind ", "would you please ",
+    "do me a favor and ", "be a dear and ", "i'd like you to ", "i need to ", "let's ",
+    "can i ask you to ", "is it possible to ", "any chance you could ", "just ",
+    "could you just ", "if you could ", "you can ", "i was wondering if you could ",
+    "can you tell me ", "could you tell me ", "tell me ", "do you know ", "i want to know ",
+    "i'd like to know ", "let me know ", "can you check ", "check ", "find out ",
 )
 SUFFIXES_EN = (
     " please", " thanks", " thank you", " for me", " now", " right now", " please thanks",
     " for me please", " asap", " ok", " thx", " if you can", " quickly",
+    " when you get a chance", " if you don't mind", " if that's ok", " real quick",
+    " for a bit", " for now", " please and thank you", " thanks a lot", " cheers",
+    " thank you so much", " would you", " will you", " could you", " ok?", " right away",
+    " immediately", " at once", " if possible", " before i forget", " for us", " again",
+    " too", " as well", " okay thanks", " mate", " buddy", " thanks buddy", " when you can",
+    " thanks so much", " that'd be great", " much appreciated", " ta", " before i go",
+    " no rush",
 )
 WAKE_WORDS_EN = (
     "hey jarvis", "ok nabu", "okay nabu", "hey nabu", "alexa", "hey google", "ok google",
@@ -147,12 +171,19 @@ def punctuation(d: Draft, rng: random.Random, lang: str) -> bool:
 
 
 def filler(d: Draft, rng: random.Random, lang: str) -> bool:
-    """Politeness and hesitation words before or after the command."""
+    """Wrappers around the request: a preamble, a politeness or question frame, a trailing
+    clause or thanks, composed ("sorry, could you turn off the lights for me thanks")."""
     if not lang.startswith("en"):
         return False
-    if rng.random() < 0.65:
-        return d.edit(0, 0, _pick(rng, PREFIXES_EN))
-    return d.edit(len(d.text), len(d.text), _pick(rng, SUFFIXES_EN))
+    roll = rng.random()
+    done = False
+    if roll < 0.7:
+        done = d.edit(0, 0, _pick(rng, PREFIXES_EN)) or done
+    if roll >= 0.45:
+        done = d.edit(len(d.text), len(d.text), _pick(rng, SUFFIXES_EN)) or done
+    if rng.random() < 0.2:
+        done = d.edit(0, 0, _pick(rng, PREAMBLES_EN)) or done
+    return done
 
 
 def wake_word(d: Draft, rng: random.Random, lang: str) -> bool:
