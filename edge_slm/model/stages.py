@@ -134,7 +134,10 @@ def teacher_labels(ctx: RunContext) -> StageReport:
 
 
 def student(ctx: RunContext) -> StageReport:
-    """The student without the teacher: hard labels only, the baseline."""
+    """The student without the teacher: hard labels only, the baseline (when
+    `data.baseline_student` asks for it)."""
+    if not ctx.config.data.baseline_student:
+        return StageReport(False, {"skipped": "data.baseline_student is off"})
     with ctx.timed("student_no_teacher"):
         ckpt, resumed = _student(ctx, "no_teacher", _student_key(ctx, "hard"), _train_hard)
     return _student_report(ctx, "student_no_teacher", ckpt, resumed)

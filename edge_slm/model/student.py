@@ -38,11 +38,11 @@ class ModelConfig:
     """Sequence length including [CLS]."""
     d_model: int = 128
     """Width of the residual stream."""
-    n_heads: List[int] = field(default_factory=lambda: [4, 4, 4])
+    n_heads: List[int] = field(default_factory=lambda: [4, 4, 4, 4])
     """Attention heads of each layer (the number of layers is its length)."""
     head_dim: int = 32
     """Width of one head."""
-    ffn_dims: List[int] = field(default_factory=lambda: [384, 384, 384])
+    ffn_dims: List[int] = field(default_factory=lambda: [448, 448, 448, 448])
     """Hidden width of each layer's feed-forward block."""
     n_intents: int = 2
     """Intent classes including "no intent"."""

@@ -32,7 +32,7 @@ _LOGGER = logging.getLogger(__name__)
 class TeacherConfig:
     """How the teacher is fine-tuned."""
 
-    train_sentences: int = 40000
+    train_sentences: int = 60000
     """Training rows used (the corpus's train split, first N)."""
     epochs: float = 1.0
     """Passes over them."""
