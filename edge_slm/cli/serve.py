@@ -247,16 +247,8 @@ def run(args: argparse.Namespace) -> int:
     loop = DutyLoop(daemon, duty, meter, report=report)
     loop.setup()
 
-    def on_signal(signum: int, frame: Optional[FrameType]) -> None:
-        loop.stop()
-
-    def on_hangup(signum: int, frame: Optional[FrameType]) -> None:
-        daemon.request_reload()  # only a flag: the daemon's loop does the loading
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    hangup = getattr(signal, "SIGHUP", None)  # POSIX only
-    if hangup is not None:
-        previous[hangup] = signal.signal(hangup, on_hangup)
+    # SIGHUP only sets a flag: the daemon's loop does the loading
+    restore_signals = handle_signals(loop.stop, daemon.request_reload)
     if watcher is not None:
         watcher.on_change = daemon.request_reload
         watcher.start()
@@ -276,8 +268,7 @@ def run(args: argparse.Namespace) -> int:
             wyoming.stop()
         if watcher is not None:
             watcher.stop()
-        for s, previous_handler in previous.items():
-            signal.signal(s, previous_handler)
+        restore_signals()
         if duty.mode != ALWAYS_ON:
             # asleep, the daemon holds no connection whose close() could say so
             offline = handler.status(online=False)
@@ -306,16 +297,7 @@ def run_serial(settings: ServeSettings) -> int:
         watcher.on_change = lines.request_reload
         watcher.start()
 
-    def on_signal(signum: int, frame: Optional[FrameType]) -> None:
-        lines.stop()
-
-    def on_hangup(signum: int, frame: Optional[FrameType]) -> None:
-        lines.request_reload()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    hangup = getattr(signal, "SIGHUP", None)
-    if hangup is not None:
-        previous[hangup] = signal.signal(hangup, on_hangup)
+    restore_signals = handle_signals(lines.stop, lines.request_reload)
     print(f"edge-slm serve: {engine.bundle.model_id} on serial {settings.serial} "
           f"({settings.baud} baud); SIGTERM or Ctrl-C stops, SIGHUP reloads", file=sys.stderr)
     try:
@@ -323,10 +305,31 @@ def run_serial(settings: ServeSettings) -> int:
     finally:
         if watcher is not None:
             watcher.stop()
-        for s, previous_handler in previous.items():
-            signal.signal(s, previous_handler)
+        restore_signals()
         port.close()
     return 0
+
+
+def handle_signals(stop: Callable[[], object],
+                   hangup: Callable[[], object]) -> Callable[[], None]:
+    """SIGTERM and SIGINT call `stop`, SIGHUP (POSIX only) `hangup` (both must be safe in a
+    signal handler: set a flag); returns what puts the previous handlers back."""
+    def on_signal(signum: int, frame: Optional[FrameType]) -> None:
+        stop()
+
+    def on_hangup(signum: int, frame: Optional[FrameType]) -> None:
+        hangup()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    sighup = getattr(signal, "SIGHUP", None)
+    if sighup is not None:
+        previous[sighup] = signal.signal(sighup, on_hangup)
+
+    def restore() -> None:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+    return restore
 
 
 def _slot_watcher(settings: ServeSettings) -> Optional[ActiveSlotWatcher]:

@@ -12,10 +12,8 @@ answered by the new one.
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
-from types import FrameType
 from typing import TYPE_CHECKING, Callable, Optional
 
 if TYPE_CHECKING:
@@ -72,6 +70,7 @@ def run_wyoming_only(settings: ServeSettings, loader: Callable[[], IntentEngine]
                      watcher: Optional[ActiveSlotWatcher]) -> int:
     """--no-mqtt: serve Wyoming until SIGTERM or SIGINT; SIGHUP reloads."""
     from ..daemon.served import ServedEngine
+    from .serve import handle_signals
 
     source = ServedEngine(loader())
     service = start_wyoming(settings, source)
@@ -82,16 +81,7 @@ def run_wyoming_only(settings: ServeSettings, loader: Callable[[], IntentEngine]
         watcher.on_change = reload.set
         watcher.start()
 
-    def on_signal(signum: int, frame: Optional[FrameType]) -> None:
-        stop.set()
-
-    def on_hangup(signum: int, frame: Optional[FrameType]) -> None:
-        reload.set()  # only a flag: the main loop does the loading
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    hangup = getattr(signal, "SIGHUP", None)  # POSIX only
-    if hangup is not None:
-        previous[hangup] = signal.signal(hangup, on_hangup)
+    restore_signals = handle_signals(stop.set, reload.set)  # the main loop does the loading
     print(f"edge-slm serve: {source.served.model_id} on Wyoming {service.address} (no MQTT); "
           "SIGTERM or Ctrl-C stops, SIGHUP reloads", file=sys.stderr)
     try:
@@ -103,6 +93,5 @@ def run_wyoming_only(settings: ServeSettings, loader: Callable[[], IntentEngine]
         service.stop()
         if watcher is not None:
             watcher.stop()
-        for s, previous_handler in previous.items():
-            signal.signal(s, previous_handler)
+        restore_signals()
     return 0

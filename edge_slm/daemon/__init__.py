@@ -99,7 +99,7 @@ def parse_wyoming_url(url: str) -> Tuple[str, int]:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as err:
-        raise ConfigError(f"Wyoming address {shown}: {err}") from None
+        raise ConfigError(f"Wyoming address {shown}: bad port or host ({err})") from None
     if not parts.hostname or port is None or parts.username is not None \
             or parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ConfigError(f"Wyoming address {shown}: expected tcp://HOST:PORT with nothing "

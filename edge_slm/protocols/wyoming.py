@@ -106,10 +106,7 @@ class IntentModel:
 
     def to_dict(self) -> Dict[str, Any]:
         """The wire object (wyoming's IntentModel)."""
-        return {"name": self.name, "attribution": {"name": self.attribution.name,
-                                                   "url": self.attribution.url},
-                "installed": self.installed, "description": self.description,
-                "version": self.version, "languages": list(self.languages)}
+        return dict(_artifact_dict(self), languages=list(self.languages))
 
 
 @dataclass(frozen=True)
@@ -125,24 +122,30 @@ class IntentProgram:
 
     def to_dict(self) -> Dict[str, Any]:
         """The wire object (wyoming's IntentProgram)."""
-        return {"name": self.name, "attribution": {"name": self.attribution.name,
-                                                   "url": self.attribution.url},
-                "installed": self.installed, "description": self.description,
-                "version": self.version, "models": [m.to_dict() for m in self.models]}
+        return dict(_artifact_dict(self), models=[m.to_dict() for m in self.models])
 
 
-def _attribution(obj: Mapping[str, Any], what: str) -> Attribution:
-    att = opt_object(obj, "attribution", what) or {}
-    return Attribution(req_str(att, "name", what + " attribution"),
-                       req_str(att, "url", what + " attribution"))
+def _artifact_dict(a: Union[IntentModel, IntentProgram]) -> Dict[str, Any]:
+    """What every wyoming artifact has: name, attribution, installed, description, version."""
+    return {"name": a.name, "attribution": {"name": a.attribution.name,
+                                            "url": a.attribution.url},
+            "installed": a.installed, "description": a.description, "version": a.version}
 
 
-def _artifact(obj: object, what: str) -> Mapping[str, Any]:
+def _read_artifact(obj: object, what: str) -> Tuple[Mapping[str, Any], Dict[str, Any]]:
+    """(the object, the keyword arguments of its artifact fields); ProtocolError when it is
+    no artifact."""
     if not isinstance(obj, Mapping):
         raise ProtocolError(f"{what} must be an object")
-    if not isinstance(obj.get("installed", True), bool):
+    installed = obj.get("installed", True)
+    if not isinstance(installed, bool):
         raise ProtocolError(f"{what}: field 'installed' must be a boolean")
-    return obj
+    att = opt_object(obj, "attribution", what) or {}
+    return obj, {"name": req_str(obj, "name", what),
+                 "attribution": Attribution(req_str(att, "name", what + " attribution"),
+                                            req_str(att, "url", what + " attribution")),
+                 "description": opt_str(obj, "description", what),
+                 "version": opt_str(obj, "version", what), "installed": installed}
 
 
 @dataclass(frozen=True)
@@ -163,31 +166,23 @@ class Info(WyomingEvent):
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> "Info":
         """Rebuild the intent programs (other services are not ours: ignored)."""
-        programs = data.get("intent") or []
+        programs = data.get("intent", [])
         if not isinstance(programs, list):
             raise ProtocolError("Info: field 'intent' must be an array")
         out = []
-        for p in programs:
-            p = _artifact(p, "Info: intent program")
-            models = p.get("models") or []
+        for item in programs:
+            program, fields = _read_artifact(item, "Info: intent program")
+            models = program.get("models", [])
             if not isinstance(models, list):
                 raise ProtocolError("Info: intent program field 'models' must be an array")
             built = []
-            for m in models:
-                m = _artifact(m, "Info: intent model")
-                langs = m.get("languages") or []
+            for one in models:
+                model, model_fields = _read_artifact(one, "Info: intent model")
+                langs = model.get("languages", [])
                 if not isinstance(langs, list) or not all(isinstance(x, str) for x in langs):
                     raise ProtocolError("Info: intent model 'languages' must be strings")
-                built.append(IntentModel(req_str(m, "name", "Info: intent model"), tuple(langs),
-                                         _attribution(m, "Info: intent model"),
-                                         opt_str(m, "description", "Info: intent model"),
-                                         opt_str(m, "version", "Info: intent model"),
-                                         m.get("installed", True)))
-            out.append(IntentProgram(req_str(p, "name", "Info: intent program"),
-                                     _attribution(p, "Info: intent program"), tuple(built),
-                                     opt_str(p, "description", "Info: intent program"),
-                                     opt_str(p, "version", "Info: intent program"),
-                                     p.get("installed", True)))
+                built.append(IntentModel(languages=tuple(langs), **model_fields))
+            out.append(IntentProgram(models=tuple(built), **fields))
         return cls(tuple(out))
 
 
@@ -281,7 +276,7 @@ class Intent(WyomingEvent):
     def from_data(cls, data: Mapping[str, Any]) -> "Intent":
         """Rebuild and check the types."""
         w = cls.__name__
-        entities = data.get("entities") or []
+        entities = data.get("entities", [])
         if not isinstance(entities, list) or not all(
                 isinstance(e, dict) and isinstance(e.get("name"), str) for e in entities):
             raise ProtocolError(f"{w}: field 'entities' must be objects with a 'name'")
