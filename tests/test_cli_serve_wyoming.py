@@ -89,6 +89,45 @@ def test_wyoming_only_answers_and_stops_cleanly(tmp_path, stop_signal):
     assert "Traceback" not in log.read_text()
 
 
+def _wait_log(proc: subprocess.Popen, log_path: Path, text: str, count: int = 1) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while log_path.read_text(errors="replace").count(text) < count:
+        assert proc.poll() is None, "serve died: " + log_path.read_text(errors="replace")
+        assert time.monotonic() < deadline, f"no {text!r} in: " + log_path.read_text()
+        try:
+            proc.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def test_sighup_reloads_and_a_bad_bundle_is_refused(tmp_path):
+    from edge_slm.runtime.engine import default_bundle_path
+
+    bundle = tmp_path / "model.slm"
+    good = default_bundle_path().read_bytes()
+    bundle.write_bytes(good)
+    port = free_port()
+    log = tmp_path / "serve.log"
+    proc = _serve(log, "--bundle", str(bundle), "--wyoming", f"tcp://127.0.0.1:{port}",
+                  "--no-mqtt")
+    try:
+        _wait_listening(proc, log)
+        bundle.write_bytes(b"not a bundle")
+        proc.send_signal(signal.SIGHUP)
+        _wait_log(proc, log, "reload refused, still serving")
+        _acceptance(port)  # the old model still answers
+        bundle.write_bytes(good)
+        proc.send_signal(signal.SIGHUP)
+        _wait_log(proc, log, "reloaded: serving")
+        _acceptance(port)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=WAIT_S * 3) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
 def test_wyoming_beside_mqtt_in_one_process(mosquitto, tmp_path):
     port = free_port()
     log = tmp_path / "serve.log"

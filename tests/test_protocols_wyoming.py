@@ -145,6 +145,7 @@ def test_a_payload_is_skipped_and_the_stream_goes_on():
     (b"\xff\xfe not utf-8", BAD_JSON),
     (b'{"type": "x\\ud800"}', BAD_JSON),
     (b"[" * 50_000, BAD_JSON),
+    (b'{"type": "transcript", "data": {"text": "x", "context": {"n": 1e999}}}', BAD_JSON),
     (b'{"data": {}}', BAD_HEADER),
     (b'{"type": 7}', BAD_HEADER),
     (b'{"type": ""}', BAD_HEADER),

@@ -1,5 +1,5 @@
 """`edge-slm serve`: answer Hermes and native intent queries over MQTT, always on or in a
-low-power duty cycle.
+low-power duty cycle, and Home Assistant's Wyoming protocol beside them or alone.
 
     edge-slm serve --broker mqtt://127.0.0.1:1883
     edge-slm serve --bundle en-int8.slm --broker mqtts://user:pass@hub:8883 --tls-ca ca.pem \\
@@ -130,7 +130,7 @@ def add_mqtt_args(p: argparse.ArgumentParser) -> None:
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Register the subcommand: --config, a flag per setting, --embedded-broker."""
-    p = sub.add_parser("serve", help="serve intents over MQTT (Hermes and native JSON)",
+    p = sub.add_parser("serve", help="serve intents over MQTT (Hermes and native JSON) and Wyoming",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, metavar="FILE.toml",
                    help="read the options from this TOML file (default: $EDGE_SLM_CONFIG); "

@@ -4,7 +4,9 @@
     handler.handle(Event("transcript", {"text": "turn off the kitchen lights"}), peer="10.0.0.5")
         -> [Intent("HassTurnOff", (Entity("area", "kitchen"), Entity("domain", "light")), ...)]
 
-No sockets, no clock except the injected one (rate limits). `describe` gets `info`;
+No sockets, no clock except the injected one (rate limits); safe to call from the server's
+connection threads (the engine parses under its own lock, the rate limiter under this
+handler's). `describe` gets `info`;
 `transcript` (Home Assistant) and `recognize` (Rhasspy 3) get `intent`, `not-recognized`, or,
 for a sentence of several commands, `intents-start`, one `intent` each, `intents-stop`. A
 request whose data is wrong (a text that is not a string, an area that is not a name) gets an
@@ -17,6 +19,7 @@ waits for an intent or a not-recognized, always finishes. Every other event type
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
@@ -118,6 +121,7 @@ class WyomingHandler:
         """The limits: text length, rate limit and burst (per client address here)."""
         self.limiter = RateLimiter(config.rate_limit, config.rate_burst, clock)
         """Texts parsed per client address."""
+        self._limiter_lock = threading.Lock()  # connections are answered from many threads
 
     def info(self) -> Info:
         """What `describe` is answered with: edge-slm and the bundle it serves."""
@@ -173,7 +177,8 @@ class WyomingHandler:
         return None
 
     def _rate_problem(self, peer: str) -> Optional[str]:
-        refused = self.limiter.take(peer, 1)
+        with self._limiter_lock:
+            refused = self.limiter.take(peer, 1)
         if refused is None:
             return None
         problem = (f"rate limited: a client may send {self.config.rate_limit:g} texts a second "

@@ -34,7 +34,7 @@ _LOGGER = logging.getLogger(__name__)
 
 MAX_CONNECTIONS = 64
 """Connections served at once (Home Assistant opens one per sentence and closes it)."""
-IDLE_TIMEOUT_S = 300.0
+IDLE_TIMEOUT_S = 60.0
 """A connection with nothing read for this long is closed; also the longest wait of a write
 to a client that does not read."""
 ACCEPT_POLL_S = 0.5

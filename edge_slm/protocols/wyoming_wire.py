@@ -148,7 +148,7 @@ class EventDecoder:
 
     def _header_line(self, line: bytes, out: List[Union[Event, FrameError]]) -> None:
         try:
-            header = decode_object(line, "event header")
+            header = _decode(line, "event header")
         except ProtocolError as err:
             out.append(FrameError(BAD_JSON, str(err)))
             return
@@ -195,7 +195,7 @@ class EventDecoder:
         raw = bytes(self._data)
         self._data.clear()
         try:
-            extra = decode_object(raw, "event data")
+            extra = _decode(raw, "event data")
         except ProtocolError as err:
             out.append(FrameError(BAD_JSON, str(err)))
             self._header = None  # its payload, if any, is still skipped
@@ -209,3 +209,15 @@ class EventDecoder:
         if self._header is not None:
             out.append(Event(self._header[0], self._header[1]))
         self._header = None
+
+
+def _decode(raw: bytes, what: str) -> Dict[str, Any]:
+    """The JSON object of a header line or data segment (`base.decode_object`), refused also
+    when it holds a number past float (1e999 reads as infinity, which no answer that echoes
+    it could write as JSON)."""
+    obj = decode_object(raw, what)
+    try:
+        json.dumps(obj, allow_nan=False)
+    except (ValueError, RecursionError):
+        raise ProtocolError(f"{what}: a number is out of range") from None
+    return obj
