@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from mqtt_fixtures import WAIT_S, Probe, mosquitto_fixture  # noqa: F401 (fixture)
+from test_daemon_resilience import _wait_log
 
 from edge_slm.cli import main
 from edge_slm.daemon.mosquitto import free_port
@@ -89,17 +90,6 @@ def test_wyoming_only_answers_and_stops_cleanly(tmp_path, stop_signal):
     assert "Traceback" not in log.read_text()
 
 
-def _wait_log(proc: subprocess.Popen, log_path: Path, text: str, count: int = 1) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while log_path.read_text(errors="replace").count(text) < count:
-        assert proc.poll() is None, "serve died: " + log_path.read_text(errors="replace")
-        assert time.monotonic() < deadline, f"no {text!r} in: " + log_path.read_text()
-        try:
-            proc.wait(timeout=0.05)
-        except subprocess.TimeoutExpired:
-            pass
-
-
 def test_sighup_reloads_and_a_bad_bundle_is_refused(tmp_path):
     from edge_slm.runtime.engine import default_bundle_path
 
@@ -114,11 +104,11 @@ def test_sighup_reloads_and_a_bad_bundle_is_refused(tmp_path):
         _wait_listening(proc, log)
         bundle.write_bytes(b"not a bundle")
         proc.send_signal(signal.SIGHUP)
-        _wait_log(proc, log, "reload refused, still serving")
+        _wait_log(proc, log, "reload refused, still serving", START_TIMEOUT_S)
         _acceptance(port)  # the old model still answers
         bundle.write_bytes(good)
         proc.send_signal(signal.SIGHUP)
-        _wait_log(proc, log, "reloaded: serving")
+        _wait_log(proc, log, "reloaded: serving", START_TIMEOUT_S)
         _acceptance(port)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=WAIT_S * 3) == 0, log.read_text()
