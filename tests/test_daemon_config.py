@@ -163,6 +163,12 @@ def test_unknown_key_fails_the_command_with_status_2(toml, capsys):
     ("broker = ", ["not valid TOML"]),
     ('bundle = "~0"', ["bundle", "home folder"]),  # fuzzing: RuntimeError from expanduser
     ("bundle = " + "[" * 100_000, ["not valid TOML", "deeply"]),  # fuzzing: RecursionError
+    ('no_mqtt = "maybe"', ["no_mqtt", "true or false"]),
+    ("no_mqtt = 1", ["no_mqtt", "true or false"]),
+    ('wyoming = "http://h:10500"', ["wyoming", "tcp://HOST:PORT"]),
+    ('wyoming = "tcp://h"', ["wyoming", "tcp://HOST:PORT"]),
+    ('wyoming = "tcp://h:99999"', ["wyoming", "port"]),
+    ('wyoming = "tcp://h:1/path"', ["wyoming", "nothing else"]),
 ])
 def test_bad_file_values_are_refused_clearly(toml, text, words):
     path = toml(text + "\n")
@@ -181,12 +187,29 @@ def test_bad_file_values_are_refused_clearly(toml, text, words):
     ({"EDGE_SLM_SITE_AREA": "kitchen"}, ["EDGE_SLM_SITE_AREA", "SITE=AREA"]),
     ({"EDGE_SLM_SESSION_EXPIRY": "0"}, ["EDGE_SLM_SESSION_EXPIRY", "above zero"]),
     ({"EDGE_SLM_HOME": "~0/h.yaml"}, ["EDGE_SLM_HOME", "home folder"]),  # fuzzing
+    ({"EDGE_SLM_NO_MQTT": "perhaps"}, ["EDGE_SLM_NO_MQTT", "true or false"]),
+    ({"EDGE_SLM_WYOMING": "10500"}, ["EDGE_SLM_WYOMING", "tcp://HOST:PORT"]),
 ])
 def test_bad_environment_values_name_the_variable(env, words):
     with pytest.raises(ValueError) as err:
         _settings([], env)
     for word in words:
         assert word in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("text, value", [("1", True), ("yes", True), ("On", True),
+                                         ("0", False), ("false", False), ("off", False)])
+def test_a_switch_from_the_environment_beats_the_file(toml, text, value):
+    path = toml(f"no_mqtt = {str(not value).lower()}\nwyoming = \"tcp://[::1]:10500\"\n")
+    s = _settings(["--config", str(path)], {"EDGE_SLM_NO_MQTT": text})
+    assert s.no_mqtt is value and s.wyoming == "tcp://[::1]:10500"
+    assert _settings(["--config", str(path), "--no-mqtt"], {"EDGE_SLM_NO_MQTT": "0"}).no_mqtt
+
+
+def test_zeroconf_flag_takes_an_optional_name():
+    assert _settings(["--wyoming-zeroconf"]).wyoming_zeroconf == "edge-slm"
+    assert _settings(["--wyoming-zeroconf", "hall-pi"]).wyoming_zeroconf == "hall-pi"
+    assert _settings([]).wyoming_zeroconf is None
 
 
 def test_bad_flag_value_from_the_command_line(capsys):
@@ -230,7 +253,10 @@ def test_every_setting_flag_has_the_settings_help_and_default():
         assert option.help and action.help.startswith(option.help), option.flag
         value = _field_default(defaults, option.target)
         assert option.default == value, option.flag
-        if value not in (None, (), {}):  # a value: the flag's default, shown in its help
+        if option.kind == "bool":  # a switch: None unless given (off), no default in its help
+            assert value is False and getattr(args, option.name) is None, option.flag
+            assert "(default:" not in action.help and action.nargs == 0, option.flag
+        elif value not in (None, (), {}):  # a value: the flag's default, shown in its help
             parsed = getattr(args, option.name)
             assert parsed == value and not given(parsed), option.flag
             assert f"(default: {option.default_text or value})" in action.help, option.flag
@@ -250,17 +276,18 @@ def test_flag_environment_and_file_give_a_setting_the_same_value(toml):
                "max_period": "50", "board": "pi-5", "trusted_key": "/t.pem",
                "serial": "loop://", "baud": "9600", "slots": "/slots", "max_packet_size": "4096",
                "response_prefix": "r/{site}/", "rate_limit": "2.5", "rate_burst": "80",
-               "max_batch_chars": "300"}
+               "max_batch_chars": "300", "wyoming": "tcp://0.0.0.0:10500",
+               "wyoming_zeroconf": "kitchen-pi", "no_mqtt": "true"}
     assert set(samples) == {o.name for o in OPTIONS}
     argv = []
     for name, text in samples.items():
-        argv += [f"--{name.replace('_', '-')}", text]
+        argv += [f"--{name.replace('_', '-')}"] + ([] if name == "no_mqtt" else [text])
     from_flags = _settings(argv)
     from_env = _settings([], {f"EDGE_SLM_{k.upper()}": v for k, v in samples.items()})
     lines = []
     for option in OPTIONS:
         text = samples[option.name]
-        if option.kind in ("int", "float"):
+        if option.kind in ("int", "float", "bool"):
             lines.append(f"{option.name} = {text}")
         elif option.kind == "areas":
             lines.append(f'{option.name} = {{ kitchen = "Kitchen" }}')

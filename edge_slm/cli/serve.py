@@ -1,5 +1,5 @@
 """`edge-slm serve`: answer Hermes and native intent queries over MQTT, always on or in a
-low-power duty cycle.
+low-power duty cycle, and Home Assistant's Wyoming protocol beside them or alone.
 
     edge-slm serve --broker mqtt://127.0.0.1:1883
     edge-slm serve --bundle en-int8.slm --broker mqtts://user:pass@hub:8883 --tls-ca ca.pem \\
@@ -19,6 +19,10 @@ PUB.pem (repeatable) the bundle must be signed by one of the keys, at start and 
 
 --serial URL (any pyserial URL; --baud, default 115200) answers text lines on a serial port
 instead of serving MQTT: one JSON line per line, the objects of `edge-slm parse --jsonl`.
+
+--wyoming tcp://HOST:PORT (10500 by convention) also answers Home Assistant's Wyoming
+protocol (transcript -> intent or not-recognized; docs/home-assistant.md) with the same
+engine; with --no-mqtt it is all that is served. --wyoming-zeroconf [NAME] announces it.
 
 Every option can also come from a TOML file (--config, or EDGE_SLM_CONFIG; keys are the flag
 names with underscores: `period = 10`) or from the environment (EDGE_SLM_ and the name in
@@ -100,6 +104,10 @@ def add_setting_args(p: argparse.ArgumentParser, names: Optional[Sequence[str]] 
     for option in OPTIONS:
         if names is not None and option.name not in names:
             continue
+        if option.kind == "bool":  # a switch: None unless given, so the file can set it
+            p.add_argument(option.flag, action="store_true", default=None,
+                           help=option.flag_help.replace("%", "%%"))
+            continue
         kw: Dict[str, Any] = {"help": option.flag_help.replace("%", "%%"),
                               "metavar": option.metavar}
         if option.value_type is not str:
@@ -122,7 +130,7 @@ def add_mqtt_args(p: argparse.ArgumentParser) -> None:
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Register the subcommand: --config, a flag per setting, --embedded-broker."""
-    p = sub.add_parser("serve", help="serve intents over MQTT (Hermes and native JSON)",
+    p = sub.add_parser("serve", help="serve intents over MQTT (Hermes and native JSON) and Wyoming",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, metavar="FILE.toml",
                    help="read the options from this TOML file (default: $EDGE_SLM_CONFIG); "
@@ -185,30 +193,42 @@ def engine_loader(settings: ServeSettings) -> Callable[[], IntentEngine]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand."""
+    from .serve_wyoming import check_fronts, run_wyoming_only, start_wyoming
+
     settings = build_settings(args)  # a bad option fails before the model is loaded
     if settings.bundle is not None and settings.slots is not None:
         from ..errors import ConfigError
 
         raise ConfigError(f"{settings.origins['bundle']} and {settings.origins['slots']}: "
                           "give --bundle or --slots, not both")
+    check_fronts(settings, getattr(args, "embedded_broker", False))
     if settings.serial is not None:
         return run_serial(settings)
+    if settings.no_mqtt:
+        return run_wyoming_only(settings, engine_loader(settings), _slot_watcher(settings))
     from ..daemon.duty import DutyLoop, check_session
     from ..daemon.energy import PROFILES, EnergyMeter
     from ..daemon.handlers import Handler
     from ..daemon.mqtt import MqttDaemon
     from ..daemon.retained import publish_retained
+    from ..daemon.served import ServedEngine
     from ..protocols.telemetry import ALWAYS_ON, Telemetry
 
     config, duty = settings.daemon, settings.duty
     check_session(duty, config)
     loader = engine_loader(settings)
     watcher = _slot_watcher(settings)  # before loading: a switch meanwhile is seen
-    engine = loader()
+    source = ServedEngine(loader())  # one engine for MQTT and Wyoming
+    wyoming = start_wyoming(settings, source)  # None without --wyoming
     embedded = None
     if getattr(args, "embedded_broker", False):
-        config, embedded = _start_embedded_broker(config, duty.mode != ALWAYS_ON)
-    handler = Handler(engine, config)
+        try:
+            config, embedded = _start_embedded_broker(config, duty.mode != ALWAYS_ON)
+        except BaseException:
+            if wyoming is not None:
+                wyoming.stop()
+            raise
+    handler = Handler(source.engine, config, source=source)
     daemon = MqttDaemon(handler, config, share_group=settings.share_group,
                         reload=loader)
     telemetry_topic = Telemetry.topic(site_id=config.status_topic_site)
@@ -227,16 +247,8 @@ def run(args: argparse.Namespace) -> int:
     loop = DutyLoop(daemon, duty, meter, report=report)
     loop.setup()
 
-    def on_signal(signum: int, frame: Optional[FrameType]) -> None:
-        loop.stop()
-
-    def on_hangup(signum: int, frame: Optional[FrameType]) -> None:
-        daemon.request_reload()  # only a flag: the daemon's loop does the loading
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    hangup = getattr(signal, "SIGHUP", None)  # POSIX only
-    if hangup is not None:
-        previous[hangup] = signal.signal(hangup, on_hangup)
+    # SIGHUP only sets a flag: the daemon's loop does the loading
+    restore_signals = handle_signals(loop.stop, daemon.request_reload)
     if watcher is not None:
         watcher.on_change = daemon.request_reload
         watcher.start()
@@ -244,17 +256,19 @@ def run(args: argparse.Namespace) -> int:
     cycle = duty.mode if duty.mode == ALWAYS_ON else (
         f"{duty.mode}, every {duty.period_s:g} s for {duty.window_s:g} s")
     group = f", share group {settings.share_group}" if settings.share_group else ""
-    print(f"edge-slm serve: {engine.bundle.model_id} on {config.address.host}:"
+    also = f"; Wyoming on {wyoming.address}" if wyoming is not None else ""
+    print(f"edge-slm serve: {source.served.model_id} on {config.address.host}:"
           f"{config.address.port} (MQTT {config.mqtt_version}, {sites}, {cycle}{group}, "
-          f"client id {config.mqtt_client_id}); SIGTERM or Ctrl-C stops, SIGHUP reloads",
-          file=sys.stderr)
+          f"client id {config.mqtt_client_id}){also}; SIGTERM or Ctrl-C stops, SIGHUP "
+          "reloads", file=sys.stderr)
     try:
         loop.run_forever()
     finally:
+        if wyoming is not None:
+            wyoming.stop()
         if watcher is not None:
             watcher.stop()
-        for s, previous_handler in previous.items():
-            signal.signal(s, previous_handler)
+        restore_signals()
         if duty.mode != ALWAYS_ON:
             # asleep, the daemon holds no connection whose close() could say so
             offline = handler.status(online=False)
@@ -283,16 +297,7 @@ def run_serial(settings: ServeSettings) -> int:
         watcher.on_change = lines.request_reload
         watcher.start()
 
-    def on_signal(signum: int, frame: Optional[FrameType]) -> None:
-        lines.stop()
-
-    def on_hangup(signum: int, frame: Optional[FrameType]) -> None:
-        lines.request_reload()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    hangup = getattr(signal, "SIGHUP", None)
-    if hangup is not None:
-        previous[hangup] = signal.signal(hangup, on_hangup)
+    restore_signals = handle_signals(lines.stop, lines.request_reload)
     print(f"edge-slm serve: {engine.bundle.model_id} on serial {settings.serial} "
           f"({settings.baud} baud); SIGTERM or Ctrl-C stops, SIGHUP reloads", file=sys.stderr)
     try:
@@ -300,10 +305,31 @@ def run_serial(settings: ServeSettings) -> int:
     finally:
         if watcher is not None:
             watcher.stop()
-        for s, previous_handler in previous.items():
-            signal.signal(s, previous_handler)
+        restore_signals()
         port.close()
     return 0
+
+
+def handle_signals(stop: Callable[[], object],
+                   hangup: Callable[[], object]) -> Callable[[], None]:
+    """SIGTERM and SIGINT call `stop`, SIGHUP (POSIX only) `hangup` (both must be safe in a
+    signal handler: set a flag); returns what puts the previous handlers back."""
+    def on_signal(signum: int, frame: Optional[FrameType]) -> None:
+        stop()
+
+    def on_hangup(signum: int, frame: Optional[FrameType]) -> None:
+        hangup()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    sighup = getattr(signal, "SIGHUP", None)
+    if sighup is not None:
+        previous[sighup] = signal.signal(sighup, on_hangup)
+
+    def restore() -> None:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+    return restore
 
 
 def _slot_watcher(settings: ServeSettings) -> Optional[ActiveSlotWatcher]:

@@ -1,12 +1,16 @@
-"""The daemon: the engine served over MQTT (`edge-slm serve`).
+"""The daemon: the engine served over MQTT and Wyoming (`edge-slm serve`).
 
-    handlers.py  pure: (topic, payload, MQTT 5 properties) in -> list of Outgoing out
-    mqtt.py      the paho-mqtt 2 I/O layer: connect, subscribe, publish what handlers return
-    client.py    the one paho client factory (the `MqttConnection` of connection.py)
-    retained.py  one-shot retained publishes and reads (telemetry, `edge-slm status`)
+    handlers.py         pure: (topic, payload, MQTT 5 properties) in -> list of Outgoing out
+    mqtt.py             the paho-mqtt 2 I/O layer: connect, subscribe, publish what handlers
+                        return
+    client.py           the one paho client factory (the `MqttConnection` of connection.py)
+    retained.py         one-shot retained publishes and reads (telemetry, `edge-slm status`)
+    served.py           the one engine of a process, parsed under one lock, swapped on reload
+    wyoming_handler.py  pure: one Wyoming event in -> the events to send back
+    wyoming_server.py   the Wyoming TCP layer (a thread per connection)
 
-This module holds `DaemonConfig`, built once at the CLI boundary, and the broker URL parser.
-Stdlib only, so the config can be built and checked without paho or the engine.
+This module holds `DaemonConfig`, built once at the CLI boundary, and the broker and Wyoming
+URL parsers. Stdlib only, so the config can be built and checked without paho or the engine.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ PACKET_OVERHEAD_BYTES = 8 * 1024
 properties) on top of its payload, in the default packet size limit."""
 MIN_PACKET_BYTES = 1024
 """Smallest packet size limit allowed: the broker's acknowledgements must still fit."""
+DEFAULT_WYOMING_PORT = 10500
+"""The port Wyoming intent services use by convention."""
 RESPONSE_PREFIX = "edge-slm/{site}/reply/"
 """Default of `DaemonConfig.response_prefix` ({site}: the query's site)."""
 
@@ -80,6 +86,25 @@ def parse_broker_url(url: str) -> BrokerAddress:
         host=parts.hostname, port=port or (MQTTS_PORT if tls else MQTT_PORT), tls=tls,
         username=unquote(parts.username) if parts.username is not None else None,
         password=unquote(parts.password) if parts.password is not None else None)
+
+
+def parse_wyoming_url(url: str) -> Tuple[str, int]:
+    """(host, port) of `tcp://HOST:PORT` (IPv6 in brackets; port 0: any free one);
+    ConfigError when it is not one."""
+    shown = repr(url)[:200]
+    if not isinstance(url, str) or not url.startswith("tcp://"):
+        raise ConfigError(f"Wyoming address {shown}: expected tcp://HOST:PORT, such as "
+                          f"tcp://0.0.0.0:{DEFAULT_WYOMING_PORT}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as err:
+        raise ConfigError(f"Wyoming address {shown}: bad port or host ({err})") from None
+    if not parts.hostname or port is None or parts.username is not None \
+            or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError(f"Wyoming address {shown}: expected tcp://HOST:PORT with nothing "
+                          f"else, such as tcp://0.0.0.0:{DEFAULT_WYOMING_PORT}")
+    return parts.hostname, port
 
 
 @dataclass(frozen=True)

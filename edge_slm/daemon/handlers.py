@@ -26,6 +26,7 @@ from ..runtime.engine import InputError, IntentEngine
 from ..runtime.result import ParseResult, Slot
 from . import DaemonConfig
 from .limits import RateLimiter
+from .served import Served, ServedEngine  # noqa: F401  (Served re-exported)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -86,23 +87,6 @@ def _unsaid_slot(name: str, value: object) -> h.HermesSlot:
                         raw_value=_raw_of(value), confidence=1.0, range=None)
 
 
-@dataclass(frozen=True)
-class Served:
-    """What a handler serves with: swapped as one object when the bundle is reloaded."""
-
-    engine: IntentEngine
-    """The loaded engine."""
-    model_id: str
-    """Its bundle's model id."""
-    lang: Optional[str]
-    """Its language ("en"), or None when the bundle does not say."""
-
-    @classmethod
-    def of(cls, engine: IntentEngine) -> "Served":
-        """The engine with the model id and language its bundle declares."""
-        return cls(engine, str(engine.bundle.model_id), engine.manifest.get("lang"))
-
-
 LOGGED_TOPIC_CHARS = 200
 """Most characters of a client's response topic repeated in a log line or an error."""
 
@@ -111,15 +95,21 @@ class Handler:
     """Answers Hermes and native queries with an `IntentEngine`; pure (see module doc)."""
 
     def __init__(self, engine: IntentEngine, config: DaemonConfig,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter,
+                 source: Optional[ServedEngine] = None) -> None:
         self.config = config
         """What to serve and the limits."""
         self.clock = clock
         """Seconds, for latency only (injected: tests pass a fake)."""
-        self.served = Served.of(engine)
-        """The engine with its model id and language; replaced whole by `swap()`."""
+        self.source = source or ServedEngine(engine)
+        """The engine served, behind the lock its other front ends (Wyoming) share."""
         self.limiter = RateLimiter(config.rate_limit, config.rate_burst, clock)
         """Texts parsed per site (`limits.py`)."""
+
+    @property
+    def served(self) -> Served:
+        """The engine with its model id and language (replaced whole by `swap()`)."""
+        return self.source.served
 
     @property
     def engine(self) -> IntentEngine:
@@ -139,9 +129,7 @@ class Handler:
     def swap(self, engine: IntentEngine) -> str:
         """Serve `engine` from the next message on, in one assignment (a reply never mixes
         two models); returns the model id it replaced. The caller checked the engine."""
-        old = self.served.model_id
-        self.served = Served.of(engine)
-        return old
+        return self.source.swap(engine)
 
     # -- what the I/O layer asks -----------------------------------------------------------
 
@@ -209,7 +197,7 @@ class Handler:
             # an empty transcript: nothing was said, which is "not recognized" in Hermes
             return [self._not_recognized(query)]
         try:
-            result = self.engine.parse(query.input,
+            result = self.source.parse(query.input,
                                        area=self.config.site_areas.get(query.site_id))
         except InputError as err:
             return self._hermes_error(str(err), query.site_id, query.session_id, context)
@@ -322,7 +310,7 @@ class Handler:
         if problem:
             return {"error": problem}
         try:
-            return self.engine.parse(text, area=area).to_dict()
+            return self.source.parse(text, area=area).to_dict()
         except InputError as err:
             return {"error": str(err)}
 
@@ -387,12 +375,17 @@ class Handler:
         return problem, True
 
     def _lang_problem(self, lang: Optional[str]) -> Optional[str]:
-        """Why a query's language cannot be served (None when it can)."""
-        if not lang or not self.lang:
-            return None
-        if _primary(lang) != _primary(self.lang):
-            return f"language {lang!r} is not served (the model speaks {self.lang!r})"
+        return language_problem(lang, self.lang)
+
+
+def language_problem(lang: Optional[str], served: Optional[str]) -> Optional[str]:
+    """Why a query in `lang` cannot be served by a model of language `served` (compared on
+    the primary subtag: en-US is en); None when it can, or when either is not known."""
+    if not lang or not served:
         return None
+    if _primary(lang) != _primary(served):
+        return f"language {lang!r} is not served (the model speaks {served!r})"
+    return None
 
 
 def _primary(lang: str) -> str:

@@ -36,7 +36,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from ..errors import ConfigError, EdgeSlmError
+from ..errors import ConfigError
 from ..protocols.base import topic_level
 from ..runtime.engine import IntentEngine
 from . import DaemonConfig
@@ -255,20 +255,8 @@ class MqttDaemon:
         """Load, check and swap in a new engine (the daemon's thread only); republish the
         status when connected. False, with the old engine still serving, when it fails."""
         self.reload_requested = False
-        if self.reload is None:
-            _LOGGER.error("reload refused: this daemon has no bundle loader")
+        if not self.handler.source.reload(self.reload):
             return False
-        old = self.handler.model_id
-        try:
-            engine = self.reload()
-        except (EdgeSlmError, OSError, ValueError) as err:  # a bad or missing bundle
-            _LOGGER.error("reload refused, still serving %s: %s", old, err)
-            return False
-        except Exception:  # the loop boundary: never let a reload stop serving
-            _LOGGER.exception("reload refused, still serving %s", old)
-            return False
-        self.handler.swap(engine)
-        _LOGGER.warning("reloaded: serving %s (was %s)", self.handler.model_id, old)
         if self.client is not None and self.ready.is_set():
             self._publish(self.handler.status(online=True))
         return True

@@ -12,9 +12,12 @@ from ..errors import ConfigError
 
 # kinds of option values
 _STR, _INT, _FLOAT, _PATH, _LIST, _AREAS = "str", "int", "float", "path", "list", "areas"
-_PATHS = "paths"
+_PATHS, _BOOL = "paths", "bool"
 OptionValue = Union[str, int, float, Path, Tuple[str, ...], Tuple[Path, ...], Dict[str, str]]
-"""An option's value once checked (by kind: str, int, float, path, list, paths, areas)."""
+"""An option's value once checked (by kind: str, int, float, path, list, paths, areas, bool:
+a bool is an int)."""
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 T = TypeVar("T")
 
 
@@ -25,6 +28,8 @@ def convert(kind: str, choices: Sequence[object], positive: bool, value: object,
     checked: OptionValue
     if kind == _PATH:
         return _path(value, where, base)
+    if kind == _BOOL:
+        return _switch(value, where)
     if kind == _STR:
         checked = _text(value, where)
     elif kind == _INT:
@@ -61,6 +66,16 @@ def _text(value: object, where: str) -> str:
         value = str(value)
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{where}: expected a non-empty string, not {value!r}")
+    return value
+
+
+def _switch(value: object, where: str) -> bool:
+    """A switch: true or false in the file, 1/0, true/false, yes/no, on/off in a variable,
+    the flag given."""
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, not {value!r}")
     return value
 
 

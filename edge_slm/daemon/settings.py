@@ -31,11 +31,11 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 from ..errors import ConfigError
 from ..protocols.base import topic_level
 from ..protocols.telemetry import MODES
-from . import DaemonConfig
+from . import DaemonConfig, parse_wyoming_url
 from .duty import DutyConfig
 from .energy import DEFAULT_BOARD, PROFILES
-from .setting_values import (_AREAS, _FLOAT, _INT, _LIST, _PATH, _PATHS, _STR, OptionValue,
-                             convert)
+from .setting_values import (_AREAS, _BOOL, _FLOAT, _INT, _LIST, _PATH, _PATHS, _STR,
+                             OptionValue, convert)
 
 if sys.version_info >= (3, 11):
     import tomllib as _toml
@@ -62,8 +62,8 @@ class Option:
     name: str
     """The file key; the flag is `--` and the name with dashes, the variable EDGE_SLM_NAME."""
     kind: str
-    """str, int, float, path, list (of names), paths (a list of paths) or areas (site=area
-    pairs)."""
+    """str, int, float, path, list (of names), paths (a list of paths), areas (site=area
+    pairs) or bool (a switch: the flag takes no value)."""
     target: str
     """Where the value goes: "daemon.<field>", "duty.<field>" or a ServeSettings field; that
     field's default is the option's."""
@@ -106,7 +106,7 @@ class Option:
     def flag_help(self) -> str:
         """The flag's --help: what it sets and its default (in words, else the value)."""
         default = self.default_text or (self.default if self.default not in (None, (), {})
-                                        else "")
+                                        and self.kind != _BOOL else "")
         return f"{self.help} (default: {default})" if default != "" else self.help
 
     @property
@@ -194,6 +194,14 @@ OPTIONS: Tuple[Option, ...] = (
            "URL: /dev/ttyS0, socket://host:port, loop://) instead of serving MQTT",
            metavar="URL"),
     Option("baud", _INT, "baud", "--serial: baud rate", positive=True, metavar="N"),
+    Option("wyoming", _STR, "wyoming", "also answer Home Assistant's Wyoming protocol on this "
+           "address (tcp://HOST:PORT; 10500 by convention, tcp://0.0.0.0:10500 for the whole "
+           "network): transcript or recognize in, intent or not-recognized out",
+           metavar="URL"),
+    Option("wyoming_zeroconf", _STR, "wyoming_zeroconf", "announce the Wyoming service by "
+           "zeroconf under this name (default edge-slm), so Home Assistant discovers it; needs "
+           "the zeroconf package", metavar="NAME", const="edge-slm"),
+    Option("no_mqtt", _BOOL, "no_mqtt", "serve no MQTT at all (only --wyoming)"),
 )
 """Every option of `edge-slm serve` that a file, the environment or a flag can set."""
 _BY_NAME = {o.name: o for o in OPTIONS}
@@ -228,6 +236,12 @@ class ServeSettings:
     """A pyserial URL: answer text lines on it instead of serving MQTT (None: MQTT)."""
     baud: int = DEFAULT_BAUD
     """The --serial port's baud rate."""
+    wyoming: Optional[str] = None
+    """tcp://HOST:PORT to answer Wyoming on, beside MQTT or alone (None: no Wyoming)."""
+    wyoming_zeroconf: Optional[str] = None
+    """The name to announce the Wyoming service under by zeroconf (None: not announced)."""
+    no_mqtt: bool = False
+    """Serve no MQTT (Wyoming only)."""
 
 
 def read_file(path: Path) -> Dict[str, Any]:
@@ -301,6 +315,11 @@ def _build(values: Dict[str, OptionValue], origins: Dict[str, str],
             duty[target[5:]] = value
         else:
             top[target] = value
+    if top.get("wyoming") is not None:
+        try:
+            parse_wyoming_url(top["wyoming"])
+        except ConfigError as err:
+            raise ConfigError(f"{origins['wyoming']}: {err}") from None
     group = top.get("share_group")
     if group is not None:
         topic_level(group, f"{origins['share_group']}: share group")
@@ -320,7 +339,9 @@ def _build(values: Dict[str, OptionValue], origins: Dict[str, str],
                          home=top.get("home"), board=top.get("board", DEFAULT_BOARD),
                          share_group=group, config_file=config_file, origins=origins,
                          trusted_keys=top.get("trusted_keys", ()), serial=top.get("serial"),
-                         baud=top.get("baud", DEFAULT_BAUD))
+                         baud=top.get("baud", DEFAULT_BAUD), wyoming=top.get("wyoming"),
+                         wyoming_zeroconf=top.get("wyoming_zeroconf"),
+                         no_mqtt=bool(top.get("no_mqtt", False)))
 
 
 def _describe(origins: Mapping[str, str]) -> str:
