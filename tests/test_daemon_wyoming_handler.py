@@ -197,11 +197,9 @@ def test_entities_keep_the_first_slot_of_each_name():
 
 
 def test_the_compound_sentence_end_to_end(handler):
-    """For when the engine returns several commands: skipped until it does."""
+    """Several commands in one sentence: intents-start, one intent each, intents-stop."""
     text = "turn off the kitchen lights and lock the front door"
-    result = handler.source.parse(text)
-    if len(getattr(result, "commands", None) or ()) < 2:
-        pytest.skip("the engine does not return several commands for a compound sentence yet")
+    assert len(handler.source.parse(text).commands) == 2
     events = handler.handle(Event("transcript", {"text": text}))
     assert [e.TYPE for e in events] == ["intents-start", "intent", "intent", "intents-stop"]
     assert [e.name for e in events[1:3]] == ["HassTurnOff", "HassTurnOn"]
