@@ -14,12 +14,12 @@ from edge_slm import __version__
 from edge_slm.daemon import DaemonConfig
 from edge_slm.daemon.handlers import Handler
 from edge_slm.daemon.served import ServedEngine
-from edge_slm.daemon.wyoming_handler import (BAD_EVENT, Command, WyomingHandler, commands_of,
+from edge_slm.daemon.wyoming_handler import (BAD_EVENT, WyomingHandler, commands_of,
                                              entities_of, result_events)
 from edge_slm.protocols import wyoming as w
 from edge_slm.protocols.wyoming_wire import LINE_TOO_LONG, Event, FrameError
 from edge_slm.runtime.engine import IntentEngine
-from edge_slm.runtime.result import ParseResult, Slot
+from edge_slm.runtime.result import Command, ParseResult, Slot
 
 KITCHEN = "turn off the kitchen lights"
 CONTEXT = {"conversation_id": "01J0"}

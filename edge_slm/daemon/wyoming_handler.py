@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from .. import __version__
@@ -31,7 +30,7 @@ from ..protocols.wyoming import (Attribution, Describe, Entity, EntityValue, Err
                                  NotRecognized, Recognize, Transcript, WyomingEvent)
 from ..protocols.wyoming_wire import Event, FrameError
 from ..runtime.engine import InputError
-from ..runtime.result import ParseResult, Slot
+from ..runtime.result import Command, ParseResult, Slot
 from . import DaemonConfig
 from .handlers import language_problem
 from .limits import RateLimiter
@@ -53,24 +52,11 @@ INTERNAL = "internal"
 """Error code: answering failed unexpectedly (logged with its traceback)."""
 
 
-@dataclass(frozen=True)
-class Command:
-    """One command of a parse: what `ParseResult.commands` holds (the top-level result's
-    fields stand in for a result that has no `commands`)."""
-
-    intent: str
-    confidence: float
-    slots: Sequence[Slot]
-
-
 def commands_of(result: ParseResult) -> List[Command]:
-    """The commands of a parse in spoken order: its `commands` when it has them, else one
-    built from the top-level fields; empty when nothing was recognized."""
-    listed = getattr(result, "commands", None)
-    if listed is None:
-        listed = [result] if result.intent is not None else []
-    return [Command(c.intent, float(c.confidence), list(c.slots)) for c in listed
-            if getattr(c, "intent", None) is not None]
+    """The commands of a parse in spoken order; none when nothing was recognized."""
+    if result.intent is None:
+        return []
+    return [c for c in result.commands if c.intent is not None]
 
 
 def entities_of(slots: Sequence[Slot]) -> List[Entity]:
@@ -85,7 +71,7 @@ def entities_of(slots: Sequence[Slot]) -> List[Entity]:
 
 def intent_event(command: Command, context: Optional[Mapping[str, Any]]) -> Intent:
     """The `intent` of one command."""
-    return Intent(command.intent, tuple(entities_of(command.slots)),
+    return Intent(command.intent or "", tuple(entities_of(command.slots)),
                   round(command.confidence, 4), context=context)
 
 
