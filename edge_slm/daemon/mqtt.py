@@ -25,7 +25,6 @@ engine serving.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional
@@ -40,6 +39,7 @@ from ..errors import ConfigError, EdgeSlmError
 from ..protocols.base import topic_level
 from ..runtime.engine import IntentEngine
 from . import DaemonConfig
+from .backoff import Backoff
 from .client import connect, make_client
 from .discovery import DiagnosticsTracker, discovery_messages
 from .handlers import CORRELATION_DATA, RESPONSE_TOPIC, Handler, Outgoing
@@ -47,15 +47,6 @@ from .packets import take_oversized
 
 _LOGGER = logging.getLogger(__name__)
 
-RECONNECT_MIN_S = 1.0
-"""Delay before the first retry of a lost or refused connection."""
-RECONNECT_MAX_S = 60.0
-"""Cap of the retry delay (a Pi whose broker reboots reconnects within a minute of it)."""
-RECONNECT_FACTOR = 2.0
-"""Each failed attempt in a row multiplies the delay by this."""
-RECONNECT_JITTER = 0.5
-"""Up to this fraction of each delay is taken off at random, so a fleet does not retry in
-step after a broker restart."""
 LOOP_TIMEOUT_S = 0.5
 """Longest wait for network traffic in one loop pass; bounds how late stop() is noticed."""
 FLUSH_TIMEOUT_S = 5.0
@@ -63,31 +54,6 @@ FLUSH_TIMEOUT_S = 5.0
 SHARE_PREFIX = "$share"
 """MQTT 5 shared subscriptions: `$share/<group>/<topic filter>`."""
 _PAHO_LOGGER = logging.getLogger(__name__ + ".paho")
-
-
-class Backoff:
-    """Capped exponential backoff with jitter; `reset()` after a successful connection."""
-
-    def __init__(self, min_s: float = RECONNECT_MIN_S, max_s: float = RECONNECT_MAX_S,
-                 factor: float = RECONNECT_FACTOR, jitter: float = RECONNECT_JITTER,
-                 rng: Callable[[], float] = random.random) -> None:
-        if not 0 < min_s <= max_s or factor < 1 or not 0 <= jitter <= 1:
-            raise ConfigError("backoff needs 0 < min_s <= max_s, factor >= 1, 0 <= jitter <= 1")
-        self.min_s, self.max_s, self.factor, self.jitter = min_s, max_s, factor, jitter
-        self.rng = rng
-        """Uniform [0, 1) numbers (injected: tests pass a fixed one)."""
-        self.failures = 0
-        """Failed attempts since the last reset."""
-
-    def next(self) -> float:
-        """The delay before the next attempt; counts one more failure."""
-        base = min(self.max_s, self.min_s * self.factor ** self.failures)
-        self.failures += 1
-        return base * (1.0 - self.jitter * self.rng())
-
-    def reset(self) -> None:
-        """Back to the shortest delay (call after connecting)."""
-        self.failures = 0
 
 
 def shared_topic(group: Optional[str], topic: str) -> str:
