@@ -54,7 +54,7 @@ def test_the_file_wins_then_home_assistant_then_the_broker():
     assert merged.summary() == {FILE: {"names": 1, "areas": 1, "floors": 0},
                                 HOME_ASSISTANT: {"names": 1, "areas": 1, "floors": 1},
                                 MQTT_DISCOVERY: {"names": 1, "areas": 1, "floors": 0}}
-    assert merged.given[HOME_ASSISTANT] == {"names": 2, "areas": 2, "floors": 1}
+    assert merged.given[HOME_ASSISTANT] == {"names": 2, "areas": 2, "floors": 1, "skipped": 0}
 
 
 def test_json_shows_every_name_with_its_source_and_id():

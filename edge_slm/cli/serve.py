@@ -17,6 +17,11 @@ active slot of firmware-tools' agents instead of --bundle, and reloads by itself
 second of another slot becoming active. With --trusted-key
 PUB.pem (repeatable) the bundle must be signed by one of the keys, at start and on reload.
 
+--ha-url URL (the token in --ha-token-file FILE or EDGE_SLM_HA_TOKEN, never a flag),
+--discovery [PREFIX] and --z2m [BASE_TOPIC] keep the names answers are given in current from
+Home Assistant, MQTT discovery configs and Zigbee2MQTT's device list; --home still wins over
+them. See docs/home-assistant.md, "The home edge-slm knows".
+
 --serial URL (any pyserial URL; --baud, default 115200) answers text lines on a serial port
 instead of serving MQTT: one JSON line per line, the objects of `edge-slm parse --jsonl`.
 
@@ -50,6 +55,7 @@ if TYPE_CHECKING:  # imported where used: `edge-slm --help` stays quick
     from ..daemon.active_slot import ActiveSlotWatcher
     from ..daemon.broker import EmbeddedBroker
     from ..daemon.duty import DutyConfig
+    from ..daemon.live_home import LiveHome
     from ..daemon.settings import ServeSettings
     from ..runtime.engine import IntentEngine
 
@@ -162,25 +168,42 @@ def bundle_path(settings: ServeSettings) -> Optional[Path]:
     return active_bundle(settings.slots)
 
 
-def engine_loader(settings: ServeSettings) -> Callable[[], IntentEngine]:
+def engine_loader(settings: ServeSettings,
+                  live: Optional[LiveHome] = None) -> Callable[[], IntentEngine]:
     """A function loading the engine of the settings' bundle (the active slot's at each call,
     with --slots) and home; with trusted keys (read now: a bad key file fails here) it
-    refuses a bundle that none of them signed (SignatureError, an EdgeSlmError)."""
+    refuses a bundle that none of them signed (SignatureError, an EdgeSlmError). With `live`,
+    the home file is read again into it at each call and the engine answers for the merged
+    home of every source (`LiveHome.attach`)."""
     from .parse import load_engine
 
+    home = settings.home if live is None else None
     if not settings.trusted_keys:
-        return lambda: load_engine(bundle_path(settings), settings.home)
-    from ..runtime.engine import default_bundle_path
-    from ..signature import load_trusted_keys, read_verified
+        def load() -> IntentEngine:
+            return load_engine(bundle_path(settings), home)
+    else:
+        from ..runtime.engine import default_bundle_path
+        from ..signature import load_trusted_keys, read_verified
 
-    keys = load_trusted_keys(settings.trusted_keys)
+        keys = load_trusted_keys(settings.trusted_keys)
 
-    def load() -> IntentEngine:  # the signature is checked before the bundle is parsed
-        path = bundle_path(settings)
-        bundle = read_verified(path if path is not None else default_bundle_path(), keys)
-        return load_engine(bundle, settings.home)
+        def load() -> IntentEngine:  # the signature is checked before the bundle is parsed
+            path = bundle_path(settings)
+            bundle = read_verified(path if path is not None else default_bundle_path(), keys)
+            return load_engine(bundle, home)
 
-    return load
+    if live is None:
+        return load
+
+    def load_live() -> IntentEngine:
+        from ..daemon.live_home import file_home
+
+        engine = load()
+        if settings.home is not None:  # HomeError for a bad file: the reload is refused
+            live.update(file_home(settings.home))
+        return live.attach(engine)
+
+    return load_live
 
 
 def run(args: argparse.Namespace) -> int:
@@ -200,9 +223,13 @@ def run(args: argparse.Namespace) -> int:
     from ..daemon.retained import publish_retained
     from ..protocols.telemetry import ALWAYS_ON, Telemetry
 
+    from ..daemon.live_home import LiveHome, open_sources
+
     config, duty = settings.daemon, settings.duty
     check_session(duty, config)
-    loader = engine_loader(settings)
+    live = LiveHome()  # the access token is read here, before the model is loaded
+    follower, feed = open_sources(settings.sources, live, os.environ)
+    loader = engine_loader(settings, live)
     watcher = _slot_watcher(settings)  # before loading: a switch meanwhile is seen
     engine = loader()
     embedded = None
@@ -210,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
         config, embedded = _start_embedded_broker(config, duty.mode != ALWAYS_ON)
     handler = Handler(engine, config)
     daemon = MqttDaemon(handler, config, share_group=settings.share_group,
-                        reload=loader)
+                        reload=loader, home_feed=feed, live_home=live)
     telemetry_topic = Telemetry.topic(site_id=config.status_topic_site)
     # The daemon's own connection is closed when a wake ends, so telemetry goes out on a
     # second, short one under a client id of its own (never the daemon's: that would take
@@ -240,17 +267,21 @@ def run(args: argparse.Namespace) -> int:
     if watcher is not None:
         watcher.on_change = daemon.request_reload
         watcher.start()
+    if follower is not None:
+        follower.start()
     sites = ", ".join(config.site_ids) or "every site"
     cycle = duty.mode if duty.mode == ALWAYS_ON else (
         f"{duty.mode}, every {duty.period_s:g} s for {duty.window_s:g} s")
     group = f", share group {settings.share_group}" if settings.share_group else ""
     print(f"edge-slm serve: {engine.bundle.model_id} on {config.address.host}:"
           f"{config.address.port} (MQTT {config.mqtt_version}, {sites}, {cycle}{group}, "
-          f"client id {config.mqtt_client_id}); SIGTERM or Ctrl-C stops, SIGHUP reloads",
-          file=sys.stderr)
+          f"client id {config.mqtt_client_id}{_home_words(settings)}); SIGTERM or Ctrl-C "
+          "stops, SIGHUP reloads", file=sys.stderr)
     try:
         loop.run_forever()
     finally:
+        if follower is not None:
+            follower.stop()
         if watcher is not None:
             watcher.stop()
         for s, previous_handler in previous.items():
@@ -273,7 +304,11 @@ def run_serial(settings: ServeSettings) -> int:
 
     if settings.serial is None:
         raise ConfigError("--serial: no port URL given")
-    loader = engine_loader(settings)
+    from ..daemon.live_home import LiveHome, open_sources
+
+    live = LiveHome()
+    follower, _ = open_sources(settings.sources, live, os.environ, mqtt=False)
+    loader = engine_loader(settings, live)
     watcher = _slot_watcher(settings)
     engine = loader()
     # a port that cannot be opened is a SerialPortError (an EdgeSlmError: exit status 2)
@@ -282,6 +317,8 @@ def run_serial(settings: ServeSettings) -> int:
     if watcher is not None:
         watcher.on_change = lines.request_reload
         watcher.start()
+    if follower is not None:
+        follower.start()
 
     def on_signal(signum: int, frame: Optional[FrameType]) -> None:
         lines.stop()
@@ -298,12 +335,23 @@ def run_serial(settings: ServeSettings) -> int:
     try:
         lines.run_forever()
     finally:
+        if follower is not None:
+            follower.stop()
         if watcher is not None:
             watcher.stop()
         for s, previous_handler in previous.items():
             signal.signal(s, previous_handler)
         port.close()
     return 0
+
+
+def _home_words(settings: ServeSettings) -> str:
+    """", home from ..." for the start line: the sources of names that are on."""
+    on = [name for name, there in (("the file", settings.home is not None),
+                                   ("Home Assistant", settings.sources.ha_url is not None),
+                                   ("MQTT discovery", settings.sources.discovery),
+                                   ("Zigbee2MQTT", settings.sources.z2m)) if there]
+    return f", home from {' + '.join(on)}" if on else ""
 
 
 def _slot_watcher(settings: ServeSettings) -> Optional[ActiveSlotWatcher]:

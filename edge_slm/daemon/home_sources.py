@@ -2,7 +2,7 @@
 at the command line (from `edge-slm serve`'s settings or `edge-slm home show`'s flags).
 
     sources = HomeSourcesConfig(ha_url="http://hub:8123", ha_token_file=Path("ha.token"),
-                                discovery=True, z2m=True)
+                                discovery_prefix="homeassistant", z2m_base_topic="zigbee2mqtt")
     sources.ha_websocket_url          # 'ws://hub:8123/api/websocket'
     token = read_ha_token(sources.ha_token_file, os.environ)   # masked in every log line
 
@@ -59,14 +59,13 @@ class HomeSourcesConfig:
     derived); None: not followed."""
     ha_token_file: Optional[Path] = None
     """A file holding the long-lived access token (else the EDGE_SLM_HA_TOKEN variable)."""
-    discovery: bool = False
-    """Learn names from Home Assistant MQTT discovery configs on the daemon's broker."""
-    discovery_prefix: str = DEFAULT_DISCOVERY_PREFIX
-    """The discovery prefix those configs are under."""
-    z2m: bool = False
-    """Learn names from Zigbee2MQTT's retained device list on the daemon's broker."""
-    z2m_base_topic: str = DEFAULT_Z2M_BASE_TOPIC
-    """Zigbee2MQTT's base topic (its device list is `<base>/bridge/devices`)."""
+    discovery_prefix: Optional[str] = None
+    """Learn names from the Home Assistant MQTT discovery configs under this prefix on the
+    daemon's broker (`--discovery` alone: homeassistant); None: not followed."""
+    z2m_base_topic: Optional[str] = None
+    """Learn names from the device list of the Zigbee2MQTT under this base topic on the
+    daemon's broker, `<base>/bridge/devices` (`--z2m` alone: zigbee2mqtt); None: not
+    followed."""
     z2m_max_payload_bytes: int = Z2M_MAX_PAYLOAD_BYTES
     """Largest Zigbee2MQTT device list read; the daemon's MQTT packet size limit is raised to
     take it when --z2m is on."""
@@ -75,7 +74,8 @@ class HomeSourcesConfig:
         if self.ha_url is not None:
             ha_websocket_url(self.ha_url)  # ConfigError for a URL we cannot speak to
         for name in ("discovery_prefix", "z2m_base_topic"):
-            topic_prefix(getattr(self, name), name.replace("_", " "))
+            if getattr(self, name) is not None:
+                topic_prefix(getattr(self, name), name.replace("_", " "))
         size = self.z2m_max_payload_bytes
         if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
             raise ConfigError(f"z2m max payload must be a positive number of bytes, not "
@@ -85,6 +85,16 @@ class HomeSourcesConfig:
     def ha_websocket_url(self) -> Optional[str]:
         """Home Assistant's WebSocket URL (None when it is not followed)."""
         return ha_websocket_url(self.ha_url) if self.ha_url is not None else None
+
+    @property
+    def discovery(self) -> bool:
+        """Whether MQTT discovery configs are followed."""
+        return self.discovery_prefix is not None
+
+    @property
+    def z2m(self) -> bool:
+        """Whether Zigbee2MQTT's device list is followed."""
+        return self.z2m_base_topic is not None
 
     @property
     def on_broker(self) -> bool:

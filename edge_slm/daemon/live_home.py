@@ -30,10 +30,13 @@ from typing import (TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional,
                     Tuple, TypeVar, Union)
 
 from ..home import Area, Entity, Floor, Inventory, load_inventory
-from .home_sources import FILE, SHIPPED, SOURCES
+from ..errors import ConfigError
+from .home_sources import FILE, SHIPPED, SOURCES, HomeSourcesConfig, read_ha_token
 
 if TYPE_CHECKING:
     from ..runtime.engine import IntentEngine
+    from .ha_client import HomeAssistantFollower
+    from .mqtt_home import MqttHomeFeed
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -110,7 +113,8 @@ class MergedHome:
     origins: Mapping[Key, Origin]
     """Where each name came from."""
     given: Mapping[str, Dict[str, int]] = field(default_factory=dict)
-    """What each source gave, before merging ({"home_assistant": {"names": 40, ...}})."""
+    """What each source gave, before merging, and what it skipped
+    ({"home_assistant": {"names": 40, "areas": 6, "floors": 2, "skipped": 1}})."""
 
     def origin(self, kind: str, name: str) -> Optional[Origin]:
         """Where the `kind` ("name", "area", "floor") called `name` came from (None: not in
@@ -175,7 +179,8 @@ def merge(homes: Iterable[SourceHome]) -> MergedHome:
     used = [h.source for h in ordered if h.inventory]
     inventory = Inventory(list(floors.values()), merged_areas, merged_entities,
                           source=" + ".join(used) or "<no source>")
-    return MergedHome(inventory, origins, {h.source: h.counts() for h in ordered})
+    return MergedHome(inventory, origins,
+                      {h.source: dict(h.counts(), skipped=h.skipped) for h in ordered})
 
 
 def _spelling(items: Mapping[str, Union[Floor, Area]], name: Optional[str]) -> Optional[str]:
@@ -258,3 +263,25 @@ class LiveHome:
         if merged.inventory or engine is None:
             return merged.summary()
         return {SHIPPED: _counts(engine.shipped_home)}
+
+
+def open_sources(sources: HomeSourcesConfig, live: LiveHome, environ: Mapping[str, str],
+                 mqtt: bool = True
+                 ) -> Tuple[Optional[HomeAssistantFollower], Optional[MqttHomeFeed]]:
+    """(the Home Assistant follower, not started; the broker's home feed, for the daemon's
+    connection) of the live sources that are on, each None when off, both feeding `live`.
+    The access token is read here (ConfigError when there is none). `mqtt`: whether there is
+    a broker (not with `serve --serial`)."""
+    if sources.on_broker and not mqtt:
+        raise ConfigError("--discovery and --z2m read the MQTT broker: not with --serial")
+    follower = feed = None
+    if sources.ha_url is not None:
+        from .ha_client import HomeAssistantFollower
+
+        token = read_ha_token(sources.ha_token_file, environ)
+        follower = HomeAssistantFollower(str(sources.ha_websocket_url), token, live)
+    if sources.on_broker:
+        from .mqtt_home import MqttHomeFeed
+
+        feed = MqttHomeFeed(live, sources)
+    return follower, feed

@@ -1,6 +1,7 @@
 """Names from the broker: Home Assistant MQTT discovery configs and Zigbee2MQTT's device list.
 
-    feed = MqttHomeFeed(live, HomeSourcesConfig(discovery=True, z2m=True))
+    feed = MqttHomeFeed(live, HomeSourcesConfig(discovery_prefix="homeassistant",
+                                                z2m_base_topic="zigbee2mqtt"))
     feed.topics()             # subscribe (the daemon's own connection): retained ones come first
     if feed.wants(topic):
         feed.receive(topic, payload)    # a config, a removal (empty payload), the device list
@@ -207,7 +208,7 @@ class MqttHomeFeed:
         """The entities of Zigbee2MQTT's latest device list."""
         self.skipped = {MQTT_DISCOVERY: 0, ZIGBEE2MQTT: 0}
         """Payloads or devices skipped, by source."""
-        self._prefix = sources.discovery_prefix.split("/")
+        self._prefix = (sources.discovery_prefix or "").split("/")
         self._z2m_topic = f"{sources.z2m_base_topic}/bridge/devices"
         self._dirty: Dict[str, float] = {}  # source -> when it first changed since a flush
         self._last = 0.0
