@@ -219,11 +219,10 @@ def run(args: argparse.Namespace) -> int:
     from ..daemon.duty import DutyLoop, check_session
     from ..daemon.energy import PROFILES, EnergyMeter
     from ..daemon.handlers import Handler
+    from ..daemon.live_home import LiveHome, open_sources
     from ..daemon.mqtt import MqttDaemon
     from ..daemon.retained import publish_retained
     from ..protocols.telemetry import ALWAYS_ON, Telemetry
-
-    from ..daemon.live_home import LiveHome, open_sources
 
     config, duty = settings.daemon, settings.duty
     check_session(duty, config)

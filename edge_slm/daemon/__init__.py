@@ -4,6 +4,8 @@
     mqtt.py      the paho-mqtt 2 I/O layer: connect, subscribe, publish what handlers return
     client.py    the one paho client factory (the `MqttConnection` of connection.py)
     retained.py  one-shot retained publishes and reads (telemetry, `edge-slm status`)
+    live_home.py the home names resolve against, merged from the file, Home Assistant
+                 (ha_client.py), MQTT discovery and Zigbee2MQTT (mqtt_home.py), kept current
 
 This module holds `DaemonConfig`, built once at the CLI boundary, and the broker URL parser.
 Stdlib only, so the config can be built and checked without paho or the engine.
