@@ -131,6 +131,11 @@ class Probe:
         info = self.client.publish(topic, payload, qos=1, properties=props)
         info.wait_for_publish(WAIT_S)
 
+    def publish_retained(self, topic: str, payload: Any) -> None:
+        """Publish retained at QoS 1 (an empty payload clears the topic) and wait for the
+        broker's acknowledgement."""
+        self.client.publish(topic, payload, qos=1, retain=True).wait_for_publish(WAIT_S)
+
     def next(self, timeout: float = WAIT_S) -> Received:
         """The next message; fails the test when none comes within `timeout`."""
         try:

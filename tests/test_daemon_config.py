@@ -277,7 +277,10 @@ def test_flag_environment_and_file_give_a_setting_the_same_value(toml):
                "serial": "loop://", "baud": "9600", "slots": "/slots", "max_packet_size": "4096",
                "response_prefix": "r/{site}/", "rate_limit": "2.5", "rate_burst": "80",
                "max_batch_chars": "300", "wyoming": "tcp://0.0.0.0:10500",
-               "wyoming_zeroconf": "kitchen-pi", "no_mqtt": "true"}
+               "wyoming_zeroconf": "kitchen-pi", "no_mqtt": "true",
+               "ha_url": "http://hub:8123",
+               "ha_token_file": "/ha.token", "discovery": "ha", "z2m": "z2m",
+               "z2m_max_payload": "100000"}
     assert set(samples) == {o.name for o in OPTIONS}
     argv = []
     for name, text in samples.items():

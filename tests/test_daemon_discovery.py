@@ -26,7 +26,9 @@ HA_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 TEMPLATE_FIELD = re.compile(r"value_json\.(\w+)")
 SAMPLES = [
     dg.Diagnostics(commands_per_hour=12.5, duty_cycle=0.2, updated_at=1.7e9,
-                   last_intent="HassTurnOff", last_latency_ms=0.85),
+                   last_intent="HassTurnOff", last_latency_ms=0.85,
+                   home={"file": {"names": 3, "areas": 2, "floors": 0},
+                         "home_assistant": {"names": 41, "areas": 7, "floors": 2}}),
     dg.Diagnostics(commands_per_hour=0.0, duty_cycle=1.0, updated_at=1.7e9),
 ]
 
@@ -45,7 +47,7 @@ def test_every_diagnostics_class_is_listed():
     assert found == {type(m) for m in SAMPLES} == set(dg.MESSAGES)
 
 
-@pytest.mark.parametrize("msg", SAMPLES, ids=("busy", "fresh"))
+@pytest.mark.parametrize("msg", SAMPLES, ids=("busy, with a home", "fresh"))
 def test_diagnostics_round_trip(msg):
     assert dg.Diagnostics.from_payload(msg.to_payload()) == msg
     assert set(json.loads(msg.to_payload())) == set(dg.FIELDS)
@@ -62,6 +64,11 @@ def test_diagnostics_round_trip(msg):
     b'{"commands_per_hour": 1, "duty_cycle": 1.5, "updated_at": 1}',
     b'{"commands_per_hour": 1, "duty_cycle": 1, "updated_at": 1, "last_intent": 3}',
     b'{"commands_per_hour": 1, "duty_cycle": 1, "updated_at": 1, "last_latency_ms": -2}',
+    b'{"commands_per_hour": 1, "duty_cycle": 1, "updated_at": 1, "home": [1]}',
+    b'{"commands_per_hour": 1, "duty_cycle": 1, "updated_at": 1, "home": {"file": 3}}',
+    b'{"commands_per_hour": 1, "duty_cycle": 1, "updated_at": 1, "home": {"file": {"names": 3}}}',
+    b'{"commands_per_hour": 1, "duty_cycle": 1, "updated_at": 1,'
+    b' "home": {"file": {"names": -1, "areas": 0, "floors": 0}}}',
 ])
 def test_bad_diagnostics_payloads_raise_protocol_error(payload):
     with pytest.raises(ProtocolError):
@@ -193,6 +200,18 @@ def test_tracker_rate_limits_and_counts():
     assert snap.duty_cycle == 0.25
     assert snap.commands_per_hour == 60.0  # one command over the 60 s minimum window
     assert tracker.snapshot(1000.0 + 3600.0).commands_per_hour == 1.0
+
+
+def test_tracker_reports_the_home_when_it_changes():
+    tracker = d.DiagnosticsTracker(started_at=1000.0, min_interval_s=10.0)
+    tracker.message(SITE, 1000.0)
+    counts = {"mqtt_discovery": {"names": 2, "areas": 1, "floors": 0}}
+    tracker.set_home(counts)
+    assert tracker.due(1010.0)
+    snap = dg.Diagnostics.from_payload(tracker.message(SITE, 1010.0).payload)
+    assert snap.home == counts
+    tracker.set_home(dict(counts))  # the same counts: nothing to publish
+    assert not tracker.due(1100.0)
 
 
 def test_tracker_follows_a_real_handler():

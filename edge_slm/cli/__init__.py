@@ -17,6 +17,7 @@ from . import convert as convert_cmd
 from . import corpus as corpus_cmd
 from . import demo as demo_cmd
 from . import eval as eval_cmd
+from . import home as home_cmd
 from . import models as models_cmd
 from . import parse as parse_cmd
 from . import serve as serve_cmd
@@ -26,7 +27,7 @@ from . import train as train_cmd
 _LOGGER = logging.getLogger(__name__)
 
 _COMMANDS = (demo_cmd, corpus_cmd, train_cmd, convert_cmd, parse_cmd, eval_cmd, models_cmd,
-             serve_cmd, status_cmd)
+             serve_cmd, status_cmd, home_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

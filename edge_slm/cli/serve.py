@@ -17,6 +17,11 @@ active slot of firmware-tools' agents instead of --bundle, and reloads by itself
 second of another slot becoming active. With --trusted-key
 PUB.pem (repeatable) the bundle must be signed by one of the keys, at start and on reload.
 
+--ha-url URL (the token in --ha-token-file FILE or EDGE_SLM_HA_TOKEN, never a flag),
+--discovery [PREFIX] and --z2m [BASE_TOPIC] keep the names answers are given in current from
+Home Assistant, MQTT discovery configs and Zigbee2MQTT's device list; --home still wins over
+them. See docs/home-assistant.md, "The home edge-slm knows".
+
 --serial URL (any pyserial URL; --baud, default 115200) answers text lines on a serial port
 instead of serving MQTT: one JSON line per line, the objects of `edge-slm parse --jsonl`.
 
@@ -42,18 +47,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import socket
 import sys
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+
+from .signals import handle_signals
 
 if TYPE_CHECKING:  # imported where used: `edge-slm --help` stays quick
     from ..daemon import DaemonConfig
     from ..daemon.active_slot import ActiveSlotWatcher
     from ..daemon.broker import EmbeddedBroker
     from ..daemon.duty import DutyConfig
+    from ..daemon.live_home import LiveHome
     from ..daemon.settings import ServeSettings
     from ..runtime.engine import IntentEngine
 
@@ -170,25 +176,42 @@ def bundle_path(settings: ServeSettings) -> Optional[Path]:
     return active_bundle(settings.slots)
 
 
-def engine_loader(settings: ServeSettings) -> Callable[[], IntentEngine]:
+def engine_loader(settings: ServeSettings,
+                  live: Optional[LiveHome] = None) -> Callable[[], IntentEngine]:
     """A function loading the engine of the settings' bundle (the active slot's at each call,
     with --slots) and home; with trusted keys (read now: a bad key file fails here) it
-    refuses a bundle that none of them signed (SignatureError, an EdgeSlmError)."""
+    refuses a bundle that none of them signed (SignatureError, an EdgeSlmError). With `live`,
+    the home file is read again into it at each call and the engine answers for the merged
+    home of every source (`LiveHome.attach`)."""
     from .parse import load_engine
 
+    home = settings.home if live is None else None
     if not settings.trusted_keys:
-        return lambda: load_engine(bundle_path(settings), settings.home)
-    from ..runtime.engine import default_bundle_path
-    from ..signature import load_trusted_keys, read_verified
+        def load() -> IntentEngine:
+            return load_engine(bundle_path(settings), home)
+    else:
+        from ..runtime.engine import default_bundle_path
+        from ..signature import load_trusted_keys, read_verified
 
-    keys = load_trusted_keys(settings.trusted_keys)
+        keys = load_trusted_keys(settings.trusted_keys)
 
-    def load() -> IntentEngine:  # the signature is checked before the bundle is parsed
-        path = bundle_path(settings)
-        bundle = read_verified(path if path is not None else default_bundle_path(), keys)
-        return load_engine(bundle, settings.home)
+        def load() -> IntentEngine:  # the signature is checked before the bundle is parsed
+            path = bundle_path(settings)
+            bundle = read_verified(path if path is not None else default_bundle_path(), keys)
+            return load_engine(bundle, home)
 
-    return load
+    if live is None:
+        return load
+
+    def load_live() -> IntentEngine:
+        from ..daemon.live_home import file_home
+
+        engine = load()
+        if settings.home is not None:  # HomeError for a bad file: the reload is refused
+            live.update(file_home(settings.home))
+        return live.attach(engine)
+
+    return load_live
 
 
 def run(args: argparse.Namespace) -> int:
@@ -209,6 +232,7 @@ def run(args: argparse.Namespace) -> int:
     from ..daemon.duty import DutyLoop, check_session
     from ..daemon.energy import PROFILES, EnergyMeter
     from ..daemon.handlers import Handler
+    from ..daemon.live_home import LiveHome, open_sources
     from ..daemon.mqtt import MqttDaemon
     from ..daemon.retained import publish_retained
     from ..daemon.served import ServedEngine
@@ -216,7 +240,9 @@ def run(args: argparse.Namespace) -> int:
 
     config, duty = settings.daemon, settings.duty
     check_session(duty, config)
-    loader = engine_loader(settings)
+    live = LiveHome()  # the access token is read here, before the model is loaded
+    follower, feed = open_sources(settings.sources, live, os.environ)
+    loader = engine_loader(settings, live)
     watcher = _slot_watcher(settings)  # before loading: a switch meanwhile is seen
     source = ServedEngine(loader())  # one engine for MQTT and Wyoming
     wyoming = start_wyoming(settings, source)  # None without --wyoming
@@ -230,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
             raise
     handler = Handler(source.engine, config, source=source)
     daemon = MqttDaemon(handler, config, share_group=settings.share_group,
-                        reload=loader)
+                        reload=loader, home_feed=feed, live_home=live)
     telemetry_topic = Telemetry.topic(site_id=config.status_topic_site)
     # The daemon's own connection is closed when a wake ends, so telemetry goes out on a
     # second, short one under a client id of its own (never the daemon's: that would take
@@ -252,6 +278,8 @@ def run(args: argparse.Namespace) -> int:
     if watcher is not None:
         watcher.on_change = daemon.request_reload
         watcher.start()
+    if follower is not None:
+        follower.start()
     sites = ", ".join(config.site_ids) or "every site"
     cycle = duty.mode if duty.mode == ALWAYS_ON else (
         f"{duty.mode}, every {duty.period_s:g} s for {duty.window_s:g} s")
@@ -259,13 +287,15 @@ def run(args: argparse.Namespace) -> int:
     also = f"; Wyoming on {wyoming.address}" if wyoming is not None else ""
     print(f"edge-slm serve: {source.served.model_id} on {config.address.host}:"
           f"{config.address.port} (MQTT {config.mqtt_version}, {sites}, {cycle}{group}, "
-          f"client id {config.mqtt_client_id}){also}; SIGTERM or Ctrl-C stops, SIGHUP "
-          "reloads", file=sys.stderr)
+          f"client id {config.mqtt_client_id}{_home_words(settings)}){also}; SIGTERM or "
+          "Ctrl-C stops, SIGHUP reloads", file=sys.stderr)
     try:
         loop.run_forever()
     finally:
         if wyoming is not None:
             wyoming.stop()
+        if follower is not None:
+            follower.stop()
         if watcher is not None:
             watcher.stop()
         restore_signals()
@@ -287,7 +317,11 @@ def run_serial(settings: ServeSettings) -> int:
 
     if settings.serial is None:
         raise ConfigError("--serial: no port URL given")
-    loader = engine_loader(settings)
+    from ..daemon.live_home import LiveHome, open_sources
+
+    live = LiveHome()
+    follower, _ = open_sources(settings.sources, live, os.environ, mqtt=False)
+    loader = engine_loader(settings, live)
     watcher = _slot_watcher(settings)
     engine = loader()
     # a port that cannot be opened is a SerialPortError (an EdgeSlmError: exit status 2)
@@ -296,6 +330,8 @@ def run_serial(settings: ServeSettings) -> int:
     if watcher is not None:
         watcher.on_change = lines.request_reload
         watcher.start()
+    if follower is not None:
+        follower.start()
 
     restore_signals = handle_signals(lines.stop, lines.request_reload)
     print(f"edge-slm serve: {engine.bundle.model_id} on serial {settings.serial} "
@@ -303,6 +339,8 @@ def run_serial(settings: ServeSettings) -> int:
     try:
         lines.run_forever()
     finally:
+        if follower is not None:
+            follower.stop()
         if watcher is not None:
             watcher.stop()
         restore_signals()
@@ -310,26 +348,13 @@ def run_serial(settings: ServeSettings) -> int:
     return 0
 
 
-def handle_signals(stop: Callable[[], object],
-                   hangup: Callable[[], object]) -> Callable[[], None]:
-    """SIGTERM and SIGINT call `stop`, SIGHUP (POSIX only) `hangup` (both must be safe in a
-    signal handler: set a flag); returns what puts the previous handlers back."""
-    def on_signal(signum: int, frame: Optional[FrameType]) -> None:
-        stop()
-
-    def on_hangup(signum: int, frame: Optional[FrameType]) -> None:
-        hangup()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    sighup = getattr(signal, "SIGHUP", None)
-    if sighup is not None:
-        previous[sighup] = signal.signal(sighup, on_hangup)
-
-    def restore() -> None:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-
-    return restore
+def _home_words(settings: ServeSettings) -> str:
+    """", home from ..." for the start line: the sources of names that are on."""
+    on = [name for name, there in (("the file", settings.home is not None),
+                                   ("Home Assistant", settings.sources.ha_url is not None),
+                                   ("MQTT discovery", settings.sources.discovery),
+                                   ("Zigbee2MQTT", settings.sources.z2m)) if there]
+    return f", home from {' + '.join(on)}" if on else ""
 
 
 def _slot_watcher(settings: ServeSettings) -> Optional[ActiveSlotWatcher]:

@@ -70,7 +70,7 @@ def run_wyoming_only(settings: ServeSettings, loader: Callable[[], IntentEngine]
                      watcher: Optional[ActiveSlotWatcher]) -> int:
     """--no-mqtt: serve Wyoming until SIGTERM or SIGINT; SIGHUP reloads."""
     from ..daemon.served import ServedEngine
-    from .serve import handle_signals
+    from .signals import handle_signals
 
     source = ServedEngine(loader())
     service = start_wyoming(settings, source)

@@ -8,6 +8,9 @@
     served.py           the one engine of a process, parsed under one lock, swapped on reload
     wyoming_handler.py  pure: one Wyoming event in -> the events to send back
     wyoming_server.py   the Wyoming TCP layer (a thread per connection)
+    live_home.py        the home names resolve against, merged from the file, Home Assistant
+                        (ha_client.py), MQTT discovery and Zigbee2MQTT (mqtt_home.py), kept
+                        current
 
 This module holds `DaemonConfig`, built once at the CLI boundary, and the broker and Wyoming
 URL parsers. Stdlib only, so the config can be built and checked without paho or the engine.

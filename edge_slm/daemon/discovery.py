@@ -4,6 +4,7 @@
     removal_messages("kitchen")                      -> [Outgoing(retained b""), ...]
     tracker = DiagnosticsTracker(started_at=time.time())
     tracker.record(handler_output, latency_ms=0.9)   # after each handled message
+    tracker.set_home({"home_assistant": {"names": 40, "areas": 6, "floors": 2}})
     if tracker.due(now): publish(tracker.message("kitchen", now, duty_cycle=1.0))
 
 Home Assistant reads retained JSON configs on
@@ -231,6 +232,8 @@ class DiagnosticsTracker:
         """Intent of the latest answered message (None: not recognized, error, or none yet)."""
         self.last_latency_ms: Optional[float] = None
         """Handling time of the latest message."""
+        self.home: Optional[Dict[str, Dict[str, int]]] = None
+        """The names the engine answers for, counted by source (None: not reported)."""
         self._published_at: Optional[float] = None
         self._changed = True  # the first snapshot is always due
 
@@ -241,12 +244,19 @@ class DiagnosticsTracker:
         self.last_latency_ms = round(max(0.0, latency_ms), 3)
         self._changed = True
 
+    def set_home(self, counts: Dict[str, Dict[str, int]]) -> None:
+        """The home's counts by source, as of now (a change makes a snapshot due)."""
+        if counts != self.home:
+            self.home = counts
+            self._changed = True
+
     def snapshot(self, now: float, duty_cycle: float = 1.0) -> Diagnostics:
         """The Diagnostics message as of `now` (duty_cycle: 1.0 when always on)."""
         window = max(now - self.started_at, RATE_MIN_WINDOW_S)
         return Diagnostics(commands_per_hour=round(self.messages * SECONDS_PER_HOUR / window, 3),
                            duty_cycle=min(1.0, max(0.0, duty_cycle)), updated_at=round(now, 3),
-                           last_intent=self.last_intent, last_latency_ms=self.last_latency_ms)
+                           last_intent=self.last_intent, last_latency_ms=self.last_latency_ms,
+                           home=self.home)
 
     def due(self, now: float) -> bool:
         """True when something changed and the last publication is old enough."""

@@ -19,13 +19,13 @@ With a share group, the subscriptions are MQTT 5 shared ones (`$share/<group>/<t
 broker gives each query to one daemon of the group. `request_reload()` only sets a flag; the
 loop (run_forever's next pass, or the next step) calls the injected loader, swaps the new
 engine into the handler and republishes the status. A loader that fails leaves the old
-engine serving.
+engine serving. With a home feed (`mqtt_home.py`), discovery and Zigbee2MQTT topics are
+subscribed on this connection too and their messages go to the feed, not the handler.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional
@@ -40,22 +40,16 @@ from ..errors import ConfigError
 from ..protocols.base import topic_level
 from ..runtime.engine import IntentEngine
 from . import DaemonConfig
+from .backoff import Backoff
 from .client import connect, make_client
 from .discovery import DiagnosticsTracker, discovery_messages
 from .handlers import CORRELATION_DATA, RESPONSE_TOPIC, Handler, Outgoing
+from .live_home import LiveHome
+from .mqtt_home import MqttHomeFeed
 from .packets import take_oversized
 
 _LOGGER = logging.getLogger(__name__)
 
-RECONNECT_MIN_S = 1.0
-"""Delay before the first retry of a lost or refused connection."""
-RECONNECT_MAX_S = 60.0
-"""Cap of the retry delay (a Pi whose broker reboots reconnects within a minute of it)."""
-RECONNECT_FACTOR = 2.0
-"""Each failed attempt in a row multiplies the delay by this."""
-RECONNECT_JITTER = 0.5
-"""Up to this fraction of each delay is taken off at random, so a fleet does not retry in
-step after a broker restart."""
 LOOP_TIMEOUT_S = 0.5
 """Longest wait for network traffic in one loop pass; bounds how late stop() is noticed."""
 FLUSH_TIMEOUT_S = 5.0
@@ -63,31 +57,6 @@ FLUSH_TIMEOUT_S = 5.0
 SHARE_PREFIX = "$share"
 """MQTT 5 shared subscriptions: `$share/<group>/<topic filter>`."""
 _PAHO_LOGGER = logging.getLogger(__name__ + ".paho")
-
-
-class Backoff:
-    """Capped exponential backoff with jitter; `reset()` after a successful connection."""
-
-    def __init__(self, min_s: float = RECONNECT_MIN_S, max_s: float = RECONNECT_MAX_S,
-                 factor: float = RECONNECT_FACTOR, jitter: float = RECONNECT_JITTER,
-                 rng: Callable[[], float] = random.random) -> None:
-        if not 0 < min_s <= max_s or factor < 1 or not 0 <= jitter <= 1:
-            raise ConfigError("backoff needs 0 < min_s <= max_s, factor >= 1, 0 <= jitter <= 1")
-        self.min_s, self.max_s, self.factor, self.jitter = min_s, max_s, factor, jitter
-        self.rng = rng
-        """Uniform [0, 1) numbers (injected: tests pass a fixed one)."""
-        self.failures = 0
-        """Failed attempts since the last reset."""
-
-    def next(self) -> float:
-        """The delay before the next attempt; counts one more failure."""
-        base = min(self.max_s, self.min_s * self.factor ** self.failures)
-        self.failures += 1
-        return base * (1.0 - self.jitter * self.rng())
-
-    def reset(self) -> None:
-        """Back to the shortest delay (call after connecting)."""
-        self.failures = 0
 
 
 def shared_topic(group: Optional[str], topic: str) -> str:
@@ -127,7 +96,9 @@ class MqttDaemon:
                  backoff: Optional[Backoff] = None,
                  clock: Callable[[], float] = time.monotonic,
                  share_group: Optional[str] = None,
-                 reload: Optional[Callable[[], IntentEngine]] = None) -> None:
+                 reload: Optional[Callable[[], IntentEngine]] = None,
+                 home_feed: Optional[MqttHomeFeed] = None,
+                 live_home: Optional[LiveHome] = None) -> None:
         if share_group is not None:
             shared_topic(share_group, "check")  # ConfigError for a bad group name
             if config.mqtt_version != "5":
@@ -155,6 +126,12 @@ class MqttDaemon:
         """The duty cycle reported to Home Assistant (the duty loop sets it)."""
         self.handled = 0
         """Messages received and handled (errors included)."""
+        self.home_feed = home_feed
+        """Names from the broker (discovery configs, Zigbee2MQTT): its topics are subscribed
+        to on this connection, never shared, and its messages go to it, not the handler."""
+        self.live_home = live_home
+        """The merged home, whose counts the diagnostics report (None: not reported)."""
+        self._home_mid: Optional[int] = None
         self._stop = threading.Event()
         self._open = False  # a socket is open (CONNACK may still be pending)
         self._sub_mid: Optional[int] = None
@@ -203,6 +180,7 @@ class MqttDaemon:
                         continue
                 assert self.client is not None
                 rc = self.client.loop(timeout=LOOP_TIMEOUT_S)
+                self._flush_home()
                 self._publish_diagnostics()
                 if rc != MQTT_ERR_SUCCESS and not self._stop.is_set():
                     self._lost()
@@ -227,9 +205,11 @@ class MqttDaemon:
             if left <= 0:
                 break
             rc = self.client.loop(timeout=min(LOOP_TIMEOUT_S, left))
+            self._flush_home()
             if rc != MQTT_ERR_SUCCESS:
                 self._lost()
                 break
+        self._flush_home(force=True)  # what came in this wake counts before it sleeps
         if self._open:
             self._publish_diagnostics()
             self._flush()
@@ -289,12 +269,16 @@ class MqttDaemon:
                      getattr(flags, "session_present", None))
         topics = [(t, self.config.qos) for t in self.subscriptions()]
         _, self._sub_mid = client.subscribe(topics)
+        if self.home_feed is not None:  # its own SUBSCRIBE: a refusal there only warns
+            _, self._home_mid = client.subscribe([(t, 1) for t in self.home_feed.topics()])
 
     def _on_subscribe(self, client: Client, userdata: object, mid: int,
                       reasons: List[ReasonCode], properties: Optional[Properties]) -> None:
+        refused = [r for r in reasons if r.is_failure]
+        if mid == self._home_mid and refused:
+            _LOGGER.warning("broker refused the home's topics: %s", refused)
         if mid != self._sub_mid:
             return
-        refused = [r for r in reasons if r.is_failure]
         if refused:
             _LOGGER.error("broker refused subscriptions: %s", refused)
             return
@@ -317,6 +301,12 @@ class MqttDaemon:
         self._pending.pop(mid, None)
 
     def _on_message(self, client: Client, userdata: object, msg: MQTTMessage) -> None:
+        if self.home_feed is not None and self.home_feed.wants(msg.topic):
+            try:
+                self.home_feed.receive(msg.topic, bytes(msg.payload), take_oversized(client, msg))
+            except Exception:  # the callback boundary: the old home keeps answering
+                _LOGGER.exception("reading the home from %s failed", msg.topic)
+            return
         self.handled += 1
         props = received_properties(msg)
         payload = bytes(msg.payload)  # paho types it bytes | bytearray
@@ -343,9 +333,19 @@ class MqttDaemon:
         _LOGGER.warning("dropped a message of %d bytes unread", size)
         return f"message too large ({size} bytes; at most {self.config.max_packet_bytes})"
 
+    def _flush_home(self, force: bool = False) -> None:
+        """Hand what the broker said of the home to the engine, once a burst has settled."""
+        if self.home_feed is not None:
+            try:
+                self.home_feed.flush(force)
+            except Exception:  # the loop's boundary: the old home keeps answering
+                _LOGGER.exception("updating the home from the broker failed")
+
     def _publish_diagnostics(self) -> None:
         """The retained diagnostics for Home Assistant, when due (at most every 10 s)."""
         now = time.time()
+        if self.diagnostics is not None and self.live_home is not None:
+            self.diagnostics.set_home(self.live_home.summary())
         if self.diagnostics is not None and self._open and self.diagnostics.due(now):
             self._publish(self.diagnostics.message(self.config.status_topic_site, now,
                                                    self.duty_cycle(), self.config.qos))

@@ -3,6 +3,7 @@
     settings = load_settings(flags={"broker": "mqtt://hub:1883"}, environ=os.environ,
                              host=socket.gethostname(), pid=os.getpid())
     settings.daemon, settings.duty, settings.bundle, settings.home, settings.board
+    settings.sources              # the live sources of names (HomeSourcesConfig)
 
 Each option has one name. In the file it is a top-level key (`period = 10`), in the
 environment `EDGE_SLM_` and the name in capitals (`EDGE_SLM_PERIOD=10`), on the command line
@@ -15,7 +16,8 @@ the key and where it came from. Relative paths in the file are relative to the f
 help, and the default of the field each one fills), so --help cannot drift from the file and
 the environment.
 
-This module builds the existing typed configs (`DaemonConfig`, `DutyConfig`) once, at the CLI
+This module builds the existing typed configs (`DaemonConfig`, `DutyConfig`,
+`HomeSourcesConfig`) once, at the CLI
 boundary; nothing here reads a file or the environment unless asked to. Stdlib only
 (`tomllib`, or `tomli` on Python 3.10).
 """
@@ -24,16 +26,17 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 from ..errors import ConfigError
 from ..protocols.base import topic_level
 from ..protocols.telemetry import MODES
-from . import DaemonConfig, parse_wyoming_url
+from . import PACKET_OVERHEAD_BYTES, DaemonConfig, parse_wyoming_url
 from .duty import DutyConfig
 from .energy import DEFAULT_BOARD, PROFILES
+from .home_sources import TOKEN_ENV, HomeSourcesConfig
 from .setting_values import (_AREAS, _BOOL, _FLOAT, _INT, _LIST, _PATH, _PATHS, _STR,
                              OptionValue, convert)
 
@@ -65,8 +68,8 @@ class Option:
     """str, int, float, path, list (of names), paths (a list of paths), areas (site=area
     pairs) or bool (a switch: the flag takes no value)."""
     target: str
-    """Where the value goes: "daemon.<field>", "duty.<field>" or a ServeSettings field; that
-    field's default is the option's."""
+    """Where the value goes: "daemon.<field>", "duty.<field>", "sources.<field>" or a
+    ServeSettings field; that field's default is the option's."""
     help: str = ""
     """What it sets, for --help (the default is added: see `flag_help`)."""
     default_text: str = ""
@@ -94,7 +97,8 @@ class Option:
     def default(self) -> object:
         """The value when nothing sets it: the default of the config field it fills."""
         owner, _, name = self.target.rpartition(".")
-        cls = {"daemon": DaemonConfig, "duty": DutyConfig, "": ServeSettings}[owner]
+        cls = {"daemon": DaemonConfig, "duty": DutyConfig, "sources": HomeSourcesConfig,
+               "": ServeSettings}[owner]
         spec = next(f for f in fields(cls) if f.name == name)
         if spec.default is not MISSING:
             return spec.default
@@ -175,6 +179,23 @@ OPTIONS: Tuple[Option, ...] = (
     Option("ha_discovery", _STR, "daemon.discovery_prefix", "announce diagnostic sensors to "
            "Home Assistant by MQTT discovery (prefix default homeassistant) and publish their "
            "state", metavar="PREFIX", const="homeassistant"),
+    Option("ha_url", _STR, "sources.ha_url", "follow the home of this Home Assistant "
+           "(http://host:8123 or ws://host:8123/api/websocket): its areas, floors and the "
+           "entities exposed to Assist become the names answers are given in, kept current",
+           metavar="URL"),
+    Option("ha_token_file", _PATH, "sources.ha_token_file", "a file holding Home Assistant's "
+           "long-lived access token (never give the token itself as an option)",
+           f"the {TOKEN_ENV} variable", metavar="FILE"),
+    Option("discovery", _STR, "sources.discovery_prefix", "learn names from the Home "
+           "Assistant MQTT discovery configs on the broker, under this prefix (default "
+           "homeassistant); devices come and go with their configs", metavar="PREFIX",
+           const="homeassistant"),
+    Option("z2m", _STR, "sources.z2m_base_topic", "learn names from the device list of "
+           "Zigbee2MQTT on the broker, under this base topic (default zigbee2mqtt)",
+           metavar="BASE_TOPIC", const="zigbee2mqtt"),
+    Option("z2m_max_payload", _INT, "sources.z2m_max_payload_bytes", "--z2m: largest device "
+           "list read, in bytes (the MQTT packet size limit is raised to take it)",
+           positive=True, metavar="BYTES"),
     Option("mode", _STR, "duty.mode", "always-on (event driven), periodic (wake every "
            "--period) or adaptive (period follows traffic)", choices=MODES),
     Option("period", _FLOAT, "duty.period_s", "periodic: seconds from wake to wake; adaptive: "
@@ -221,6 +242,8 @@ class ServeSettings:
     """The A/B slots folder whose active bundle is served (instead of `bundle`)."""
     home: Optional[Path] = None
     """The home's inventory YAML (None: the bundle's own names)."""
+    sources: HomeSourcesConfig = field(default_factory=HomeSourcesConfig)
+    """The live sources of names (Home Assistant, MQTT discovery, Zigbee2MQTT)."""
     board: str = DEFAULT_BOARD
     """Power profile of the energy estimate."""
     share_group: Optional[str] = None
@@ -306,6 +329,7 @@ def _build(values: Dict[str, OptionValue], origins: Dict[str, str],
     # keyword arguments of DaemonConfig, DutyConfig and ServeSettings (a type per key)
     daemon: Dict[str, Any] = {}
     duty: Dict[str, Any] = {}
+    sources: Dict[str, Any] = {}
     top: Dict[str, Any] = {}
     for name, value in values.items():
         target = _BY_NAME[name].target
@@ -313,6 +337,8 @@ def _build(values: Dict[str, OptionValue], origins: Dict[str, str],
             daemon[target[7:]] = str(value) if isinstance(value, Path) else value
         elif target.startswith("duty."):
             duty[target[5:]] = value
+        elif target.startswith("sources."):
+            sources[target[8:]] = value
         else:
             top[target] = value
     if top.get("wyoming") is not None:
@@ -332,10 +358,15 @@ def _build(values: Dict[str, OptionValue], origins: Dict[str, str],
             daemon_config = DaemonConfig(**dict(daemon, client_id=SHARED_CLIENT_ID.format(
                 site=daemon_config.status_topic_site, host=_client_id_part(host), pid=pid)))
         duty_config = DutyConfig(**duty)
+        sources_config = HomeSourcesConfig(**sources)
+        if sources_config.z2m:  # Zigbee2MQTT's device list comes on the daemon's connection
+            daemon_config = replace(daemon_config, max_packet_bytes=max(
+                daemon_config.max_packet_bytes,
+                sources_config.z2m_max_payload_bytes + PACKET_OVERHEAD_BYTES))
     except ConfigError as err:
         raise ConfigError(f"{err} (settings from {_describe(origins)})") from None
     return ServeSettings(daemon=daemon_config, duty=duty_config, bundle=top.get("bundle"),
-                         slots=top.get("slots"),
+                         slots=top.get("slots"), sources=sources_config,
                          home=top.get("home"), board=top.get("board", DEFAULT_BOARD),
                          share_group=group, config_file=config_file, origins=origins,
                          trusted_keys=top.get("trusted_keys", ()), serial=top.get("serial"),

@@ -1,7 +1,8 @@
 """The daemon's live diagnostics: what it answered last and how busy it is.
 
     out: edge-slm/<site>/diagnostics   Diagnostics   (retained) {last_intent, last_latency_ms,
-                                                     commands_per_hour, duty_cycle, updated_at}
+                                                     commands_per_hour, duty_cycle, updated_at,
+                                                     home}
 
 This is the JSON state topic the Home Assistant discovery configs of
 `edge_slm.daemon.discovery` read with `value_template`s; the site is the daemon's status site,
@@ -17,12 +18,13 @@ from dataclasses import asdict, dataclass
 from typing import Any, Dict, Mapping, Optional
 
 from ..errors import ProtocolError
-from .base import opt_float, opt_str, req_float
+from .base import opt_float, opt_object, opt_str, req_float
 from .native import _pattern, _SiteTopic
 
 _DIAGNOSTICS = "edge-slm/{site_id}/diagnostics"
 
-FIELDS = ("last_intent", "last_latency_ms", "commands_per_hour", "duty_cycle", "updated_at")
+FIELDS = ("last_intent", "last_latency_ms", "commands_per_hour", "duty_cycle", "updated_at",
+          "home")
 """The wire keys of a Diagnostics object (the discovery configs' templates read these)."""
 
 
@@ -44,6 +46,10 @@ class Diagnostics(_SiteTopic):
     query was not recognized."""
     last_latency_ms: Optional[float] = None
     """Milliseconds the latest message took to handle; null before the first one."""
+    home: Optional[Mapping[str, Mapping[str, int]]] = None
+    """The names the engine answers for, counted by the source they came from:
+    {"file" | "home_assistant" | "mqtt_discovery" | "zigbee2mqtt" | "shipped":
+    {"names", "areas", "floors"}}; null when the daemon does not say."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.duty_cycle <= 1.0:
@@ -53,10 +59,16 @@ class Diagnostics(_SiteTopic):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ProtocolError(f"Diagnostics: {name} must not be negative, not {value!r}")
+        if self.home is not None and not _home_counts(self.home):
+            raise ProtocolError("Diagnostics: home must map sources to {names, areas, floors} "
+                                "counts")
 
     def to_dict(self) -> Dict[str, Any]:
         """The wire object (every field, null when unset)."""
-        return asdict(self)
+        out = asdict(self)
+        if self.home is not None:
+            out["home"] = {s: dict(c) for s, c in self.home.items()}
+        return out
 
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any]) -> "Diagnostics":
@@ -66,7 +78,18 @@ class Diagnostics(_SiteTopic):
                    duty_cycle=req_float(obj, "duty_cycle", w),
                    updated_at=req_float(obj, "updated_at", w),
                    last_intent=opt_str(obj, "last_intent", w),
-                   last_latency_ms=opt_float(obj, "last_latency_ms", w))
+                   last_latency_ms=opt_float(obj, "last_latency_ms", w),
+                   home=opt_object(obj, "home", w))
+
+
+def _home_counts(home: object) -> bool:
+    """Whether `home` is {source: {"names", "areas", "floors": counts >= 0}}."""
+    return isinstance(home, Mapping) and all(
+        isinstance(source, str) and isinstance(counts, Mapping)
+        and set(counts) == {"names", "areas", "floors"}
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
+                for n in counts.values())
+        for source, counts in home.items())
 
 
 MESSAGES = (Diagnostics,)

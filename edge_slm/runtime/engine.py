@@ -107,6 +107,7 @@ class IntentEngine:
         with _member(bundle, "home.json"):
             self.shipped_home = home_from_bundle_json(bundle.json("home.json"),
                                                       f"{bundle.where}: home.json")
+        self.answerer = Answerer(self.labels, self.values)
         self.set_home(home)
         interpreter_class()  # no TFLite runtime here: a ModelFormatError, not the bundle's
         with _member(bundle, "model.tflite"):
@@ -135,10 +136,13 @@ class IntentEngine:
     def set_home(self, home: Optional[Inventory]) -> None:
         """Answer for `home` from now on: the user's own, which is then the only home names
         resolve against (places it lacks are dropped); None: the bundle's shipped home, a
-        fallback that fixes spellings and drops nothing."""
+        fallback that fixes spellings and drops nothing.
+
+        Safe while another thread parses: the new home is indexed first and swapped in as one
+        reference, and `parse` reads that reference once, so a parse sees the old home or the
+        new one, never a mix (a live home source calls this from its own thread)."""
         self.home = (KnownHome(home, user=True) if home is not None
                      else KnownHome(self.shipped_home, user=False))
-        self.answerer = Answerer(self.labels, self.values)
 
     @property
     def strict(self) -> bool:
@@ -236,13 +240,14 @@ class IntentEngine:
             raise InputError("text is empty")
         if area is not None and (not isinstance(area, str) or not area.strip()):
             raise InputError("area must be a non-empty string")
+        home = self.home  # read once: set_home may swap it from another thread meanwhile
         if strict is None:
-            strict = self.home.user or bool(names and any(names.values()))
+            strict = home.user or bool(names and any(names.values()))
 
         def one(piece: str) -> ParseResult:
             ids, offsets = self.encode(piece)
             li, lt, lf = self.model.run(ids)
-            return self.answerer.answer(piece, li, lt, lf, offsets, self.home, names, strict,
+            return self.answerer.answer(piece, li, lt, lf, offsets, home, names, strict,
                                         area, self.temperature, self.threshold)
 
         whole = one(text)
