@@ -19,7 +19,7 @@ cortex-a76):
 
 Exit status 0 when every check passes, 1 when one fails, 2 when pi-check cannot run.
 Needs root, qemu-user-static, binfmt-support and debootstrap (apt-get install), Debian's
-mirror and the Python package index (the first run: about 8 minutes; cached: about 3).
+mirror and the Python package index (the first run: about 8 minutes; cached: 1 to 4).
 
 What emulation cannot tell: timing (qemu translates every instruction: emulated latency says
 nothing of a Pi's), thermal throttling, real memory bandwidth and caches, power. It proves
