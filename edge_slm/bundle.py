@@ -290,7 +290,8 @@ def _check_version(manifest: Mapping[str, Any], runtime_version: str, where: str
                           f"(such as 0.1.0, at most {MAX_VERSION_CHARS} characters)")
     if _version_tuple(need) > _version_tuple(runtime_version):
         raise BundleError(f"{where}: needs edge-slm >= {need}, this is {runtime_version} "
-                          "(pip install -U edge-slm)")
+                          "(install a newer one: a wheel built from an up-to-date checkout, "
+                          "docs/raspberry-pi.md)")
 
 
 def read_bundle(source: Union[str, Path, bytes], runtime_version: str = __version__,
