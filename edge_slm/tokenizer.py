@@ -23,6 +23,8 @@ _ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 #: An ASCII word (no whitespace, no punctuation) or one ASCII punctuation character.
 _ASCII_WORD = re.compile(r"[^ \t\n\r!-/:-@\[-`{-~]+|[!-/:-@\[-`{-~]")
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP)
+#: Words whose pieces a tokenizer remembers (cleared when full: bounded memory).
+WORD_CACHE_SIZE = 20000
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class WordPieceTokenizer:
         self.pad_id = vocab[PAD]
         self.cls_id = vocab[CLS]
         self.id_to_token = {i: t for t, i in vocab.items()}
+        # words seen before and their pieces (a home's commands repeat their words)
+        self._cache: Dict[str, Tuple[Tuple[str, int, int], ...]] = {}
 
     @classmethod
     def from_file(cls, path: Union[str, Path]) -> "WordPieceTokenizer":
@@ -170,31 +174,13 @@ class WordPieceTokenizer:
         tokens: List[str] = []
         vocab = self.vocab
         for word, start, end in self._words(text):
-            if len(word) > self.max_word_chars:
-                ids.append(self.unk_id)
-                offsets.append((start, end))
-                tokens.append(UNK)
-                continue
-            pieces: List[Tuple[str, int, int]] = []
-            pos = 0
-            ok = True
-            while pos < len(word):
-                stop = len(word)
-                found = None
-                while stop > pos:
-                    sub = word[pos:stop]
-                    if pos > 0:
-                        sub = self.prefix + sub
-                    if sub in vocab:
-                        found = sub
-                        break
-                    stop -= 1
-                if found is None:
-                    ok = False
-                    break
-                pieces.append((found, pos, stop))
-                pos = stop
-            if not ok:
+            pieces = self._cache.get(word)
+            if pieces is None:
+                pieces = self._pieces(word)
+                if len(self._cache) >= WORD_CACHE_SIZE:
+                    self._cache.clear()
+                self._cache[word] = pieces
+            if not pieces:
                 ids.append(self.unk_id)
                 offsets.append((start, end))
                 tokens.append(UNK)
@@ -207,6 +193,31 @@ class WordPieceTokenizer:
                 offsets.append((char_pos[a], char_pos[b - 1] + 1))
                 tokens.append(piece)
         return Encoding(ids, offsets, tokens)
+
+    def _pieces(self, word: str) -> Tuple[Tuple[str, int, int], ...]:
+        """A word's WordPiece pieces (token, start, end in the word), greedy longest match
+        first; () when it is one [UNK] (too long, or a part no token covers)."""
+        if len(word) > self.max_word_chars:
+            return ()
+        vocab = self.vocab
+        pieces: List[Tuple[str, int, int]] = []
+        pos = 0
+        while pos < len(word):
+            stop = len(word)
+            found = None
+            while stop > pos:
+                sub = word[pos:stop]
+                if pos > 0:
+                    sub = self.prefix + sub
+                if sub in vocab:
+                    found = sub
+                    break
+                stop -= 1
+            if found is None:
+                return ()
+            pieces.append((found, pos, stop))
+            pos = stop
+        return tuple(pieces)
 
     def _char_positions(self, text: str, start: int, end: int, n: int) -> List[int]:
         if end - start == n:

@@ -30,6 +30,22 @@ def test_parity_with_tokenizers(trained, en_records):
         assert mine.offsets == [tuple(o) for o in theirs.offsets], text
 
 
+def test_remembered_words_tokenize_as_the_first_time(trained, en_records, monkeypatch):
+    tok, fast = trained
+    texts = [r["text"] for r in en_records[26000:27000]] + ODD
+    first = [tok.encode(t) for t in texts]
+    assert tok._cache  # the words are remembered
+    again = [tok.encode(t) for t in texts]  # from the cache
+    assert [(e.ids, e.offsets) for e in again] == [(e.ids, e.offsets) for e in first]
+    # "Kitchen" and "kitchen" are one word once lower-cased, with their own offsets
+    assert tok.encode("Kitchen kitchen").ids[:1] * 2 == tok.encode("kitchen kitchen").ids[:2]
+    # bounded: a full cache starts over
+    monkeypatch.setattr("edge_slm.tokenizer.WORD_CACHE_SIZE", 3)
+    for t in ["qzxa qzxb", "qzxc qzxd qzxe", "lamp qzxf"] + texts[:20]:
+        assert tok.encode(t).ids == fast.encode(t, add_special_tokens=False).ids
+        assert len(tok._cache) <= 3
+
+
 def test_offsets_point_into_the_text(trained):
     tok, _ = trained
     text = "Could you turn off the LIVING room lamp?"
