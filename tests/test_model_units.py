@@ -162,7 +162,8 @@ RESULTS = {
     "pruned": {"params": 151000, "calibration": {"ece_after": 0.04567},
                "heldout_templates": {"intent_acc": 0.5, "slot_f1": 0.25},
                "heldout_oos": {"false_accept": 0.0625},
-               "dev": {"intent_acc": 0.75, "intent_acc_thresholded": 0.7}},
+               "dev": {"intent_acc": 0.75, "intent_acc_thresholded": 0.7,
+                       "rejected_top_right": 0.05}},
 }
 
 
@@ -173,15 +174,17 @@ def test_the_closing_table_and_the_stage_figures_say_the_same():
     assert format_table(RESULTS).split("\n") == [
         "| model | params | held-out intent acc | held-out slot F1 | held-out slot F1 (resolved)"
         " | held-out frames | OOS false accepts | dev intent acc | dev acc (thresholded)"
-        " | ECE after T |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-        "| teacher | 22,713,216 | 91.23% | 80.00% | 85.00% | 99.00% | 0.40% | - | - | 0.012 |",
-        "| pruned | 151,000 | 50.00% | 25.00% | - | - | 6.25% | 75.00% | 70.00% | 0.046 |"]
+        " | dev rejected, top-1 right | ECE after T |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| teacher | 22,713,216 | 91.23% | 80.00% | 85.00% | 99.00% | 0.40% | - | - | - "
+        "| 0.012 |",
+        "| pruned | 151,000 | 50.00% | 25.00% | - | - | 6.25% | 75.00% | 70.00% | 5.00% "
+        "| 0.046 |"]
     # A student stage's figures are its row, as numbers; missing cells are left out.
     assert headline(RESULTS["pruned"]) == {
         "params": 151000, "held-out intent acc": 0.5, "held-out slot F1": 0.25,
         "OOS false accepts": 0.0625, "dev intent acc": 0.75, "dev acc (thresholded)": 0.7,
-        "ECE after T": 0.04567}
+        "dev rejected, top-1 right": 0.05, "ECE after T": 0.04567}
     line = format_stage("pruning", StageReport(True, {"params": 151000, "vocab": "1200 -> 900",
                                                       "rows": {"train": 5000}}, 12.34))
     assert line == ("pruning (resumed, 12.3 s): params 151,000; vocab 1200 -> 900; "

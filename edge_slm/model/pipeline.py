@@ -57,7 +57,7 @@ class DataConfig:
     """WordPiece vocabulary before pruning."""
     calibration_sentences: int = 200000
     """Out-of-scope sentences sampled for the rejection threshold (those of the validation
-    split, one per sentence before augmentation, are kept: about 2,400 for 200,000)."""
+    split are kept: about 8,900 for 200,000)."""
     target_false_accept: float = 0.005
     """Rejection threshold target on those sentences (held-out out-of-scope sentences, of
     templates never seen, come out higher)."""

@@ -2,9 +2,10 @@
 
 The model reads one command at a time. A sentence with joining words ("and", "then", "and
 then", "also", "plus", a comma or a semicolon) is also read as its pieces: every way of
-cutting it at those joins (at most `MAX_JOINS` of them) is scored, and a cut wins only when
-every piece is a command the engine answers on its own (above the threshold) and the pieces
-are at least as sure as the whole sentence, less `MARGIN`. "add salt and pepper to my list"
+cutting it at those joins (at most `MAX_JOINS` of them) is scored, and a cut qualifies only
+when every piece is a command the engine answers on its own (above the threshold) and the
+pieces are at least as sure as the whole sentence, less `MARGIN`; the finest qualifying cut
+wins (a piece that is itself two commands is one cut short). "add salt and pepper to my list"
 stays one command ("pepper to my list" is not one on its own, or is less sure than the whole).
 
 A piece that only makes sense with a neighbour's words borrows them, and its slots still point
@@ -68,7 +69,7 @@ def split(text: str, whole: ParseResult, parse_one: ParseOne) -> List[Command]:
     sentence's (one command, or none when it is not recognized)."""
     found = joins(text)
     best: Optional[List[Command]] = None
-    best_score = -1.0
+    best_score: Tuple[int, float] = (0, -1.0)
     if found:
         floor = (whole.confidence if whole.intent is not None else 0.0) - MARGIN
         cache: Dict[Pieces, Optional[Command]] = {}
@@ -77,8 +78,9 @@ def split(text: str, whole: ParseResult, parse_one: ParseOne) -> List[Command]:
             commands = _read(text, spans, parse_one, cache)
             if commands is None:
                 continue
-            score = min(c.confidence for c in commands)
-            if score >= floor and score > best_score:
+            least = min(c.confidence for c in commands)
+            score = (len(commands), least)  # the finest cut, then the surest
+            if least >= floor and score > best_score:
                 best, best_score = commands, score
     if best is not None:
         return best
