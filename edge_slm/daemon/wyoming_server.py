@@ -127,6 +127,9 @@ class WyomingServer:
                 _LOGGER.error("Wyoming: accept failed: %s", err)
                 self._stop.wait(ACCEPT_POLL_S)
                 continue
+            if conn.family in (socket.AF_INET, socket.AF_INET6):
+                # one answer per request: no waiting to coalesce small writes
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._take(conn, str(addr[0]))
 
     def _take(self, conn: socket.socket, peer: str) -> None:
