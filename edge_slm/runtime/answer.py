@@ -88,8 +88,8 @@ class Answerer:
         best = chosen if ranked[0] != 0 or accepted else 0
         intent = self.intents[chosen] if accepted else None
         conf = float(ip[best])
-        alternatives = [Alternative(self.intents[i], float(ip[i])) for i in ranked
-                        if i != best][:N_BEST]
+        alternatives = [Alternative(self.intents[i], float(ip[i]))
+                        for i in [i for i in ranked[:N_BEST + 1] if i != best][:N_BEST]]
         if not accepted and best != 0:
             alternatives = ([Alternative(self.intents[best], conf)] + alternatives)[:N_BEST]
         slots: List[Slot] = []
