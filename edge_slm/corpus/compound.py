@@ -11,9 +11,8 @@ from __future__ import annotations
 import random
 from typing import Any, Dict, List, Sequence
 
-#: Free-text slot lists (a wildcard takes every word up to what follows it).
-WILDCARDS = {"shopping_list_item", "todo_list_item", "search_query", "message", "timer_name",
-             "timer_command", "zone"}
+from .fillers import load_fillers
+
 #: How the commands are joined (lower case: the second command is not a new sentence).
 JOINERS = (" and ", " and then ", ", then ", " then ", ", and ", " and also ", ", ", "; ",
            " and ", " and ")
@@ -34,7 +33,8 @@ def _open_ended(rec: Dict[str, Any]) -> bool:
     """Whether free text ends the sentence ("add {item}", "broadcast {message}"): such a
     part goes last, or the next command would be read as more of its free text."""
     text = rec["text"].rstrip(" .?!")
-    return any(s.get("list") in WILDCARDS and s["end"] >= len(text)
+    wildcards = load_fillers(rec.get("lang") or "en")  # the free-text lists, by name
+    return any(s.get("list") in wildcards and s["end"] >= len(text)
                for s in rec.get("slots") or [])
 
 

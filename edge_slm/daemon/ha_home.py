@@ -95,6 +95,16 @@ class _Reader:
                 self.skip(what, item, "not an object")
         return out
 
+    def keyed(self, value: Any, what: str, key: str) -> Dict[str, Dict[str, Any]]:
+        """The entries of a result list by their string `key` (one without it skipped)."""
+        out: Dict[str, Dict[str, Any]] = {}
+        for row in self.rows(value, what):
+            if isinstance(row.get(key), str):
+                out[row[key]] = row
+            else:
+                self.skip(what, row, f"no {key}")
+        return out
+
     def skip(self, what: str, item: Any, why: str) -> None:
         self.skipped += 1
         _LOGGER.warning("Home Assistant %s skipped (%s): %.*s", what, why, SHOWN_CHARS,
@@ -155,18 +165,8 @@ def home_from_registries(reg: HaRegistries) -> SourceHome:
 
 def _entities(reg: HaRegistries, read: _Reader, area_names: Dict[str, str],
               ids: Dict[Key, str]) -> List[Entity]:
-    devices: Dict[str, Dict[str, Any]] = {}
-    for row in read.rows(reg.devices, "device"):
-        if isinstance(row.get("id"), str):
-            devices[row["id"]] = row
-        else:
-            read.skip("device", row, "no id")
-    entries: Dict[str, Dict[str, Any]] = {}
-    for row in read.rows(reg.entities, "entity registry entry"):
-        if isinstance(row.get("entity_id"), str):
-            entries[row["entity_id"]] = row
-        else:
-            read.skip("entity registry entry", row, "no entity_id")
+    devices = read.keyed(reg.devices, "device", "id")
+    entries = read.keyed(reg.entities, "entity registry entry", "entity_id")
     states: Dict[str, Dict[str, Any]] = {}
     for row in read.rows(reg.states, "state"):
         attrs = row.get("attributes")

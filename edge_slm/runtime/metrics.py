@@ -61,6 +61,14 @@ def record_names(rec: Dict[str, Any]) -> Dict[str, List[str]]:
     return out
 
 
+def _with(names: Dict[str, List[str]],
+          more: Optional[Dict[str, List[str]]]) -> Dict[str, List[str]]:
+    """A record's places with `more` added ({"name"|"area"|"floor": [...]})."""
+    if not more:
+        return names
+    return {k: names.get(k, []) + more.get(k, []) for k in set(names) | set(more)}
+
+
 def implied_gold(rec: Dict[str, Any]) -> Optional[Set[Tuple[str, str]]]:
     """The (slot, value) pairs a corpus record implies without words: the fixed slots of its
     frame and the satellite's area; None for records that do not say (dev records)."""
@@ -93,8 +101,7 @@ def evaluate(engine: IntentEngine, records: Sequence[Dict[str, Any]],
     lat: List[float] = []
     for rec in records:
         extra = record_names(rec)
-        if names:
-            extra = {k: extra.get(k, []) + names.get(k, []) for k in set(extra) | set(names)}
+        extra = _with(extra, names)
         context = rec.get("context")
         area = context.get("area") if isinstance(context, dict) else None
         t0 = time.perf_counter()
@@ -159,8 +166,7 @@ def evaluate_compounds(engine: IntentEngine, records: Sequence[Dict[str, Any]],
     for rec in records:
         gold = rec["commands"]
         extra = record_names({"slots": [s for c in gold for s in c.get("slots") or []]})
-        if names:
-            extra = {k: extra.get(k, []) + names.get(k, []) for k in set(extra) | set(names)}
+        extra = _with(extra, names)
         res = engine.parse(rec["text"], names=extra, strict=True)
         count_right += len(res.commands) == len(gold)
         all_right += len(res.commands) == len(gold) and all(
