@@ -151,8 +151,6 @@ def evaluate(engine: IntentEngine, records: Sequence[Dict[str, Any]],
         out["implied_acc"] = implied_ok / implied_n
     if compounds:
         out.update(evaluate_compounds(engine, compounds, names))
-    if not records:
-        out["n"] = 0.0
     return out
 
 
