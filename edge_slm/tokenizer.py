@@ -185,6 +185,12 @@ class WordPieceTokenizer:
                 offsets.append((start, end))
                 tokens.append(UNK)
                 continue
+            if end - start == len(word):  # the word as written: positions shift by start
+                for piece, a, b in pieces:
+                    ids.append(vocab[piece])
+                    offsets.append((start + a, start + b))
+                    tokens.append(piece)
+                continue
             # Map piece positions (in the normalized word) back to original characters: the
             # word's characters are contiguous in the original unless normalization expanded one.
             char_pos = self._char_positions(text, start, end, len(word))

@@ -14,6 +14,9 @@ the answer after each system's threshold, scored by edge_slm.runtime.metrics and
 
 Each system runs in a fresh process pinned to one core, one thread: its peak RSS (VmHWM) is
 that process's, the Python interpreter included; cold start is its imports and loading.
+Latency is then timed with every system in one process on that core, in turn (`paired`), so
+that the ratios between systems hold on a noisy machine; each system's latency alone, in its
+own process, stays in the JSON (`alone`).
 
     python scripts/bench.py [--quick] [--run DIR] [--json FILE] [--write-readme]
     python scripts/bench.py --from-json FILE --write-readme     # README and plots, no rerun
@@ -40,13 +43,14 @@ SYSTEMS = ("edge-slm-float", "edge-slm-int8", "edge-slm-int4", "hassil", "teache
 DEV = REPO.parent / "shared" / "data" / "dev_real_commands.jsonl"
 SUITE = REPO / "tests" / "data" / "ha-intents-tests"
 CACHE = Path.home() / ".cache" / "edge-slm" / "bench"
-SIZES = {"quick": {"heldout": 100, "oos": 40, "dev_every": 8, "suite_every": 12, "latency": 100,
-                   "mqtt": 100},
+SIZES = {"quick": {"heldout": 100, "oos": 40, "dev_every": 8, "suite_every": 12, "latency": 400,
+                   "mqtt": 100, "rounds": 3},
          "full": {"heldout": 1000, "oos": 300, "dev_every": 1, "suite_every": 1, "latency": 1000,
-                  "mqtt": 1000}}
+                  "mqtt": 1000, "rounds": 3}}
 """Inputs per mode: held-out commands and out-of-scope sentences, every k-th dev record and
-suite file, sentences timed per system, MQTT round trips."""
-WARMUP = 20
+suite file, sentences timed per system, MQTT round trips, and rounds of paired timing (see
+`paired`)."""
+WARMUP = 100
 """Untimed parses before timing."""
 WORKER_TIMEOUT_S = 3600
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
@@ -69,30 +73,34 @@ def inputs(size: Dict[str, int]) -> Dict[str, Any]:
     from edge_slm.runtime.engine import default_bundle_path
 
     prov = read_bundle(default_bundle_path("int8")).manifest["provenance"]
+    per_pool = size["latency"] // 4  # the timed sentences: a quarter from each kind
     held: List[Dict[str, Any]] = []
     oos: List[Dict[str, Any]] = []
+    want = {True: max(size["heldout"], per_pool), False: max(size["oos"], per_pool)}
     for rec in CorpusBuilder(CorpusConfig(**prov["corpus_config"])).records():
         if rec["split"] == "heldout":
-            bucket, n = (held, size["heldout"]) if rec["intent"] else (oos, size["oos"])
-            if len(bucket) < n:
+            bucket = held if rec["intent"] else oos
+            if len(bucket) < want[bool(rec["intent"])]:
                 bucket.append(rec)
-            if len(held) >= size["heldout"] and len(oos) >= size["oos"]:
+            if len(held) >= want[True] and len(oos) >= want[False]:
                 break
-    dev = None
+    dev = all_dev = None
     if DEV.is_file():
         with open(DEV, encoding="utf-8") as fh:
-            dev = [json.loads(ln) for ln in fh if ln.strip()][::size["dev_every"]]
-    return {"heldout": held, "oos": oos, "dev": dev,
+            all_dev = [json.loads(ln) for ln in fh if ln.strip()]
+        dev = all_dev[::size["dev_every"]]
+    return {"heldout": held[:size["heldout"]], "oos": oos[:size["oos"]], "dev": dev,
             "dev_note": f"{DEV} ({len(dev)} records)" if dev is not None else "not present",
             "suite_every": size["suite_every"],
-            "latency_texts": latency_texts(held, oos, dev or [], size["latency"])}
+            "latency_texts": latency_texts(held, oos, all_dev or [], size["latency"])}
 
 
 def latency_texts(held: List[Dict[str, Any]], oos: List[Dict[str, Any]],
                   dev: List[Dict[str, Any]], n: int) -> List[str]:
     """The sentences every system is timed on: `n` taken in turn from each input (held-out
     commands, out-of-scope sentences, the dev set where present, Home Assistant's suite), so
-    that no one kind of sentence decides a system's latency."""
+    that no one kind of sentence decides a system's latency; --quick times the first of the
+    same sentences as a full run."""
     from edge_slm.runtime.ha_suite import load_suite
 
     suite = [t for f in load_suite(SUITE) for g in f.groups for t in g.sentences]
@@ -119,16 +127,19 @@ def float_bundle(run: Optional[Path], export: bool) -> Any:
     int8 = read_bundle(default_bundle_path("int8"))
     if (run / "model" / "tokenizer.json").read_bytes() != int8.members["tokenizer.json"]:
         return f"{run}/model is not the model the shipped bundles came from (tokenizer differs)"
-    key = sha256(weights.read_bytes())[:16]
+    lengths = int8.manifest["provenance"]["convert_config"].get("lengths", [])
+    key = sha256(weights.read_bytes() + repr(sorted(lengths)).encode())[:16]
     path = CACHE / f"en-float-{key}.slm"
     if not path.exists() and not export:
         return "--quick does not export the float model (TensorFlow): run once without it"
     if not path.exists():
         log(f"float: exporting {run}/model to float TFLite (TensorFlow; cached in {CACHE})")
         from edge_slm.convert.export import float_tflite
+        from edge_slm.convert.signatures import merge
         from edge_slm.model.checkpoint import load_checkpoint
 
-        flat = float_tflite(load_checkpoint(run / "model").model)
+        model = load_checkpoint(run / "model").model
+        flat = merge({n: float_tflite(model, n) for n in {model.config.max_len, *lengths}})
         members = {k: v for k, v in int8.members.items() if k != "manifest.json"}
         members["model.tflite"] = flat
         manifest = dict(int8.manifest, model_id=f"en-float-{sha256(flat)[:10]}",
@@ -141,7 +152,8 @@ def float_bundle(run: Optional[Path], export: bool) -> Any:
 # -- one system, in its own process ---------------------------------------------------------
 
 def worker(name: str, spec_path: Path) -> Dict[str, Any]:
-    """Load `name`, time it, score it; what the parent reads from this process's stdout."""
+    """Load `name`, time it alone, score it; what the parent reads from this process's
+    stdout."""
     t0 = time.perf_counter()
     spec = json.loads(spec_path.read_text())
     from bench_systems import make_system
@@ -267,11 +279,21 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
             result["systems"][name] = res
             log(f"{name}: p50 {res['p50_ms']:.3f} ms, held-out {res['heldout']['intent_acc']:.3f}"
                 f", suite {res['suite']['intent_acc']:.3f}, RSS {res['peak_rss_mb']:.0f} MB")
+        names = list(result["systems"])
+        log(f"paired timing: {', '.join(names)} in one process, {size['rounds']} rounds")
+        spec["rounds"] = size["rounds"]
+        spec_path.write_text(json.dumps(spec))
+        for name, figures in run_worker(["--paired", ",".join(names), "--spec",
+                                         str(spec_path)], cpu).items():
+            result["systems"][name]["alone"] = {k: result["systems"][name][k] for k in (
+                "p50_ms", "p99_ms", "per_s")}
+            result["systems"][name].update(figures)
     for quant, path in spec["bundles"].items():
         name = f"edge-slm-{quant}"
         if name in result["systems"]:
             bundle = read_bundle(path)
-            shapes = cost.model_shapes(bundle.model, quant == "int4")
+            shapes = cost.model_shapes(bundle.model, quant == "int4",
+                                       median_length(path, spec["latency_texts"]))
             fl = cost.floor(shapes, result["machine"], "float32" if quant == "float" else "int8")
             s = result["systems"][name]
             s["shapes"] = shapes
@@ -291,6 +313,17 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
     result["targets"] = targets(result["systems"])
     result["seconds"] = time.monotonic() - _T0
     return result
+
+
+def median_length(bundle: str, texts: List[str]) -> int:
+    """The length (tokens) the median timed sentence runs at in the bundle's model: the
+    shortest of its length signatures that holds it."""
+    from edge_slm.runtime.engine import IntentEngine
+
+    engine = IntentEngine.load(bundle, check_golden=False)
+    runs = sorted(next(m for m in engine.model.lengths if m >= min(
+        1 + len(engine.encode(t)[1]), engine.max_len)) for t in texts)
+    return runs[len(runs) // 2]
 
 
 def targets(systems: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
@@ -323,6 +356,7 @@ def main() -> int:
                    help="report (and --write-readme) from an earlier --json, without measuring")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--paired", help=argparse.SUPPRESS)
     p.add_argument("--machine", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.machine:
@@ -332,6 +366,12 @@ def main() -> int:
         return 0
     if args.worker:
         print(json.dumps(worker(args.worker, args.spec)))
+        return 0
+    if args.paired:
+        from bench_systems import paired
+
+        print(json.dumps(paired(args.paired.split(","), json.loads(args.spec.read_text()),
+                                WARMUP)))
         return 0
     import bench_report
 

@@ -13,7 +13,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -38,13 +38,16 @@ MQTT_WARMUP = 50
 
 # -- the model's arithmetic ---------------------------------------------------------------
 
-def model_shapes(flat: bytes, int4: bool) -> Dict[str, Any]:
+def model_shapes(flat: bytes, int4: bool, tokens: Optional[int] = None) -> Dict[str, Any]:
     """Operators, multiply-accumulates and weight bytes read per command of a TFLite model,
     from its shapes (LiteRT's own kernels, no delegate, so that the graph is the model's),
     and how many partitions LiteRT's default XNNPACK delegate makes of it:
     FULLY_CONNECTED rows x in x out, BATCH_MATMUL output x contracted dimension; weight bytes
     are the fully-connected weights plus the embedding rows one command looks up (an int4
-    model's weights count half a byte each)."""
+    model's weights count half a byte each). The graph read is the longest signature's;
+    `tokens` (the length a command runs at, see convert/signatures.py) scales what depends
+    on the sentence's length: rows of FULLY_CONNECTED and embedding lookups linearly,
+    attention's BATCH_MATMULs by the square."""
     from ai_edge_litert import interpreter as lit
 
     it = lit.Interpreter(model_content=bytes(flat), num_threads=1,
@@ -53,7 +56,7 @@ def model_shapes(flat: bytes, int4: bool) -> Dict[str, Any]:
     it.allocate_tensors()
     tensors = {t["index"]: t for t in it.get_tensor_details()}
     ops: Dict[str, int] = {}
-    macs = weight_bytes = 0.0
+    macs = weight_bytes = attention = rows_bytes = 0.0
     seq = 1
     for op in it._get_ops_details():
         name = op["op_name"]
@@ -69,17 +72,19 @@ def model_shapes(flat: bytes, int4: bool) -> Dict[str, Any]:
             a, b, c = (float(np.prod(t)) for t in (ins[0]["shape"], ins[1]["shape"],
                                                    out["shape"]))
             batch = float(np.prod(out["shape"][:-2]))
-            macs += c * float(np.sqrt(a * b / (c * batch)))
+            attention += c * float(np.sqrt(a * b / (c * batch)))
         elif name == "EMBEDDING_LOOKUP" and len(ins) >= 2:
             table = ins[1]
             row = _bytes(table, int4) / max(1, int(table["shape"][0]))
-            weight_bytes += row * int(np.prod(ins[0]["shape"]))
+            rows_bytes += row * int(np.prod(ins[0]["shape"]))
     delegated = lit.Interpreter(model_content=bytes(flat), num_threads=1)
     delegated.allocate_tensors()
     partitions = sum(op["op_name"] == "DELEGATE" for op in delegated._get_ops_details())
+    f = min(1.0, tokens / seq) if tokens else 1.0
     return {"ops": dict(sorted(ops.items())), "op_count": sum(ops.values()),
-            "macs": int(macs), "weight_bytes_per_command": int(weight_bytes),
-            "tokens": seq, "xnnpack_partitions": partitions}
+            "macs": int(macs * f + attention * f * f),
+            "weight_bytes_per_command": int(weight_bytes + rows_bytes * f),
+            "tokens": int(round(seq * f)), "xnnpack_partitions": partitions}
 
 
 def _bytes(t: Dict[str, Any], int4: bool) -> float:

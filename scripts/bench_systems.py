@@ -15,6 +15,7 @@ names=None, strict=None, area=None) -> ParseResult`, `set_home(inventory or None
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -29,6 +30,10 @@ FUZZY_MIN_SCORE = 75.0
 FUZZY_PER_TEMPLATE = 30
 """Sentences expanded per Home Assistant template (distinct ones kept)."""
 FUZZY_SEED = 1
+BLOCK = 100
+"""Sentences a system parses in a row when the systems are timed in turn (`paired`)."""
+REWARM = 10
+"""Untimed sentences before each block (the previous block's last)."""
 
 
 @dataclass
@@ -259,3 +264,57 @@ class FuzzySystem:
         if heard and area:
             out.append(Slot("area", area, "", None, None, 1.0))
         return _answer(text, intent, best[1] / 100, out)
+
+
+def paired(names: List[str], spec: Dict[str, Any], warmup: int) -> Dict[str, Dict[str, Any]]:
+    """Every system in one process, timed in turn, so that a burst of the machine's own noise
+    falls on all of them alike and the ratios between them hold (timed alone, in separate
+    processes a minute apart, a system's p50 moved by up to half on this shared machine):
+
+    - warm: the timed sentences in blocks of BLOCK; each system in turn (the order rotating
+      from block to block) parses the block after re-warming on the previous block's last
+      REWARM sentences (untimed), `rounds` times over: a steady stream of commands;
+    - cold: once over the sentences, every system parses each one in turn: each parse comes
+      after the other systems evicted its code and weights from the caches (a command that
+      arrives after the house did something else).
+
+    Per system: p50, p99 and commands/s (warm), the CPU time per command, cold p50 and p99.
+    `warmup`: untimed sentences each system parses first."""
+    systems = {name: make_system(name, spec) for name in names}
+    texts = spec["latency_texts"]
+    for system in systems.values():
+        for t in texts[:warmup]:
+            system.parse(t)
+    warm: Dict[str, List[float]] = {name: [] for name in names}
+    cold: Dict[str, List[float]] = {name: [] for name in names}
+    cpu = dict.fromkeys(names, 0.0)
+    order = list(names)
+    blocks = [texts[i:i + BLOCK] for i in range(0, len(texts), BLOCK)]
+    for _ in range(spec.get("rounds", 1)):
+        for k, block in enumerate(blocks):
+            order = order[1:] + order[:1]
+            for name in order:
+                for t in blocks[k - 1][-REWARM:]:
+                    systems[name].parse(t)
+                c0 = time.process_time()
+                for t in block:
+                    t0 = time.perf_counter()
+                    systems[name].parse(t)
+                    warm[name].append(time.perf_counter() - t0)
+                cpu[name] += time.process_time() - c0
+    for t in texts:
+        order = order[1:] + order[:1]
+        for name in order:
+            t0 = time.perf_counter()
+            systems[name].parse(t)
+            cold[name].append(time.perf_counter() - t0)
+    out = {}
+    for name, times in warm.items():
+        ms, cold_ms = np.asarray(times) * 1000, np.asarray(cold[name]) * 1000
+        out[name] = {"p50_ms": float(np.percentile(ms, 50)),
+                     "p99_ms": float(np.percentile(ms, 99)),
+                     "per_s": len(ms) / float(np.sum(times)),
+                     "cpu_ms_per_command": 1000 * cpu[name] / len(ms), "timed": len(ms),
+                     "cold_p50_ms": float(np.percentile(cold_ms, 50)),
+                     "cold_p99_ms": float(np.percentile(cold_ms, 99))}
+    return out

@@ -68,3 +68,13 @@ def small_bundles(small_run, tmp_path_factory):
                            latency_runs=50, margin=100.0)
     report = convert(small_run[0] / "model", out, config, log=lambda m: None, progress=False)
     return out, report
+
+
+@pytest.fixture(scope="session")
+def tiny_student():
+    """A small untrained student (two layers, 600 words) for export and conversion tests."""
+    pytest.importorskip("tensorflow")
+    from edge_slm.model.student import ModelConfig, build_student
+
+    return build_student(ModelConfig(vocab_size=600, n_intents=6, n_tags=9, n_frames=4,
+                                     n_heads=[2, 3], ffn_dims=[64, 96], d_model=64))

@@ -37,20 +37,25 @@ def test_convert_writes_gated_bundles_and_a_report(small_bundles):
 
 
 def _scramble(flat: bytes) -> bytes:
-    """The same graph with every large float weight shuffled: runs fine, means nothing."""
+    """The same graph with every large float weight shuffled: runs fine, means nothing (the
+    weights every length's signature shares, once each, so that the lengths still agree)."""
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils as fbu
 
     model = fbu.convert_bytearray_to_object(bytearray(flat))
     rng = np.random.default_rng(0)
-    for graph in model.subgraphs:
+    users: dict = {}
+    for g, graph in enumerate(model.subgraphs):
         for t in graph.tensors:
-            buf = model.buffers[t.buffer]
-            if t.type == schema.TensorType.FLOAT32 and buf.data is not None \
-                    and len(buf.data) > 4000:
-                w = np.frombuffer(bytes(buf.data), np.float32).copy()
-                rng.shuffle(w)
-                buf.data = np.frombuffer(w.tobytes(), np.uint8)
+            if t.type == schema.TensorType.FLOAT32:
+                users.setdefault(t.buffer, set()).add(g)
+    for index, graphs in users.items():
+        buf = model.buffers[index]
+        if len(graphs) == len(model.subgraphs) and buf.data is not None \
+                and len(buf.data) > 4000:
+            w = np.frombuffer(bytes(buf.data), np.float32).copy()
+            rng.shuffle(w)
+            buf.data = np.frombuffer(w.tobytes(), np.uint8)
     return bytes(fbu.convert_object_to_bytearray(model))
 
 

@@ -11,14 +11,12 @@ pytest.importorskip("ai_edge_quantizer")
 
 from edge_slm.convert.export import float_tflite, op_names  # noqa: E402
 from edge_slm.convert.quantize import dynamic  # noqa: E402
-from edge_slm.model.student import ModelConfig, build_student  # noqa: E402
 from edge_slm.runtime.model import TFLiteModel  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def student():
-    return build_student(ModelConfig(vocab_size=600, n_intents=6, n_tags=9, n_frames=4,
-                                     n_heads=[2, 3], ffn_dims=[64, 96], d_model=64))
+def student(tiny_student):
+    return tiny_student
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,10 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
                         "accuracy against float (default 1.0)")
     p.add_argument("--eval-sentences", type=int, default=2000,
                    help="held-out template sentences the gate runs (default 2000)")
+    p.add_argument("--lengths", default="8,12,16",
+                   help="shorter sentence lengths (tokens), comma-separated, that get a "
+                        "signature of their own over the same weights, so that short "
+                        "commands run faster (default 8,12,16; empty: the longest only)")
     p.add_argument("--run", type=Path, dest="run_dir",
                    help="the training run folder (default: the model folder's parent)")
     p.add_argument("--dev", type=Path,
@@ -41,8 +45,15 @@ def run(args: argparse.Namespace) -> int:
     dev = args.dev if args.dev is not None else (DEFAULT_DEV if DEFAULT_DEV.exists() else None)
     if dev is not None and not dev.exists():
         raise ConfigError(f"--dev {dev}: no such file")
+    try:
+        lengths = [int(n) for n in args.lengths.split(",") if n.strip()]
+    except ValueError as err:
+        raise ConfigError(f"--lengths {args.lengths!r}: comma-separated token counts, "
+                          "e.g. 16 or 12,20") from err
+    if any(n < 2 for n in lengths):
+        raise ConfigError(f"--lengths {args.lengths!r}: each length needs at least 2 tokens")
     config = ConvertConfig(quants=quants, margin=args.margin,
-                           eval_sentences=args.eval_sentences)
+                           eval_sentences=args.eval_sentences, lengths=lengths)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)

@@ -39,7 +39,10 @@ COMPOUND_SEED = 7
 #: Sentences every golden check runs (besides a few held-out ones).
 GOLDEN_TEXTS = ("turn off the kitchen lights", "is the garage door open?",
                 "set the bedroom to 20 degrees", "what's the weather like",
-                "add milk to my shopping list", "tell me a joke")
+                "add milk to my shopping list", "tell me a joke",
+                # longer than the shortest signature: the longest one is checked too
+                "could you please set the upstairs bedroom thermostat to twenty one degrees "
+                "celsius before I go to sleep tonight")
 
 
 @dataclass
@@ -60,6 +63,10 @@ class ConvertConfig:
     """Model invocations timed per variant."""
     representative: int = 500
     """Sentences that calibrate the full-integer variant's activations."""
+    lengths: List[int] = field(default_factory=lambda: [8, 12, 16])
+    """Shorter sentence lengths (tokens) that get a signature of their own beside the model's
+    longest, over the same weights (convert/signatures.py): a command runs at the shortest
+    that holds it. Not for int8-full (TensorFlow Lite Micro runs one)."""
 
 
 def _package_versions() -> Dict[str, str]:
@@ -155,6 +162,7 @@ def convert(model_dir: Path, out: Path, config: ConvertConfig,
     from ..model.checkpoint import load_checkpoint
     from . import quantize
     from .export import float_tflite
+    from .signatures import merge
 
     unknown = [q for q in config.quants if q not in quantize.VARIANTS]
     if unknown:
@@ -191,14 +199,16 @@ def convert(model_dir: Path, out: Path, config: ConvertConfig,
                   "eval_sets": {"heldout_templates": len(sets.heldout), "oos": len(sets.oos),
                                 "dev": len(sets.dev), "compound": len(sets.compound)}}
 
-    log("convert: float TFLite")
+    longest = ckpt.model.config.max_len
+    lengths = sorted({longest} | {n for n in config.lengths if 0 < n < longest})
+    log(f"convert: float TFLite ({', '.join(map(str, lengths))} tokens)")
     t0 = time.perf_counter()
-    float_flat = float_tflite(ckpt.model)
-    flats: Dict[str, bytes] = {"float": float_flat}
+    float_flats = {n: float_tflite(ckpt.model, n) for n in lengths}
+    flats: Dict[str, bytes] = {"float": merge(float_flats)}
     for q in config.quants:
         if q in ("int8", "int4"):
             log(f"convert: {q} (dynamic range, every weight)")
-            flats[q] = quantize.dynamic(float_flat, q)
+            flats[q] = merge({n: quantize.dynamic(f, q) for n, f in float_flats.items()})
         elif q == "int8-full":
             log("convert: int8-full (int8 weights and activations, calibrated)")
             from ..model.report import encoder_for

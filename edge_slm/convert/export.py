@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List
+from typing import TYPE_CHECKING, Dict, List, Optional
 
 import numpy as np
 
@@ -33,12 +33,15 @@ INPUT_NAME = "ids"
 SIGNATURE = "serve"
 
 
-def export_saved_model(model: Student, out: Path) -> Path:
-    """Write `model` as a SavedModel with one fixed-shape int32 signature."""
+def export_saved_model(model: Student, out: Path, length: Optional[int] = None) -> Path:
+    """Write `model` as a SavedModel with one fixed-shape int32 signature of `length` tokens
+    (default: the model's longest)."""
     import keras
     import tensorflow as tf
 
-    t = model.config.max_len
+    t = length or model.config.max_len
+    if not 0 < t <= model.config.max_len:
+        raise ValueError(f"length {t}: the model takes 1 to {model.config.max_len} tokens")
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -53,12 +56,13 @@ def export_saved_model(model: Student, out: Path) -> Path:
     return Path(out)
 
 
-def float_tflite(model: Student) -> bytes:
-    """The float TFLite flatbuffer of a student, embeddings as EMBEDDING_LOOKUP."""
+def float_tflite(model: Student, length: Optional[int] = None) -> bytes:
+    """The float TFLite flatbuffer of a student for inputs of `length` tokens (default: its
+    longest), embeddings as EMBEDDING_LOOKUP."""
     import tensorflow as tf
 
     with tempfile.TemporaryDirectory(prefix="edge-slm-export-") as tmp:
-        export_saved_model(model, Path(tmp) / "saved")
+        export_saved_model(model, Path(tmp) / "saved", length)
         conv = tf.lite.TFLiteConverter.from_saved_model(str(Path(tmp) / "saved"),
                                                         signature_keys=[SIGNATURE])
         conv.optimizations = []

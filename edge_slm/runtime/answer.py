@@ -65,9 +65,15 @@ class Answerer:
         z = li / temperature
         ip = np.exp(z - z.max())
         ip /= ip.sum()
-        ranked = [int(i) for i in np.argsort(-ip)]
-        commands = [i for i in ranked if i != 0]
-        spans, tag_p, tag_ids = self._spans(text, lt, offsets)
+        ranked: List[int] = np.argsort(-ip).tolist()
+        commands = list(ranked)
+        commands.remove(0)  # the intents, best first, without "no intent"
+        p_none = float(ip[0])
+        if ranked[0] == 0 and p_none >= NAMED_ENTITY_MAX_P_NONE:
+            # rejected whatever the words name (no name of the home can save it): no slots
+            return ParseResult(text, None, p_none, [], [Alternative(self.intents[i], float(
+                ip[i])) for i in ranked[1:N_BEST + 1]], top_intent=self.intents[0])
+        spans, tag_conf = self._spans(text, lt, offsets)
         extra = _extra_home(names)
         chosen = commands[0] if commands else 0
         said = self._place(text, spans, chosen, home, extra, strict)
@@ -79,7 +85,6 @@ class Answerer:
         if allowed and allowed[0] != chosen:
             chosen = allowed[0]
             said = self._place(text, spans, chosen, home, extra, strict)
-        p_none = float(ip[0])
         sure = ranked[0] != 0 and 1.0 - p_none >= threshold
         # the user's own device, named for an intent that takes it, is evidence of a command
         named = (home.user and domain is not None and self._takes(chosen, domain)
@@ -95,7 +100,7 @@ class Answerer:
         slots: List[Slot] = []
         if intent is not None:
             frame, f_conf = self._frame(intent, lf)
-            slots = self._slots(text, said, offsets, tag_p, tag_ids, chosen, frame, f_conf,
+            slots = self._slots(text, said, offsets, tag_conf, chosen, frame, f_conf,
                                 home, extra, area)
         return ParseResult(text, intent, conf, slots, alternatives,
                            top_intent=self.intents[best])
@@ -103,15 +108,16 @@ class Answerer:
     # -- spans and the home ------------------------------------------------------------------
 
     def _spans(self, text: str, lt: np.ndarray, offsets: Sequence[Tuple[int, int]]
-               ) -> Tuple[List[Span], np.ndarray, np.ndarray]:
+               ) -> Tuple[List[Span], List[float]]:
+        """The tagged spans, and each token's probability of its tag."""
         n = len(offsets)
         if not n:
-            return [], np.zeros((0, 1)), np.zeros(0, np.int64)
+            return [], []
         tag_z = lt[1:1 + n]
-        tag_p = np.exp(tag_z - tag_z.max(-1, keepdims=True))
-        tag_p /= tag_p.sum(-1, keepdims=True)
-        tag_ids = tag_p.argmax(-1)
-        return decode_spans(tag_ids.tolist(), offsets, self.labels.tags, text), tag_p, tag_ids
+        top = tag_z.max(-1, keepdims=True)
+        tag_conf: List[float] = (1.0 / np.exp(tag_z - top).sum(-1)).tolist()
+        tag_ids = tag_z.argmax(-1).tolist()
+        return decode_spans(tag_ids, offsets, self.labels.tags, text), tag_conf
 
     def _place(self, text: str, spans: List[Span], intent: int, home: KnownHome,
                extra: Optional[Tuple[HomeNames, HomeIndex]], strict: bool) -> List[Span]:
@@ -212,15 +218,15 @@ class Answerer:
         allowed = self.labels.frames_of(intent)
         if lf.size == 0:
             return self.labels.frames[0], 1.0
-        z = lf[allowed] - lf[allowed].max()
-        p = np.exp(z) / np.exp(z).sum()
-        k = int(np.argmax(p))
-        return self.labels.frames[allowed[k]], float(p[k])
+        z = [float(lf[i]) for i in allowed]
+        top = max(z)
+        k = z.index(top)
+        return self.labels.frames[allowed[k]], 1.0 / sum(math.exp(v - top) for v in z)
 
     # -- slots -----------------------------------------------------------------------------
 
     def _slots(self, text: str, said: List[Span], offsets: Sequence[Tuple[int, int]],
-               tag_p: np.ndarray, tag_ids: np.ndarray, intent: int, frame: Frame,
+               tag_conf: List[float], intent: int, frame: Frame,
                f_conf: float, home: KnownHome, extra: Optional[Tuple[HomeNames, HomeIndex]],
                area: Optional[str]) -> List[Slot]:
         name = self.intents[intent] or ""
@@ -244,7 +250,7 @@ class Answerer:
             if any(s.name == slot and s.raw.casefold() == raw.casefold() for s in out):
                 continue  # said twice ("on on the first floor"): once is the slot
             inside = [k for k, (s, e) in enumerate(offsets) if s < b and e > a]
-            c = float(np.mean([tag_p[k, tag_ids[k]] for k in inside])) if inside else 0.0
+            c = sum(tag_conf[k] for k in inside) / len(inside) if inside else 0.0
             out.append(Slot(slot, raw if value is None else value, raw, a, b,
                             c if math.isfinite(c) else 0.0))
             if value is None:

@@ -69,7 +69,9 @@ def decode_spans(tag_ids: Sequence[int], offsets: Sequence[Tuple[int, int]],
     when `text` is given, neighbouring words of the same slot with only spaces between are one
     span (a model often starts every word of a multi-word value with B-).
     """
-    tags = labels.tags if not isinstance(labels, Sequence) else list(labels)
+    if not any(tag_ids):
+        return []  # every token O (most questions, every non-command)
+    tags = labels.tags if not isinstance(labels, Sequence) else labels
     groups = (words_of(offsets, text, tag_ids) if text is not None
               else [[i] for i in range(len(offsets))])
     spans: List[_Span] = []

@@ -180,25 +180,29 @@ class IntentEngine:
         worst = 0.0
         for i, case in enumerate(cases):
             with _member(self.bundle, f"{MANIFEST}: golden case {i}"):
-                li, lt, lf, want, tags, frame = self._run_case(case)
-            diff = float(np.max(np.abs(li - want))) / max(1.0, float(np.max(np.abs(want))))
-            worst = max(worst, diff)
-            tags_ok = np.mean(lt.argmax(-1)[:len(tags)] == tags)
-            frame_ok = frame is None or (lf.size > 0 and int(lf.argmax()) == frame)
-            if (int(li.argmax()) != int(want.argmax()) or not diff <= tol
-                    or tags_ok < GOLDEN_TAG_AGREEMENT or not frame_ok):
-                raise BundleError(
-                    f"{self.bundle.where}: golden outputs not reproduced by {self.model.runtime} "
-                    f"(case {str(case.get('text'))[:80]!r}: intent logits off by {diff:.3f} "
-                    f"relative, tolerance {tol}; tag agreement {tags_ok:.2f}; frame "
-                    f"{'right' if frame_ok else 'wrong'}). This runtime computes "
-                    "this model wrongly: install ai-edge-litert 2.3 or newer")
+                runs = self._run_case(case)
+            for length, li, lt, lf, want, tags, frame in runs:
+                diff = float(np.max(np.abs(li - want))) / max(1.0, float(np.max(np.abs(want))))
+                worst = max(worst, diff)
+                tags_ok = np.mean(lt.argmax(-1)[:len(tags)] == tags)
+                frame_ok = frame is None or (lf.size > 0 and int(lf.argmax()) == frame)
+                if (int(li.argmax()) != int(want.argmax()) or not diff <= tol
+                        or tags_ok < GOLDEN_TAG_AGREEMENT or not frame_ok):
+                    raise BundleError(
+                        f"{self.bundle.where}: golden outputs not reproduced by "
+                        f"{self.model.runtime} (case {str(case.get('text'))[:80]!r} at "
+                        f"{length} tokens: intent logits off by {diff:.3f} relative, "
+                        f"tolerance {tol}; tag agreement {tags_ok:.2f}; frame "
+                        f"{'right' if frame_ok else 'wrong'}). This runtime computes "
+                        "this model wrongly: install ai-edge-litert 2.3 or newer")
         self.golden_max_diff = worst
 
-    def _run_case(self, case: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                            np.ndarray, Optional[int]]:
-        """(intent, tag, frame logits, expected intent logits, tags, frame or None) of a golden
-        case; ValueError (TypeError, KeyError) when the case is malformed."""
+    def _run_case(self, case: Any) -> List[Tuple[int, np.ndarray, np.ndarray, np.ndarray,
+                                                 np.ndarray, np.ndarray, Optional[int]]]:
+        """(length, intent, tag, frame logits, expected intent logits, tags, frame or None) of
+        a golden case at every length the model has that holds it (each length is a
+        signature of its own: every one is checked); ValueError (TypeError, KeyError) when
+        the case is malformed."""
         ids = np.asarray(case["ids"], np.int64)
         if ids.shape != (self.max_len,) or ids.min() < 0 \
                 or ids.max() > max(self.tokenizer.id_to_token):
@@ -208,8 +212,14 @@ class IntentEngine:
         frame = int(case["frame"]) if "frame" in case else None
         if want.shape != (len(self.intents),) or tags.ndim != 1 or not tags.size:
             raise ValueError("intent_logits (one per intent) and tags must be lists of numbers")
-        li, lt, lf = self.model.run(ids.astype(np.int32))
-        return li, lt, lf, want, tags, frame
+        used = np.flatnonzero(ids)
+        n = int(used[-1]) + 1 if used.size else 1
+        out = []
+        for length in self.model.lengths:
+            if length >= n:
+                li, lt, lf = self.model.run(ids.astype(np.int32), length)
+                out.append((length, li, lt, lf, want, tags, frame))
+        return out
 
     # -- parsing ---------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Callable, Dict, Iterator, Protocol, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Tuple
 
 import numpy as np
 
@@ -31,19 +31,17 @@ class SignatureRunner(Protocol):
 
     def get_output_details(self) -> Dict[str, Dict[str, Any]]: ...
 
+    def __call__(self, **inputs: np.ndarray) -> Dict[str, np.ndarray]: ...
+
 
 class Interpreter(Protocol):
     """What the model uses of a TFLite interpreter (ai-edge-litert's or tflite-runtime's)."""
 
     def allocate_tensors(self) -> None: ...
 
+    def get_signature_list(self) -> Dict[str, Dict[str, List[str]]]: ...
+
     def get_signature_runner(self, signature_key: str) -> SignatureRunner: ...
-
-    def set_tensor(self, tensor_index: int, value: np.ndarray) -> None: ...
-
-    def invoke(self) -> None: ...
-
-    def get_tensor(self, tensor_index: int) -> np.ndarray: ...
 
 
 def interpreter_class() -> Tuple[Callable[..., Interpreter], str]:
@@ -84,7 +82,11 @@ def _quiet_stderr() -> Iterator[None]:
 
 class TFLiteModel:
     """A loaded student: `run(ids)` -> (intent logits (I,), tag logits (T, K), frame logits
-    (F,), empty for a model without a frame head)."""
+    (F,), empty for a model without a frame head), T the tokens of the length it ran at.
+
+    A model may hold several lengths, each a signature over the same weights (`serve` the
+    longest, `serve_<n>` shorter ones: convert/signatures.py); a sentence runs at the
+    shortest that holds it, so a ten-token command does not pay for 32."""
 
     def __init__(self, flat: bytes, num_threads: int = 1) -> None:
         cls, self.runtime = interpreter_class()
@@ -92,32 +94,92 @@ class TFLiteModel:
             with _quiet_stderr():  # the runtime's "Created ... XNNPACK delegate" banner
                 self._it = cls(model_content=bytes(flat), num_threads=num_threads)
                 self._it.allocate_tensors()
-            runner = self._it.get_signature_runner(SIGNATURE)
-            inputs = runner.get_input_details()
-            outputs = runner.get_output_details()
-            self._in = inputs[INPUT_NAME]["index"]
-            self._out_intent = outputs[INTENT_OUTPUT]["index"]
-            self._out_tags = outputs[TAG_OUTPUT]["index"]
-            self._out_frames = (outputs[FRAME_OUTPUT]["index"] if FRAME_OUTPUT in outputs
-                                else None)
-            self.max_len = int(inputs[INPUT_NAME]["shape"][-1])
+            keys = list(self._it.get_signature_list())
+            if SIGNATURE not in keys:
+                raise KeyError(f"no {SIGNATURE!r} signature (it has {keys})")
+            self._runners: List[Tuple[int, Any]] = []
+            self.max_len = 0
+            for length, key in _lengths(keys, self._length_of(SIGNATURE)):
+                runner = self._it.get_signature_runner(key)
+                inputs, outputs = runner.get_input_details(), runner.get_output_details()
+                if length != int(inputs[INPUT_NAME]["shape"][-1]):
+                    raise ValueError(f"signature {key!r} takes "
+                                     f"{inputs[INPUT_NAME]['shape']} tokens, not {length}")
+                missing = {INTENT_OUTPUT, TAG_OUTPUT} - set(outputs)
+                if missing:
+                    raise KeyError(f"signature {key!r} lacks {sorted(missing)}")
+                self._runners.append((length, runner))
+                self.max_len = max(self.max_len, length)
         except (ValueError, RuntimeError, KeyError, TypeError) as err:
             raise ModelFormatError(f"the TFLite model cannot be loaded by {self.runtime}: "
                                    f"{err}") from err
-        self._buf = np.zeros((1, self.max_len), np.int32)
+        self.lengths = [n for n, _ in self._runners]
+        """Sentence lengths (tokens) the model has a signature for, shortest first."""
+        self._direct = [_direct(runner) for _, runner in self._runners]
 
-    def run(self, ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Logits for one row of `max_len` token ids ([CLS] first, 0-padded)."""
-        self._buf[0, :] = ids
-        self._it.set_tensor(self._in, self._buf)
-        self._it.invoke()
-        frames = (self._it.get_tensor(self._out_frames)[0].copy()
-                  if self._out_frames is not None else np.zeros(0, np.float32))
-        return (self._it.get_tensor(self._out_intent)[0].copy(),
-                self._it.get_tensor(self._out_tags)[0].copy(), frames)
+    def _length_of(self, key: str) -> int:
+        return int(self._it.get_signature_runner(key).get_input_details()[INPUT_NAME]
+                   ["shape"][-1])
+
+    def run(self, ids: np.ndarray, length: Optional[int] = None
+            ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Logits for one row of token ids ([CLS] first, 0-padded, at most `max_len`), run at
+        `length` tokens (one of `lengths`; default: the shortest that holds the row)."""
+        used = np.flatnonzero(ids)
+        n = int(used[-1]) + 1 if used.size else 1
+        if length is None:
+            length = next((m for m in self.lengths if m >= n), self.max_len)
+        elif length not in self.lengths or length < n or len(ids) > self.max_len:
+            raise ValueError(f"a row of {n} tokens cannot run at length {length} "
+                             f"(the model has {self.lengths})")
+        row = np.zeros((1, length), np.int32)
+        k = min(length, len(ids))
+        row[0, :k] = ids[:k]
+        direct = self._direct[self.lengths.index(length)]
+        if direct is not None:
+            wrapper, graph, inp, outs = direct
+            wrapper.SetTensor(inp, row, graph)
+            wrapper.Invoke(graph)
+            li, lt, lf = (wrapper.GetTensor(i, graph)[0] if i is not None
+                          else np.zeros(0, np.float32) for i in outs)
+            return li, lt, lf
+        out = dict(self._runners[self.lengths.index(length)][1](**{INPUT_NAME: row}))
+        frames = (out[FRAME_OUTPUT][0] if FRAME_OUTPUT in out else np.zeros(0, np.float32))
+        return out[INTENT_OUTPUT][0], out[TAG_OUTPUT][0], frames
 
     def run_many(self, ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Logits for each row of `ids` (N, max_len)."""
-        outs = [self.run(row) for row in ids]
+        """Logits for each row of `ids` (N, max_len), every row at the longest length (the
+        tag logits of all rows then have one shape)."""
+        outs = [self.run(row, self.max_len) for row in ids]
         return (np.stack([o[0] for o in outs]), np.stack([o[1] for o in outs]),
                 np.stack([o[2] for o in outs]))
+
+
+def _direct(runner: Any) -> Optional[Tuple[Any, int, int, Tuple[Optional[int], ...]]]:
+    """(wrapper, subgraph, input tensor, output tensors) behind a signature runner, allocated
+    once, so that a parse sets, invokes and reads the tensors itself: the runner's own call
+    resizes and re-allocates on every call (a few microseconds of a 50-microsecond model).
+    These are ai-edge-litert's (and tflite-runtime's) private names: None where they differ,
+    and the runner's call is used."""
+    try:
+        wrapper, graph = runner._interpreter_wrapper, int(runner._subgraph_index)
+        outs = dict(runner._outputs)
+        wrapper.AllocateTensors(graph)
+        return (wrapper, graph, int(runner._inputs[INPUT_NAME]),
+                (outs[INTENT_OUTPUT], outs[TAG_OUTPUT], outs.get(FRAME_OUTPUT)))
+    except (AttributeError, KeyError, TypeError, ValueError, RuntimeError):
+        return None
+
+
+def _lengths(keys: List[str], longest: int) -> List[Tuple[int, str]]:
+    """(length, signature key) of a model's length signatures, shortest first: `serve` is
+    `longest` tokens long, `serve_<n>` n (other signatures are not lengths)."""
+    out = []
+    for key in keys:
+        if key == SIGNATURE:
+            out.append((longest, key))
+        elif key.startswith(SIGNATURE + "_") and key[len(SIGNATURE) + 1:].isdigit():
+            n = int(key[len(SIGNATURE) + 1:])
+            if 0 < n < longest:
+                out.append((n, key))
+    return sorted(out)
