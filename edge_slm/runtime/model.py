@@ -1,7 +1,8 @@
 """One TFLite student behind the LiteRT interpreter: token ids in, logits out.
 
 Needs only numpy and `ai-edge-litert` (or, where a device has only it, `tflite_runtime`).
-Outputs are mapped by name through the `serve` signature, never by position (their order in
+Outputs are mapped by name through the signatures (`serve`, and `serve_<n>` for each shorter
+sentence length: convert/signatures.py), never by position (their order in
 `get_output_details()` is not the model's). Single-threaded by default: on a Pi the other
 cores belong to the rest of the house.
 """
