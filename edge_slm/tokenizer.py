@@ -177,26 +177,24 @@ class WordPieceTokenizer:
             pieces = self._cache.get(word)
             if pieces is None:
                 pieces = self._pieces(word)
-                if len(self._cache) >= WORD_CACHE_SIZE:
-                    self._cache.clear()
-                self._cache[word] = pieces
+                if len(word) <= self.max_word_chars:  # an over-long word is no key to keep
+                    if len(self._cache) >= WORD_CACHE_SIZE:
+                        self._cache.clear()
+                    self._cache[word] = pieces
             if not pieces:
                 ids.append(self.unk_id)
                 offsets.append((start, end))
                 tokens.append(UNK)
                 continue
-            if end - start == len(word):  # the word as written: positions shift by start
-                for piece, a, b in pieces:
-                    ids.append(vocab[piece])
-                    offsets.append((start + a, start + b))
-                    tokens.append(piece)
-                continue
             # Map piece positions (in the normalized word) back to original characters: the
-            # word's characters are contiguous in the original unless normalization expanded one.
-            char_pos = self._char_positions(text, start, end, len(word))
+            # word's characters are contiguous in the original unless normalization expanded
+            # one (a word as written shifts by its start, the common case, with no table).
+            char_pos = (None if end - start == len(word)
+                        else self._char_positions(text, start, end, len(word)))
             for piece, a, b in pieces:
                 ids.append(vocab[piece])
-                offsets.append((char_pos[a], char_pos[b - 1] + 1))
+                offsets.append((start + a, start + b) if char_pos is None
+                               else (char_pos[a], char_pos[b - 1] + 1))
                 tokens.append(piece)
         return Encoding(ids, offsets, tokens)
 

@@ -321,8 +321,8 @@ def median_length(bundle: str, texts: List[str]) -> int:
     from edge_slm.runtime.engine import IntentEngine
 
     engine = IntentEngine.load(bundle, check_golden=False)
-    runs = sorted(next(m for m in engine.model.lengths if m >= min(
-        1 + len(engine.encode(t)[1]), engine.max_len)) for t in texts)
+    runs = sorted(next(m for m in engine.model.lengths if m >= len(engine.tokens(t)[0]))
+                  for t in texts)
     return runs[len(runs) // 2]
 
 

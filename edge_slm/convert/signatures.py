@@ -20,17 +20,11 @@ checked against the golden cases when a bundle loads.
 from __future__ import annotations
 
 import hashlib
-
-import numpy as np
 from typing import Any, Dict, Mapping, Tuple
 
-#: The signature of the longest length (the one a runtime without lengths runs).
-PRIMARY = "serve"
+import numpy as np
 
-
-def signature_key(length: int, longest: int) -> str:
-    """`serve` for the longest length, `serve_<length>` for the others."""
-    return PRIMARY if length == longest else f"{PRIMARY}_{length}"
+from ..runtime.model import SIGNATURE, length_key
 
 
 def merge(flats: Mapping[int, bytes]) -> bytes:
@@ -44,7 +38,7 @@ def merge(flats: Mapping[int, bytes]) -> bytes:
     base = _inline(fbu.convert_bytearray_to_object(bytearray(flats[longest])), flats[longest])
     if len(base.subgraphs) != 1 or len(base.signatureDefs or []) != 1:
         raise ValueError("each model to merge must have one subgraph and one signature")
-    base.signatureDefs[0].signatureKey = PRIMARY.encode()
+    base.signatureDefs[0].signatureKey = SIGNATURE.encode()
     known: Dict[bytes, int] = {}
     for i, buf in enumerate(base.buffers):
         data = _data(buf)
@@ -64,7 +58,7 @@ def merge(flats: Mapping[int, bytes]) -> bytes:
             op.opcodeIndex = codes[op.opcodeIndex]
         base.subgraphs.append(graph)
         sig = other.signatureDefs[0]
-        sig.signatureKey = signature_key(length, longest).encode()
+        sig.signatureKey = length_key(length).encode()
         sig.subgraphIndex = len(base.subgraphs) - 1
         base.signatureDefs.append(sig)
     return bytes(fbu.convert_object_to_bytearray(base))

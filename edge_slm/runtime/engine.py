@@ -180,8 +180,8 @@ class IntentEngine:
         worst = 0.0
         for i, case in enumerate(cases):
             with _member(self.bundle, f"{MANIFEST}: golden case {i}"):
-                runs = self._run_case(case)
-            for length, li, lt, lf, want, tags, frame in runs:
+                want, tags, frame, runs = self._run_case(case)
+            for length, li, lt, lf in runs:
                 diff = float(np.max(np.abs(li - want))) / max(1.0, float(np.max(np.abs(want))))
                 worst = max(worst, diff)
                 tags_ok = np.mean(lt.argmax(-1)[:len(tags)] == tags)
@@ -197,12 +197,12 @@ class IntentEngine:
                         "this model wrongly: install ai-edge-litert 2.3 or newer")
         self.golden_max_diff = worst
 
-    def _run_case(self, case: Any) -> List[Tuple[int, np.ndarray, np.ndarray, np.ndarray,
-                                                 np.ndarray, np.ndarray, Optional[int]]]:
-        """(length, intent, tag, frame logits, expected intent logits, tags, frame or None) of
-        a golden case at every length the model has that holds it (each length is a
-        signature of its own: every one is checked); ValueError (TypeError, KeyError) when
-        the case is malformed."""
+    def _run_case(self, case: Any) -> Tuple[np.ndarray, np.ndarray, Optional[int], List[
+            Tuple[int, np.ndarray, np.ndarray, np.ndarray]]]:
+        """(expected intent logits, tags, frame or None) of a golden case and its (length,
+        intent, tag, frame logits) at every length the model has that holds it (each length
+        is a signature of its own: every one is checked); ValueError (TypeError, KeyError)
+        when the case is malformed."""
         ids = np.asarray(case["ids"], np.int64)
         if ids.shape != (self.max_len,) or ids.min() < 0 \
                 or ids.max() > max(self.tokenizer.id_to_token):
@@ -213,24 +213,25 @@ class IntentEngine:
         if want.shape != (len(self.intents),) or tags.ndim != 1 or not tags.size:
             raise ValueError("intent_logits (one per intent) and tags must be lists of numbers")
         used = np.flatnonzero(ids)
-        n = int(used[-1]) + 1 if used.size else 1
-        out = []
-        for length in self.model.lengths:
-            if length >= n:
-                li, lt, lf = self.model.run(ids.astype(np.int32), length)
-                out.append((length, li, lt, lf, want, tags, frame))
-        return out
+        row = ids[:int(used[-1]) + 1 if used.size else 1].astype(np.int32)
+        return want, tags, frame, [(m, *self.model.run_tokens(row, m))
+                                   for m in self.model.lengths if m >= len(row)]
 
     # -- parsing ---------------------------------------------------------------------------
 
-    def encode(self, text: str) -> Tuple[np.ndarray, List[Tuple[int, int]]]:
-        """(ids row, offsets) of a text, truncated to the model's length."""
+    def tokens(self, text: str) -> Tuple[List[int], List[Tuple[int, int]]]:
+        """(token ids with [CLS] first, no padding; each word piece's offsets) of a text,
+        truncated to the model's length."""
         enc = self.tokenizer.encode(text)
         n = min(len(enc.ids), self.max_len - 1)
-        ids = np.zeros(self.max_len, np.int32)
-        ids[0] = self.cls_id
-        ids[1:1 + n] = enc.ids[:n]
-        return ids, list(enc.offsets[:n])
+        return [self.cls_id] + enc.ids[:n], enc.offsets[:n]
+
+    def encode(self, text: str) -> Tuple[np.ndarray, List[Tuple[int, int]]]:
+        """(ids row padded to the model's longest length, offsets) of a text."""
+        ids, offsets = self.tokens(text)
+        row = np.zeros(self.max_len, np.int32)
+        row[:len(ids)] = ids
+        return row, offsets
 
     def parse(self, text: object, names: Optional[NameTable] = None,
               strict: Optional[bool] = None, area: Optional[str] = None) -> ParseResult:
@@ -255,10 +256,8 @@ class IntentEngine:
             strict = home.user or bool(names and any(names.values()))
 
         def one(piece: str) -> ParseResult:
-            enc = self.tokenizer.encode(piece)
-            n = min(len(enc.ids), self.max_len - 1)
-            li, lt, lf = self.model.run_tokens([self.cls_id] + enc.ids[:n])
-            offsets = enc.offsets[:n]
+            ids, offsets = self.tokens(piece)
+            li, lt, lf = self.model.run_tokens(ids)
             return self.answerer.answer(piece, li, lt, lf, offsets, home, names, strict,
                                         area, self.temperature, self.threshold)
 

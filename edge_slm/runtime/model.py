@@ -181,15 +181,18 @@ def _direct(runner: Any) -> Optional[Tuple[Any, int, int, Tuple[Optional[int], .
         return None
 
 
+def length_key(length: int) -> str:
+    """The signature of a sentence length shorter than the model's longest (`serve_<n>`; the
+    longest is `serve`)."""
+    return f"{SIGNATURE}_{length}"
+
+
 def _lengths(keys: List[str], longest: int) -> List[Tuple[int, str]]:
     """(length, signature key) of a model's length signatures, shortest first: `serve` is
     `longest` tokens long, `serve_<n>` n (other signatures are not lengths)."""
-    out = []
+    out = [(longest, SIGNATURE)] if SIGNATURE in keys else []
     for key in keys:
-        if key == SIGNATURE:
-            out.append((longest, key))
-        elif key.startswith(SIGNATURE + "_") and key[len(SIGNATURE) + 1:].isdigit():
-            n = int(key[len(SIGNATURE) + 1:])
-            if 0 < n < longest:
-                out.append((n, key))
+        n = key.rpartition("_")[2]
+        if n.isdigit() and key == length_key(int(n)) and 0 < int(n) < longest:
+            out.append((int(n), key))
     return sorted(out)
