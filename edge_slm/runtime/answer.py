@@ -73,7 +73,7 @@ class Answerer:
             # rejected whatever the words name (no name of the home can save it): no slots
             return ParseResult(text, None, p_none, [], [Alternative(self.intents[i], float(
                 ip[i])) for i in ranked[1:N_BEST + 1]], top_intent=self.intents[0])
-        spans, tag_conf = self._spans(text, lt, offsets)
+        spans, tag_z = self._spans(text, lt, offsets)
         extra = _extra_home(names)
         chosen = commands[0] if commands else 0
         said = self._place(text, spans, chosen, home, extra, strict)
@@ -100,7 +100,7 @@ class Answerer:
         slots: List[Slot] = []
         if intent is not None:
             frame, f_conf = self._frame(intent, lf)
-            slots = self._slots(text, said, offsets, tag_conf, chosen, frame, f_conf,
+            slots = self._slots(text, said, offsets, tag_z, chosen, frame, f_conf,
                                 home, extra, area)
         return ParseResult(text, intent, conf, slots, alternatives,
                            top_intent=self.intents[best])
@@ -108,16 +108,12 @@ class Answerer:
     # -- spans and the home ------------------------------------------------------------------
 
     def _spans(self, text: str, lt: np.ndarray, offsets: Sequence[Tuple[int, int]]
-               ) -> Tuple[List[Span], List[float]]:
-        """The tagged spans, and each token's probability of its tag."""
-        n = len(offsets)
-        if not n:
-            return [], []
-        tag_z = lt[1:1 + n]
-        top = tag_z.max(-1, keepdims=True)
-        tag_conf: List[float] = (1.0 / np.exp(tag_z - top).sum(-1)).tolist()
-        tag_ids = tag_z.argmax(-1).tolist()
-        return decode_spans(tag_ids, offsets, self.labels.tags, text), tag_conf
+               ) -> Tuple[List[Span], np.ndarray]:
+        """The tagged spans, and the tag logits of the sentence's tokens."""
+        tag_z = lt[1:1 + len(offsets)]
+        if not len(offsets):
+            return [], tag_z
+        return decode_spans(tag_z.argmax(-1).tolist(), offsets, self.labels.tags, text), tag_z
 
     def _place(self, text: str, spans: List[Span], intent: int, home: KnownHome,
                extra: Optional[Tuple[HomeNames, HomeIndex]], strict: bool) -> List[Span]:
@@ -226,7 +222,7 @@ class Answerer:
     # -- slots -----------------------------------------------------------------------------
 
     def _slots(self, text: str, said: List[Span], offsets: Sequence[Tuple[int, int]],
-               tag_conf: List[float], intent: int, frame: Frame,
+               tag_z: np.ndarray, intent: int, frame: Frame,
                f_conf: float, home: KnownHome, extra: Optional[Tuple[HomeNames, HomeIndex]],
                area: Optional[str]) -> List[Slot]:
         name = self.intents[intent] or ""
@@ -235,6 +231,9 @@ class Answerer:
         entity_domain = None
         out: List[Slot] = []
         listed: List[Slot] = []  # valued from the slot's list once the domain is known
+        # each token's probability of its tag (the slots' confidence)
+        tag_conf: List[float] = (1.0 / np.exp(tag_z - tag_z.max(-1, keepdims=True)).sum(-1)
+                                 ).tolist() if said else []
         for slot, a, b in said:
             raw = text[a:b]
             if slot in tidy.UNIT_SLOTS and self.values.number(raw) is not None:

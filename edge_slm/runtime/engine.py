@@ -255,8 +255,10 @@ class IntentEngine:
             strict = home.user or bool(names and any(names.values()))
 
         def one(piece: str) -> ParseResult:
-            ids, offsets = self.encode(piece)
-            li, lt, lf = self.model.run(ids)
+            enc = self.tokenizer.encode(piece)
+            n = min(len(enc.ids), self.max_len - 1)
+            li, lt, lf = self.model.run_tokens([self.cls_id] + enc.ids[:n])
+            offsets = enc.offsets[:n]
             return self.answerer.answer(piece, li, lt, lf, offsets, home, names, strict,
                                         area, self.temperature, self.threshold)
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Tuple
+from typing import (Any, Callable, Dict, Iterator, List, Optional, Protocol, Sequence,
+                    Tuple, Union)
 
 import numpy as np
 
@@ -125,16 +126,24 @@ class TFLiteModel:
             ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Logits for one row of token ids ([CLS] first, 0-padded, at most `max_len`), run at
         `length` tokens (one of `lengths`; default: the shortest that holds the row)."""
+        if len(ids) > self.max_len:
+            raise ValueError(f"a row of {len(ids)} ids is longer than the model's "
+                             f"{self.max_len}")
         used = np.flatnonzero(ids)
-        n = int(used[-1]) + 1 if used.size else 1
+        return self.run_tokens(ids[:int(used[-1]) + 1 if used.size else 1], length)
+
+    def run_tokens(self, ids: Union[Sequence[int], np.ndarray], length: Optional[int] = None
+                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Logits for the token ids of one sentence ([CLS] first, no padding), run at
+        `length` tokens (default: the shortest length that holds them)."""
+        n = len(ids)
         if length is None:
-            length = next((m for m in self.lengths if m >= n), self.max_len)
-        elif length not in self.lengths or length < n or len(ids) > self.max_len:
+            length = next((m for m in self.lengths if m >= n), 0)
+        if length not in self.lengths or length < n:
             raise ValueError(f"a row of {n} tokens cannot run at length {length} "
                              f"(the model has {self.lengths})")
         row = np.zeros((1, length), np.int32)
-        k = min(length, len(ids))
-        row[0, :k] = ids[:k]
+        row[0, :n] = ids
         direct = self._direct[self.lengths.index(length)]
         if direct is not None:
             wrapper, graph, inp, outs = direct
