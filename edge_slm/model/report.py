@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .calibrate import choose_threshold, expected_calibration_error, fit_temperature, softmax
+from .calibrate import (base_weights, choose_threshold, expected_calibration_error,
+                        fit_temperature, softmax)
 from .data import Batch, LabelSpace, Sets, encode
 from .distill import SoftLabels
 
@@ -52,12 +53,14 @@ COLUMNS: List[Tuple[str, Optional[Tuple[str, str]]]] = [
 
 
 def calibration(valid_logits: np.ndarray, valid: Batch, calib_logits: np.ndarray,
-                target: float) -> Dict[str, float]:
+                target: float, calib_weights: Optional[np.ndarray] = None) -> Dict[str, float]:
     """Temperature fitted on the validation split; the threshold, the lowest whose false
-    accepts on the calibration sentences stay within `target`."""
+    accepts on the calibration sentences stay within `target` (each base sentence counting
+    once when `calib_weights` are its copies' 1/copies)."""
     t = fit_temperature(valid_logits, valid.intents)
     probs = softmax(valid_logits, t)
-    return {"temperature": t, "threshold": choose_threshold(softmax(calib_logits, t), target),
+    threshold = choose_threshold(softmax(calib_logits, t), target, calib_weights)
+    return {"temperature": t, "threshold": threshold,
             "calibration_sentences": int(len(calib_logits)),
             "ece_before": expected_calibration_error(softmax(valid_logits), valid.intents),
             "ece_after": expected_calibration_error(probs, valid.intents),
@@ -85,7 +88,7 @@ def fit_calibration(ckpt: Checkpoint, sets: Sets, target: float,
     valid = enc(sets.valid_recs)
     li, _ = predict(ckpt.model, valid.ids)
     ci, _ = predict(ckpt.model, enc(sets.calib_recs).ids)
-    return calibration(li, valid, ci, target)
+    return calibration(li, valid, ci, target, base_weights(sets.calib_recs))
 
 
 def evaluate_student(ckpt: Checkpoint, sets: Sets, target: float) -> Dict[str, Any]:
@@ -120,7 +123,7 @@ def evaluate_teacher(soft_of: Callable[[str], SoftLabels], sets: Sets, target: f
 
     vi, _, _ = logits("valid", sets.valid)
     ci, _, _ = logits("calib", sets.calib)
-    cal = calibration(vi, sets.valid, ci, target)
+    cal = calibration(vi, sets.valid, ci, target, base_weights(sets.calib_recs))
     out: Dict[str, Any] = {"params": n_params, "calibration": cal}
     for name, (b, recs) in sets.evals.items():
         li, lt, lf = logits(name, b)
