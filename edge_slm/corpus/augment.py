@@ -94,7 +94,7 @@ SUFFIXES_EN = (
 WAKE_WORDS_EN = (
     "hey jarvis", "ok nabu", "okay nabu", "hey nabu", "alexa", "hey google", "ok google",
     "computer", "hey mycroft", "jarvis", "hey home assistant", "hey rhasspy", "hey siri",
-    "home assistant", "hey computer", "porcupine", "hey jeannie",
+    "home assistant", "hey computer", "porcupine", "hey assistant",
 )
 WAKE_JOINERS = (" ", ", ", ". ", " ,", "! ")
 

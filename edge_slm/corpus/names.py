@@ -1,8 +1,9 @@
 """Synthetic device names, so that a model learns `{name}` from context, not from a list.
 
-Real homes are full of names no inventory predicts: "shapes d596", "tomada01", "luz dimmer",
-"old lives", "switchtest01". A share of `{name}` slots is filled with names built here from
-odd words, foreign words, codes and numbers; the slot value is the name itself.
+Real homes are full of names no inventory predicts: model codes, words of other languages,
+nicknames, made-up words ("nova k210", "lampara_salon", "zorbi", "testplug02"). A share of
+`{name}` slots is filled with names built here from odd words, foreign words, pseudo-words,
+codes and numbers; the slot value is the name itself.
 """
 
 from __future__ import annotations
@@ -16,21 +17,28 @@ WORDS: Tuple[str, ...] = (
     "old", "new", "big", "little", "main", "back", "front", "side", "top", "corner", "window",
     "table", "dinner", "desk", "sofa", "bar", "shelf", "wall", "floor", "ceiling", "mirror",
     "bed", "cabinet", "counter", "island", "stairs", "porch", "door", "pool", "garden", "tree",
-    "star", "moon", "sun", "cloud", "rainbow", "flux", "orbit", "pixel", "nova", "echo", "zen",
+    "star", "moon", "sun", "cloud", "rainbow", "comet", "orbit", "pixel", "nova", "echo", "zen",
     "neo", "max", "mini", "pro", "ultra", "smart", "magic", "party", "cozy", "night", "morning",
     "reading", "study", "gaming", "movie", "music", "fish", "cat", "dog", "bird", "plant",
     "monstera", "fern", "cactus", "lava", "salt", "globe", "cube", "tube", "strip", "panel",
-    "shapes", "lines", "canvas", "beam", "spot", "dot", "ring", "arc", "halo", "glow",
+    "squares", "lines", "canvas", "beam", "spot", "dot", "ring", "arc", "halo", "glow",
     # names
     "bob", "alice", "tom", "emma", "dad", "mom", "grandma", "jake", "lucy", "max's", "mia's",
-    "dads", "moms", "kids", "leo", "sam", "zoe", "oscar",
-    # foreign words users keep
-    "luz", "luces", "lampara", "salon", "cocina", "despacho", "dormitorio", "tomada", "sala",
-    "quarto", "llum", "menjador", "oswietlenie", "ogrodu", "lampa", "kuchnia", "lamp",
-    "keuken", "woonkamer", "slaapkamer", "licht", "wohnzimmer", "kueche", "flur", "stehlampe",
-    "lumiere", "chambre", "cuisine", "lampe", "soggiorno", "cucina", "luce", "datarum",
-    "kok", "vardagsrum",
+    "moms", "kids", "leo", "sam", "zoe", "oscar", "nick's", "ivy",
+    # words of other languages that users keep in their device names
+    "luz", "luces", "lampara", "salon", "cocina", "dormitorio", "sala", "enchufe", "persiana",
+    "ventilador", "quarto", "cozinha", "lampada", "interruptor", "lampa", "kuchnia", "pokoj",
+    "salon", "keuken", "woonkamer", "licht", "verlichting", "schakelaar", "rolluik", "zolder",
+    "wohnzimmer", "kueche", "stehlampe", "steckdose", "deckenlicht", "rollladen", "keller",
+    "lumiere", "chambre", "cuisine", "lampe", "prise", "soggiorno", "cucina", "luce",
+    "presa", "vardagsrum", "kok", "sovrum", "taklampa", "stue", "kjokken", "olohuone", "valo",
 )
+#: Syllables for made-up words ("zorbi", "kilvo", "brasto"): brand names, nicknames and
+#: words the tokenizer has never seen, so that a model learns the slot from its context.
+ONSETS = ("", "b", "br", "d", "f", "g", "gr", "h", "j", "k", "kl", "l", "m", "n", "p", "pl",
+          "r", "s", "sh", "st", "t", "tr", "v", "w", "z", "ch", "x", "y")
+NUCLEI = ("a", "e", "i", "o", "u", "a", "e", "o", "ee", "oo", "ai", "ei", "y", "ou")
+CODAS = ("", "", "", "n", "r", "l", "s", "x", "m", "k", "t", "nd", "st", "rk")
 DOMAIN_NOUNS = {
     "light": ("light", "lamp", "lights", "bulb", "led", "spot", "strip", "lamps", "dimmer"),
     "switch": ("switch", "plug", "socket", "outlet", "relay", "power", "pump", "heater"),
@@ -92,7 +100,14 @@ def synth_name(rng: random.Random, domain: str) -> str:
         return name
     r = rng.random()
     nouns = DOMAIN_NOUNS.get(domain, ("device",))
-    if r < 0.25:  # a code: "d596", "sw3", "tomada01", "h801"
+    if r < 0.2:  # a made-up word: "zorbi", "kilvo lamp"
+        name = pseudo_word(rng)
+        if rng.random() < 0.35:
+            name = f"{name} {rng.choice(nouns)}"
+        elif rng.random() < 0.15:
+            name = f"{rng.choice(WORDS)} {name}"
+        return name
+    if r < 0.4:  # a code: "k210", "sw3", "plug07", "zx-9"
         letters = "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(1, 3)))
         if rng.random() < 0.4:
             letters = rng.choice(WORDS).replace("'", "")
@@ -109,3 +124,12 @@ def synth_name(rng: random.Random, domain: str) -> str:
         words.append(str(rng.randint(1, 12)))
     sep = "_" if rng.random() < 0.05 else " "
     return sep.join(words)
+
+
+def pseudo_word(rng: random.Random) -> str:
+    """A pronounceable word that no dictionary has: 2 or 3 syllables, sometimes a digit."""
+    word = "".join(rng.choice(ONSETS) + rng.choice(NUCLEI) + rng.choice(CODAS)
+                   for _ in range(rng.choice((2, 2, 3))))
+    if rng.random() < 0.1:
+        word += str(rng.randint(1, 9))
+    return word

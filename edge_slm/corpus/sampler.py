@@ -27,7 +27,7 @@ WORDS_PROB = 0.25
 #: Probability that an area, floor or entity is called by one of its aliases.
 ALIAS_PROB = 0.3
 #: Probability that a `{name}` is a synthetic never-seen name (see names.py).
-SYNTHETIC_NAME_PROB = 0.2
+SYNTHETIC_NAME_PROB = 0.3
 #: The same for people, places, lists and robots (`names.NAMED_LIKE_PEOPLE`).
 NAMED_SYNTHETIC_PROB = 0.5
 

@@ -11,7 +11,7 @@ away a tenth of the real commands of the dev set at the same false-accept rate.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Tuple
 
 import numpy as np
 
@@ -70,34 +70,15 @@ def accept(probs: np.ndarray, threshold: float) -> Tuple[np.ndarray, np.ndarray]
     return (pred != 0) & (command_score(probs) >= threshold), pred
 
 
-def choose_threshold(oos_probs: np.ndarray, target_far: float,
-                     weights: Optional[np.ndarray] = None) -> float:
-    """Lowest threshold whose false-accept rate on out-of-scope rows is <= target_far.
-
-    `weights` (one per row, default equal) weigh the rate: the calibration sentences come in
-    copies of one base sentence (augmented variants), and weighing each copy 1/copies makes
-    every base count once, so that one confusable base with many copies does not set the
-    threshold alone."""
+def choose_threshold(oos_probs: np.ndarray, target_far: float) -> float:
+    """Lowest threshold whose false-accept rate on out-of-scope rows is <= target_far."""
     if len(oos_probs) == 0:
         return 0.5
-    w = np.ones(len(oos_probs)) if weights is None else np.asarray(weights, np.float64)
     pred = oos_probs.argmax(-1)
     conf = command_score(oos_probs)
-    fa = pred != 0
-    order = np.argsort(-conf[fa], kind="stable")
-    accepted_conf, accepted_w = conf[fa][order], w[fa][order]  # would-be false accepts
-    allowed = target_far * float(w.sum())
-    over = np.flatnonzero(np.cumsum(accepted_w) > allowed + 1e-12)
-    if not over.size:
+    accepted_conf = np.sort(conf[pred != 0])[::-1]  # scores that would be false accepts
+    allowed = int(np.floor(target_far * len(oos_probs)))
+    if len(accepted_conf) <= allowed:
         return 0.0
-    # Reject everything at or below the first confidence that takes the rate over the target.
-    return float(np.nextafter(accepted_conf[over[0]], 1.0))
-
-
-def base_weights(records: Sequence[Mapping[str, Any]]) -> np.ndarray:
-    """1 / (copies of the row's base sentence) per record, for `choose_threshold`."""
-    keys = [str(r.get("base") or r.get("text", "")) for r in records]
-    counts: Dict[str, int] = {}
-    for k in keys:
-        counts[k] = counts.get(k, 0) + 1
-    return np.asarray([1.0 / counts[k] for k in keys])
+    # Reject everything at or below the (allowed+1)-th highest false-accept confidence.
+    return float(np.nextafter(accepted_conf[allowed], 1.0))

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .calibrate import (base_weights, choose_threshold, expected_calibration_error,
-                        fit_temperature, softmax)
+from .calibrate import choose_threshold, expected_calibration_error, fit_temperature, softmax
 from .data import Batch, LabelSpace, Sets, encode
 from .distill import SoftLabels
 
@@ -53,14 +52,12 @@ COLUMNS: List[Tuple[str, Optional[Tuple[str, str]]]] = [
 
 
 def calibration(valid_logits: np.ndarray, valid: Batch, calib_logits: np.ndarray,
-                target: float, calib_weights: Optional[np.ndarray] = None) -> Dict[str, float]:
+                target: float) -> Dict[str, float]:
     """Temperature fitted on the validation split; the threshold, the lowest whose false
-    accepts on the calibration sentences stay within `target` (each base sentence counting
-    once when `calib_weights` are its copies' 1/copies)."""
+    accepts on the calibration sentences stay within `target`."""
     t = fit_temperature(valid_logits, valid.intents)
     probs = softmax(valid_logits, t)
-    threshold = choose_threshold(softmax(calib_logits, t), target, calib_weights)
-    return {"temperature": t, "threshold": threshold,
+    return {"temperature": t, "threshold": choose_threshold(softmax(calib_logits, t), target),
             "calibration_sentences": int(len(calib_logits)),
             "ece_before": expected_calibration_error(softmax(valid_logits), valid.intents),
             "ece_after": expected_calibration_error(probs, valid.intents),
@@ -88,7 +85,7 @@ def fit_calibration(ckpt: Checkpoint, sets: Sets, target: float,
     valid = enc(sets.valid_recs)
     li, _ = predict(ckpt.model, valid.ids)
     ci, _ = predict(ckpt.model, enc(sets.calib_recs).ids)
-    return calibration(li, valid, ci, target, base_weights(sets.calib_recs))
+    return calibration(li, valid, ci, target)
 
 
 def evaluate_student(ckpt: Checkpoint, sets: Sets, target: float) -> Dict[str, Any]:
@@ -123,7 +120,7 @@ def evaluate_teacher(soft_of: Callable[[str], SoftLabels], sets: Sets, target: f
 
     vi, _, _ = logits("valid", sets.valid)
     ci, _, _ = logits("calib", sets.calib)
-    cal = calibration(vi, sets.valid, ci, target, base_weights(sets.calib_recs))
+    cal = calibration(vi, sets.valid, ci, target)
     out: Dict[str, Any] = {"params": n_params, "calibration": cal}
     for name, (b, recs) in sets.evals.items():
         li, lt, lf = logits(name, b)
