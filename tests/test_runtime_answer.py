@@ -158,6 +158,28 @@ def test_below_the_threshold_nothing_is_answered():
     assert res.alternatives[0].intent == "HassTurnOn"
 
 
+def test_a_fixed_sentence_is_answered_below_the_threshold_when_the_model_agrees():
+    values = ValueTables(fixed_sentences={"turn on the lights": "HassTurnOn",
+                                          "start the timer": "HassStartTimer"})
+    answer = Answerer(LABELS, values)
+
+    def at(text, probs):
+        li = np.log(np.maximum(np.asarray(probs, np.float64), 1e-9))
+        words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+        lt = np.full((1 + len(words), len(TAGS)), -5.0)
+        lt[:, 0] = 5.0
+        return answer.answer(text, li, lt, np.array([-5.0, 5.0, -5.0, -5.0]), words,
+                             KnownHome(HOME, user=False), None, False, None, 1.0, 0.9)
+
+    said = at("Turn on the lights!", [0.3, 0.7, 0, 0, 0])
+    assert said.intent == "HassTurnOn" and said.slot_values() == {"domain": "light"}
+    # not word for word, or the model's best intent is another: the threshold rules
+    assert at("turn on the lights now", [0.3, 0.7, 0, 0, 0]).intent is None
+    assert at("turn on the lights", [0.3, 0, 0, 0.7, 0]).intent is None
+    # the model's best guess is "no intent": a fixed sentence does not overrule it
+    assert at("turn on the lights", [0.6, 0.4, 0, 0, 0]).intent is None
+
+
 def test_a_name_of_the_home_said_word_for_word_moves_the_intent():
     # the model is sure of HassTurnOn; "garage door" is a cover of the home, which only
     # HassGetState of these intents takes: a name of two words is specific enough

@@ -83,6 +83,42 @@ def test_no_cut_unless_every_piece_is_a_command():
     assert split(nothing, _rules(nothing), _rules) == []
 
 
+def _doubtful(sure, doubtful):
+    """Parsers at the bundle's threshold and at a piece's lower bar: the texts in `sure` are
+    commands at both, those in `doubtful` ({text: intent}) only at the lower bar."""
+    def at(lower):
+        def parse(text):
+            if text in sure:
+                return ParseResult(text, sure[text], 0.99)
+            if lower and text in doubtful:
+                return ParseResult(text, doubtful[text], 0.95)
+            return ParseResult(text, None, 0.6)
+        return parse
+    return at(False), at(True)
+
+
+def test_beside_a_sure_command_a_piece_is_one_at_a_lower_bar():
+    text = "turn off the lights and will it rain tomorrow"
+    one, piece = _doubtful({"turn off the lights": "HassTurnOff"},
+                           {"will it rain tomorrow": "HassGetWeather"})
+    whole = ParseResult(text, None, 0.5)
+    assert [c.intent for c in split(text, whole, one, piece)] == ["HassTurnOff",
+                                                                  "HassGetWeather"]
+    assert split(text, whole, one) == []  # every piece at the bundle's threshold: no cut
+    # no piece sure on its own: nothing
+    one, piece = _doubtful({}, {"turn off the lights": "HassTurnOff",
+                                "will it rain tomorrow": "HassGetWeather"})
+    assert split(text, whole, one, piece) == []
+
+
+def test_a_preamble_is_no_command_at_the_lower_bar():
+    text = "before i forget, lock the front door"
+    one, piece = _doubtful({"lock the front door": "HassTurnOn"},
+                           {"before i forget": "HassNevermind"})
+    whole = ParseResult(text, "HassTurnOn", 0.99)
+    assert [c.intent for c in split(text, whole, one, piece)] == ["HassTurnOn"]
+
+
 def test_shipped_model_answers_two_commands_in_spoken_order(engine):
     text = "turn off the kitchen lights and lock the front door"
     res = engine.parse(text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge_slm.runtime.values import HomeIndex, ValueTables
+from edge_slm.runtime.values import HomeIndex, ValueTables, sentence_key
 
 RECORDS = [
     {"slots": [{"name": "brightness", "text": "half", "value": 50}]},
@@ -134,3 +134,37 @@ def test_a_wildcard_slot_is_never_a_closed_list():
     assert "search_query" in ValueTables.from_records(recs).vocab
     t = ValueTables.from_records(recs, wildcards=["search_query", "zone"])
     assert "search_query" not in t.vocab and "state" in t.vocab
+
+
+def _template(text, intent, source="ha", slots=(), base=None):
+    return {"text": text, "base": base or text, "intent": intent, "source": source,
+            "slots": list(slots)}
+
+
+def test_fixed_sentences_are_the_slotless_template_sentences():
+    recs = [
+        _template("Never mind!!", "HassNevermind", base="never mind"),
+        _template("who made you", "HassRespond", source="ext"),
+        _template("what can i say", "HassRespond", source="custom"),
+        # said by two intents: neither
+        _template("stop", "HassMediaPause"), _template("stop", "HassCancelAllTimers"),
+        # also an out-of-scope sentence
+        _template("good night", "HassRespond"), _template("good night", None, source="oos"),
+        # a slot, too long, not a template
+        _template("turn on kitchen", "HassTurnOn",
+                  slots=[{"name": "area", "text": "kitchen", "value": "kitchen"}]),
+        _template("please could you kindly turn off every light", "HassTurnOff"),
+        _template("lights off", "HassTurnOff", source="teacher"),
+    ]
+    t = ValueTables.from_dict(ValueTables.from_records(recs).to_dict())
+    assert t.fixed_sentences == {"never mind": "HassNevermind", "who made you": "HassRespond",
+                                 "what can i say": "HassRespond"}
+    assert t.fixed_intent("Never  mind.") == "HassNevermind"
+    assert t.fixed_intent("Who made you?") == "HassRespond"
+    assert t.fixed_intent("who made you today") is None
+    assert ValueTables().fixed_intent("never mind") is None  # a bundle without the table
+
+
+def test_sentence_key():
+    assert sentence_key("  What’s UP?! ") == "what's up"
+    assert sentence_key("turn-off, the lights") == "turn off the lights"

@@ -1,6 +1,7 @@
 """From the model's outputs to the answer Home Assistant executes.
 
-    intent probs ─► accepted? (1 - p(none) against the calibrated threshold)
+    intent probs ─► accepted? (1 - p(none) against the calibrated threshold, or a fixed
+                   sentence of the templates whose intent is the model's best)
     tags ─► word spans ─► resolved against the home ─► the intent the home allows
          ─► values (states in the vocabulary of the named entity's domain)
     frame logits ─► the intent's best frame ─► its fixed slots + the satellite's area
@@ -85,7 +86,10 @@ class Answerer:
         if allowed and allowed[0] != chosen:
             chosen = allowed[0]
             said = self._place(text, spans, chosen, home, extra, strict)
-        sure = ranked[0] != 0 and 1.0 - p_none >= threshold
+        # a fixed sentence of the templates, said word for word, is taken at the model's
+        # word when the model's best intent is that sentence's ("never mind")
+        sure = ranked[0] != 0 and (1.0 - p_none >= threshold or self.values.fixed_intent(
+            text) == self.intents[ranked[0]])
         # the user's own device, named for an intent that takes it, is evidence of a command
         named = (home.user and domain is not None and self._takes(chosen, domain)
                  and p_none < NAMED_ENTITY_MAX_P_NONE)

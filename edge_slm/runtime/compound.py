@@ -3,10 +3,17 @@
 The model reads one command at a time. A sentence with joining words ("and", "then", "and
 then", "also", "plus", a comma or a semicolon) is also read as its pieces: every way of
 cutting it at those joins (at most `MAX_JOINS` of them) is scored, and a cut qualifies only
-when every piece is a command the engine answers on its own (above the threshold) and the
-pieces are at least as sure as the whole sentence, less `MARGIN`; the finest qualifying cut
-wins (a piece that is itself two commands is one cut short). "add salt and pepper to my list"
-stays one command ("pepper to my list" is not one on its own, or is less sure than the whole).
+when every piece is a command, one of them at least a command the engine answers on its own
+(above the bundle's threshold), and the pieces are at least as sure as the whole sentence,
+less `MARGIN`; the finest qualifying cut wins (a piece that is itself two commands is one cut
+short). "add salt and pepper to my list" stays one command ("pepper to my list" is not one on
+its own, or is less sure than the whole).
+
+Beside a piece the engine answers on its own, another piece is a command at a lower bar
+(`PIECE_THRESHOLD`, passed in as `parse_piece`): said together with a clear command, "and
+will it rain tomorrow" is addressed to the home, although alone it is as short and plain as
+chat. Greetings, thanks and "never mind" (`CHAT_INTENTS`) are what a preamble sounds like
+("before I forget, ...", "hey there, ..."), so they take the bundle's own threshold.
 
 A piece that only makes sense with a neighbour's words borrows them, and its slots still point
 at the words of the sentence:
@@ -40,6 +47,10 @@ PAIRS = {"each every", "on off", "off on", "up down", "back forth", "in out", "b
 MAX_JOINS = 4
 #: How much less sure than the whole sentence the least sure piece may be.
 MARGIN = 0.2
+#: Least 1 - p(no intent) of a piece beside one the engine answers on its own.
+PIECE_THRESHOLD = 0.9
+#: Intents a piece is only at the bundle's own threshold (what preambles sound like).
+CHAT_INTENTS = frozenset({"HassRespond", "HassNevermind"})
 
 #: (start, end) spans of the sentence a piece's text is made of, joined by single spaces.
 Pieces = Tuple[Tuple[int, int], ...]
@@ -64,19 +75,31 @@ def joins(text: str) -> List[Tuple[int, int]]:
     return out[:MAX_JOINS]
 
 
-def split(text: str, whole: ParseResult, parse_one: ParseOne) -> List[Command]:
+def split(text: str, whole: ParseResult, parse_one: ParseOne,
+          parse_piece: Optional[ParseOne] = None) -> List[Command]:
     """The commands of `text` in spoken order: its pieces' when a cut wins, else the whole
-    sentence's (one command, or none when it is not recognized)."""
+    sentence's (one command, or none when it is not recognized). `parse_one` answers at the
+    bundle's threshold, `parse_piece` (default: the same) at the bar of a piece beside one
+    that passes it."""
     found = joins(text)
     best: Optional[List[Command]] = None
     best_score: Tuple[int, float] = (0, -1.0)
     if found:
         floor = (whole.confidence if whole.intent is not None else 0.0) - MARGIN
+        sure: Dict[Pieces, Optional[Command]] = {}
         cache: Dict[Pieces, Optional[Command]] = {}
+
+        def piece(words: str) -> ParseResult:
+            res = (parse_piece or parse_one)(words)
+            return parse_one(words) if res.intent in CHAT_INTENTS else res
+
         for cut in _cuts(len(found)):
             spans = _segments(text, found, cut)
-            commands = _read(text, spans, parse_one, cache)
-            if commands is None:
+            read = _read(text, spans, piece, cache)
+            if read is None:
+                continue
+            commands = [c for c, _ in read]
+            if not any(_command(text, key, parse_one, sure) for _, key in read):
                 continue
             least = min(c.confidence for c in commands)
             score = (len(commands), least)  # the finest cut, then the surest
@@ -106,26 +129,29 @@ def _segments(text: str, found: Sequence[Tuple[int, int]],
 
 
 def _read(text: str, spans: List[Tuple[int, int]], parse_one: ParseOne,
-          cache: Dict[Pieces, Optional[Command]]) -> Optional[List[Command]]:
-    """The command of every segment (borrowing a neighbour's head or tail where it alone is
-    not one), or None when one of them is no command."""
+          cache: Dict[Pieces, Optional[Command]]) -> Optional[List[Tuple[Command, Pieces]]]:
+    """The command of every segment, with the words it was read from (borrowing a neighbour's
+    head or tail where the segment alone is not one), or None when one of them is no command."""
     plain = [_command(text, ((a, b),), parse_one, cache) for a, b in spans]
-    out: List[Command] = []
+    out: List[Tuple[Command, Pieces]] = []
     for i, (a, b) in enumerate(spans):
+        key: Pieces = ((a, b),)
         cmd = plain[i]
         before = plain[i - 1] if i > 0 else None
         after = plain[i + 1] if i + 1 < len(spans) else None
         if cmd is None and before is not None:
             head = _head(before, spans[i - 1])
             if head is not None:
-                cmd = _command(text, (head, (a, b)), parse_one, cache)
+                key = (head, (a, b))
+                cmd = _command(text, key, parse_one, cache)
         if cmd is None and after is not None:
             tail = _tail(after, spans[i + 1])
             if tail is not None:
-                cmd = _command(text, ((a, b), tail), parse_one, cache)
+                key = ((a, b), tail)
+                cmd = _command(text, key, parse_one, cache)
         if cmd is None:
             return None
-        out.append(cmd)
+        out.append((cmd, key))
     return out
 
 

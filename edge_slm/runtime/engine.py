@@ -27,7 +27,7 @@ from ..errors import EdgeSlmError
 from ..home import Inventory, home_from_bundle_json, load_inventory
 from ..tokenizer import CLS, WordPieceTokenizer
 from .answer import Answerer
-from .compound import split
+from .compound import PIECE_THRESHOLD, split
 from .known_home import KnownHome
 from .labels import Labels
 from .model import TFLiteModel, interpreter_class
@@ -255,14 +255,19 @@ class IntentEngine:
         if strict is None:
             strict = home.user or bool(names and any(names.values()))
 
-        def one(piece: str) -> ParseResult:
-            ids, offsets = self.tokens(piece)
-            li, lt, lf = self.model.run_tokens(ids)
-            return self.answerer.answer(piece, li, lt, lf, offsets, home, names, strict,
-                                        area, self.temperature, self.threshold)
+        outputs: Dict[str, Any] = {}  # the model runs once per piece of the sentence
 
-        whole = one(text)
-        commands = split(text, whole, one)
+        def one(piece: str, threshold: float) -> ParseResult:
+            if piece not in outputs:
+                ids, offsets = self.tokens(piece)
+                outputs[piece] = (self.model.run_tokens(ids), offsets)
+            (li, lt, lf), offsets = outputs[piece]
+            return self.answerer.answer(piece, li, lt, lf, offsets, home, names, strict,
+                                        area, self.temperature, threshold)
+
+        whole = one(text, self.threshold)
+        lower = min(self.threshold, PIECE_THRESHOLD)
+        commands = split(text, whole, lambda p: one(p, self.threshold), lambda p: one(p, lower))
         if len(commands) < 2:
             return whole
         first = commands[0]

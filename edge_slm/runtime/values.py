@@ -5,7 +5,9 @@
 - list values from the bundle's value tables, learned from the corpus ("half" brightness ->
   50, "shut" -> closed, "warm white" -> 2700, "song" -> track);
 - volume steps: a number is negative when the sentence turns the volume down;
-- names, areas and floors: the home's own spelling (case, plurals, aliases, near misses).
+- names, areas and floors: the home's own spelling (case, plurals, aliases, near misses);
+- fixed sentences: the template sentences that have no slot ("never mind", "who made you"),
+  each with its intent (`sentence_key` is the form they are compared in).
 
 Everything here is table-driven from `values.json` and `home.json`, so a language is data.
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 import re
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from .resolve import NearMiss, norm
 
@@ -46,6 +48,13 @@ VOCAB_MAX = 400
 #: ... and those phrases say this share of its values at least (augmentation misspells a few).
 VOCAB_COVER = 0.9
 
+#: Longest fixed sentence, in words, kept in `fixed_sentences` (longer ones are rare and the
+#: model seldom doubts them).
+FIXED_SENTENCE_WORDS = 5
+#: Corpus sources whose sentences are templates (Home Assistant's, the project's, the user's).
+TEMPLATE_SOURCES = ("ha", "ext", "custom")
+
+_PUNCT = re.compile(r"[^\w'\s]+")
 _NUM = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
 _TOKEN = re.compile(r"[^\s\-]+")
 
@@ -100,6 +109,9 @@ class ValueTables:
     vocab: Dict[str, List[str]] = field(default_factory=dict)
     """Per slot of a closed list (states, device and media classes, colours): every phrase
     said for it (free text such as a search or an item has none)."""
+    fixed_sentences: Dict[str, str] = field(default_factory=dict)
+    """Sentences of the training templates that have no slot (`sentence_key` form) -> their
+    intent, when no other intent or out-of-scope sentence says the same words."""
 
     def to_dict(self) -> Dict[str, Any]:
         return {"maps": self.maps, "domain_maps": self.domain_maps, "numeric": self.numeric,
@@ -107,7 +119,8 @@ class ValueTables:
                 "point_words": self.point_words, "noise_words": self.noise_words,
                 "down_words": self.down_words, "name_domains": self.name_domains,
                 "free_slots": self.free_slots, "intent_slots": self.intent_slots,
-                "class_domains": self.class_domains, "vocab": self.vocab}
+                "class_domains": self.class_domains, "vocab": self.vocab,
+                "fixed_sentences": self.fixed_sentences}
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "ValueTables":
@@ -134,6 +147,10 @@ class ValueTables:
         return learner.tables(min_count)
 
     # -- parsing ---------------------------------------------------------------------------
+
+    def fixed_intent(self, text: str) -> Optional[str]:
+        """The intent of `text` when it is one of the fixed sentences, word for word."""
+        return self.fixed_sentences.get(sentence_key(text)) if self.fixed_sentences else None
 
     def number(self, text: str) -> Optional[Union[int, float]]:
         """A number said in digits or words, or None."""
@@ -211,9 +228,12 @@ class _Learner:
         self.step_words: Dict[str, List[int]] = {}
         self.step_records = [0, 0]
         self.phrases: Dict[str, Dict[str, int]] = {}
+        self.fixed: Dict[str, Set[str]] = {}
+        self.out_of_scope: Set[str] = set()
 
     def add(self, rec: Dict[str, Any]) -> None:
         intent = rec.get("intent")
+        self._fixed_sentence(rec)
         fixed = rec.get("fixed_slots") or {}
         domain = rec.get("name_domain") or fixed.get("domain")
         if intent and rec.get("name_domain"):
@@ -247,6 +267,15 @@ class _Learner:
         if dc and domain and isinstance(dc, str):
             per = self.class_domains.setdefault(dc, {})
             per[domain] = per.get(domain, 0) + 1
+
+    def _fixed_sentence(self, rec: Dict[str, Any]) -> None:
+        """Count the record's sentence (before noise) if its template has no slot."""
+        key = sentence_key(str(rec.get("base") or rec.get("text") or ""))
+        if not rec.get("intent"):
+            self.out_of_scope.add(key)
+        elif (rec.get("source") in TEMPLATE_SOURCES and not rec.get("slots")
+              and 0 < len(key.split()) <= FIXED_SENTENCE_WORDS):
+            self.fixed.setdefault(key, set()).add(rec["intent"])
 
     def _step_sentence(self, text: str, down: bool) -> None:
         self.step_records[down] += 1
@@ -290,6 +319,8 @@ class _Learner:
         out.class_domains = {dc: max(per.items(), key=lambda kv: kv[1])[0]
                              for dc, per in sorted(self.class_domains.items())}
         out.vocab = self._vocab(min_count, set(out.numeric))
+        out.fixed_sentences = {k: next(iter(v)) for k, v in sorted(self.fixed.items())
+                               if len(v) == 1 and k not in self.out_of_scope}
         return out
 
     def _vocab(self, min_count: int, numeric: set) -> Dict[str, List[str]]:
@@ -321,6 +352,12 @@ class _Learner:
                  if down >= max(3, 0.02 * down_n) and up <= 0.002 * max(up_n, 1)}
         words |= {t for t, v in maps.get("volume_step", {}).items() if v == "down"}
         return sorted(words)
+
+
+def sentence_key(text: str) -> str:
+    """The form fixed sentences are compared in: case-folded, punctuation gone, single
+    spaces ("Never mind!" -> "never mind")."""
+    return norm(_PUNCT.sub(" ", text.replace("’", "'")))
 
 
 def _typed(best: str) -> Value:
