@@ -42,6 +42,7 @@ def test_pruning_makes_the_model_smaller(small_run):
     pruned = load_checkpoint(small_run[0] / "model")
     assert sum(pruned.model.config.n_heads) < sum(distilled.model.config.n_heads)
     assert sum(pruned.model.config.ffn_dims) < sum(distilled.model.config.ffn_dims)
+    assert all(d % 8 == 0 for d in pruned.model.config.ffn_dims)  # whole vectors (int4)
     assert pruned.model.config.vocab_size < distilled.model.config.vocab_size
     assert "calibration" in pruned.meta and pruned.meta["calibration"]["temperature"] > 0
 

@@ -36,13 +36,13 @@ class ModelConfig:
     """Tokens in the WordPiece vocabulary."""
     max_len: int = 32
     """Sequence length including [CLS]."""
-    d_model: int = 128
+    d_model: int = 160
     """Width of the residual stream."""
-    n_heads: List[int] = field(default_factory=lambda: [4, 4, 4, 4])
+    n_heads: List[int] = field(default_factory=lambda: [5, 5, 5, 5])
     """Attention heads of each layer (the number of layers is its length)."""
     head_dim: int = 32
     """Width of one head."""
-    ffn_dims: List[int] = field(default_factory=lambda: [448, 448, 448, 448])
+    ffn_dims: List[int] = field(default_factory=lambda: [576, 576, 576, 576])
     """Hidden width of each layer's feed-forward block."""
     n_intents: int = 2
     """Intent classes including "no intent"."""
