@@ -135,8 +135,8 @@ def prune(model: Student, val: Batch, config: PruneConfig, train_ids: Iterable[n
             keep_heads[i].remove(j)
             n_remove -= 1
     keep_ffn = []
+    step = max(1, config.ffn_multiple)
     for i, sc in enumerate(f_imp):
-        step = max(1, config.ffn_multiple)
         n_keep = max(step, int(round(c.ffn_dims[i] * (1 - config.ffn_fraction) / step)) * step)
         n_keep = min(n_keep, c.ffn_dims[i])
         keep_ffn.append(np.sort(np.argsort(-sc)[:n_keep]))

@@ -86,13 +86,10 @@ def split(text: str, whole: ParseResult, parse_one: ParseOne,
     best_score: Tuple[int, float] = (0, -1.0)
     if found:
         floor = (whole.confidence if whole.intent is not None else 0.0) - MARGIN
-        sure: Dict[Pieces, Optional[Command]] = {}
         cache: Dict[Pieces, Optional[Command]] = {}
-
-        def piece(words: str) -> ParseResult:
-            res = (parse_piece or parse_one)(words)
-            return parse_one(words) if res.intent in CHAT_INTENTS else res
-
+        # commands at the bundle's threshold (the same as `cache` without a lower bar)
+        sure: Dict[Pieces, Optional[Command]] = cache if parse_piece is None else {}
+        piece = parse_one if parse_piece is None else _lower_bar(parse_one, parse_piece)
         for cut in _cuts(len(found)):
             spans = _segments(text, found, cut)
             read = _read(text, spans, piece, cache)
@@ -108,6 +105,14 @@ def split(text: str, whole: ParseResult, parse_one: ParseOne,
     if best is not None:
         return best
     return [Command(whole.intent, whole.confidence, whole.slots)] if whole.intent else []
+
+
+def _lower_bar(parse_one: ParseOne, parse_piece: ParseOne) -> ParseOne:
+    """`parse_piece`, except that a chat intent takes the bundle's threshold (`parse_one`)."""
+    def parse(words: str) -> ParseResult:
+        res = parse_piece(words)
+        return parse_one(words) if res.intent in CHAT_INTENTS else res
+    return parse
 
 
 def _cuts(n: int) -> List[Tuple[int, ...]]:
