@@ -28,7 +28,7 @@ WORDS: Tuple[str, ...] = (
     # words of other languages that users keep in their device names
     "luz", "luces", "lampara", "salon", "cocina", "dormitorio", "sala", "enchufe", "persiana",
     "ventilador", "quarto", "cozinha", "lampada", "interruptor", "lampa", "kuchnia", "pokoj",
-    "overloop", "keuken", "woonkamer", "licht", "verlichting", "schakelaar", "rolluik", "zolder",
+    "salon", "keuken", "woonkamer", "licht", "verlichting", "schakelaar", "rolluik", "zolder",
     "wohnzimmer", "kueche", "stehlampe", "steckdose", "deckenlicht", "rollladen", "keller",
     "lumiere", "chambre", "cuisine", "lampe", "prise", "soggiorno", "cucina", "luce",
     "presa", "vardagsrum", "kok", "sovrum", "taklampa", "stue", "kjokken", "olohuone", "valo",
