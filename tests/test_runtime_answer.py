@@ -38,7 +38,8 @@ HOME = inventory_from_dict({
                  {"name": "Skylight", "domain": "binary_sensor"}]})
 
 
-def run(text, intent_probs, tags=None, frame=0, area=None, user=True, threshold=0.5):
+def run(text, intent_probs, tags=None, frame=0, area=None, user=True, threshold=0.5,
+        common=frozenset()):
     """Answer `text` as if the model gave these intent probabilities, per-word tags
     ({word index: tag}) and frame."""
     words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
@@ -51,8 +52,8 @@ def run(text, intent_probs, tags=None, frame=0, area=None, user=True, threshold=
     lf = np.full(len(FRAMES), -5.0)
     lf[frame] = 5.0
     home = KnownHome(HOME, user=user)
-    return Answerer(LABELS, VALUES).answer(text, li, lt, lf, words, home, None, user, area,
-                                           1.0, threshold)
+    return Answerer(LABELS, VALUES, common).answer(text, li, lt, lf, words, home, None, user,
+                                                   area, 1.0, threshold)
 
 
 def test_frame_gives_fixed_slots_without_words():
@@ -104,6 +105,19 @@ def test_naming_the_users_own_device_is_evidence_of_a_command():
     assert doubtful.intent is None
     no_name = run("start the robot", [0.3, 0.3, 0.4, 0, 0], threshold=0.9)
     assert no_name.intent is None
+    # a name of one word the vocabulary holds whole is a common word: it buys five times the
+    # doubt the threshold allows, no more (at 0.98, p(no intent) up to 0.1)
+    common = {"rover", "garage", "door"}
+    assert run("start rover", [0.12, 0.3, 0.58, 0, 0], tags={1: "B-name"},
+               threshold=0.98).intent == "HassVacuumStart"
+    assert run("start rover", [0.08, 0.3, 0.62, 0, 0], tags={1: "B-name"},
+               threshold=0.98, common=common).intent == "HassVacuumStart"
+    assert run("start rover", [0.12, 0.3, 0.58, 0, 0], tags={1: "B-name"},
+               threshold=0.98, common=common).intent is None
+    # a name of several words is specific, whatever its words
+    assert run("is the garage door open", [0.3, 0, 0, 0, 0.7],
+               tags={2: "B-name", 3: "I-name"}, threshold=0.98,
+               common=common).intent == "HassGetState"
 
 
 def test_the_unit_said_decides_the_duration_slot():

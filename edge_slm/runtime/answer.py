@@ -18,7 +18,7 @@ The home's say (docs/labelling.md, "The home decides"):
 from __future__ import annotations
 
 import math
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import Collection, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -36,10 +36,18 @@ PLACE_SLOTS = ("name", "area", "floor")
 #: Fixed slots a name makes redundant (Home Assistant finds the entity by its name).
 TARGET_SLOTS = ("domain", "device_class")
 #: A command that names an entity of the user's own home, for an intent that takes the
-#: entity's domain, is accepted unless "no intent" is this likely. Chat and trivia almost never
-#: say the exact name of one of the user's devices; commands to them do ("start rover",
-#: "where is jane"), and the model, which has never heard the name, doubts them most.
+#: entity's domain, is accepted unless "no intent" is this likely: chat and trivia seldom say
+#: the exact name of one of the user's devices; commands to them do ("open the sliding door",
+#: "what's the Los Angeles weather like"), and the model, which has never heard the name,
+#: doubts them most.
 NAMED_ENTITY_MAX_P_NONE = 0.5
+#: ... when the name is specific: several words, or one word the model's vocabulary does not
+#: hold whole ("jane", "clippy", "nattbord"). A word it holds whole is one the training
+#: sentences say often ("thermostat", "tv", "printer", the weather entity "Home"), which chat
+#: says too ("how much is a nest thermostat"): such a name may carry this many times the doubt
+#: the threshold allows, p(no intent) up to NAMED_WORD_DOUBT x (1 - threshold)
+#: (docs/labelling.md, "Naming the user's device").
+NAMED_WORD_DOUBT = 5.0
 #: A name of the user's home said word for word, of a domain the model's best intent does not
 #: take, moves the answer to the best intent that takes it when the model gives that intent
 #: at least this share of the best one's probability ("turn on play corner lights": the
@@ -52,10 +60,13 @@ HOME_NAME_MIN_RATIO = 0.01
 class Answerer:
     """The decisions after the model, for one bundle's labels and value tables."""
 
-    def __init__(self, labels: Labels, values: ValueTables) -> None:
+    def __init__(self, labels: Labels, values: ValueTables,
+                 common_words: Collection[str] = frozenset()) -> None:
         self.labels = labels
         self.values = values
         self.intents = labels.intents
+        self.common_words = common_words
+        """Words the model's vocabulary holds whole (lower case): not specific as a name."""
 
     def answer(self, text: str, li: np.ndarray, lt: np.ndarray, lf: np.ndarray,
                offsets: Sequence[Tuple[int, int]], home: KnownHome,
@@ -92,7 +103,7 @@ class Answerer:
             text) == self.intents[ranked[0]])
         # the user's own device, named for an intent that takes it, is evidence of a command
         named = (home.user and domain is not None and self._takes(chosen, domain)
-                 and p_none < NAMED_ENTITY_MAX_P_NONE)
+                 and p_none < self._named_doubt(text, said, threshold))
         accepted = chosen != 0 and (sure or named)
         best = chosen if ranked[0] != 0 or accepted else 0
         intent = self.intents[chosen] if accepted else None
@@ -208,6 +219,15 @@ class Answerer:
                 canonical = home.canonical("name", text[a:b])
                 return home.domain_of(canonical) if canonical else None
         return None
+
+    def _named_doubt(self, text: str, said: Sequence[Span], threshold: float) -> float:
+        """The p(no intent) below which a command naming an entity of the user's home is
+        accepted: NAMED_ENTITY_MAX_P_NONE for a specific name, NAMED_WORD_DOUBT times the
+        threshold's own for a common word."""
+        words = [text[a:b].split() for slot, a, b in said if slot == "name"]
+        if words and len(words[0]) == 1 and words[0][0].casefold() in self.common_words:
+            return min(NAMED_ENTITY_MAX_P_NONE, NAMED_WORD_DOUBT * (1.0 - threshold))
+        return NAMED_ENTITY_MAX_P_NONE
 
     def _takes(self, intent: int, domain: str) -> bool:
         """Whether `intent`'s `{name}` may be an entity of `domain`."""

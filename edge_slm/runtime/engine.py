@@ -107,7 +107,8 @@ class IntentEngine:
         with _member(bundle, "home.json"):
             self.shipped_home = home_from_bundle_json(bundle.json("home.json"),
                                                       f"{bundle.where}: home.json")
-        self.answerer = Answerer(self.labels, self.values)
+        self.answerer = Answerer(self.labels, self.values, frozenset(
+            t for t in self.tokenizer.vocab if t.isalpha()))
         self.set_home(home)
         interpreter_class()  # no TFLite runtime here: a ModelFormatError, not the bundle's
         with _member(bundle, "model.tflite"):

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Set, Tupl
 
 import numpy as np
 
+from ..errors import HomeError
+from ..home import Inventory, inventory_from_dict
 from .answer import TARGET_SLOTS
 from .labels import frame_of
 
@@ -61,6 +63,27 @@ def record_names(rec: Dict[str, Any]) -> Dict[str, List[str]]:
     return out
 
 
+def record_home(rec: Dict[str, Any]) -> Optional[Inventory]:
+    """The home a dev record was said in (its `entities` with their domains, its `areas` and
+    `floors`), as the user's own: what a user whose home this is gets, the named-device rule
+    included (docs/labelling.md). None when the record names no home, or one the engine could
+    not load (it is then scored with its places as names only, see `record_names`)."""
+    home = rec.get("home")
+    if not isinstance(home, dict) or not any(home.get(k)
+                                             for k in ("entities", "areas", "floors")):
+        return None
+
+    def places(key: str) -> List[Dict[str, str]]:
+        return [{"name": p} for p in home.get(key) or [] if isinstance(p, str) and p.strip()]
+    entities = [{k: v for k, v in e.items() if k in ("name", "domain", "device_class")}
+                for e in home.get("entities") or [] if isinstance(e, dict)]
+    try:
+        return inventory_from_dict({"floors": places("floors"), "areas": places("areas"),
+                                    "entities": entities})
+    except HomeError:
+        return None
+
+
 def _with(names: Dict[str, List[str]],
           more: Optional[Dict[str, List[str]]]) -> Dict[str, List[str]]:
     """A record's places with `more` added ({"name"|"area"|"floor": [...]})."""
@@ -99,15 +122,29 @@ def evaluate(engine: IntentEngine, records: Sequence[Dict[str, Any]],
     correct = top1 = exact = accepted_oos = n_oos = n_cmd = cmd_ok = abstained_right = 0
     implied_n = implied_ok = 0
     lat: List[float] = []
-    for rec in records:
-        extra = record_names(rec)
-        extra = _with(extra, names)
-        context = rec.get("context")
-        area = context.get("area") if isinstance(context, dict) else None
-        t0 = time.perf_counter()
-        res = engine.parse(rec["text"], names=extra, strict=True,
-                           area=area if isinstance(area, str) and area.strip() else None)
-        lat.append(time.perf_counter() - t0)
+    # a record that says its home is answered in it, as the user's own; those come last, so
+    # that the engine's own home is set back once, at the end
+    homes = [record_home(rec) for rec in records]
+    order = sorted(range(len(records)), key=lambda i: homes[i] is not None)
+    before = engine.home.inventory if engine.home.user else None
+    try:
+        answers = []
+        for i in order:
+            rec = records[i]
+            extra = _with(record_names(rec), names)
+            context = rec.get("context")
+            area = context.get("area") if isinstance(context, dict) else None
+            if homes[i] is not None:
+                engine.set_home(homes[i])
+            t0 = time.perf_counter()
+            res = engine.parse(rec["text"], names=extra, strict=True,
+                               area=area if isinstance(area, str) and area.strip() else None)
+            lat.append(time.perf_counter() - t0)
+            answers.append((rec, res))
+    finally:
+        if any(h is not None for h in homes):
+            engine.set_home(before)
+    for rec, res in answers:
         gold_intent = rec.get("intent") or None
         ok = res.intent == gold_intent
         correct += ok
