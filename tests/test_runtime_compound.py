@@ -119,6 +119,25 @@ def test_a_preamble_is_no_command_at_the_lower_bar():
     assert [c.intent for c in split(text, whole, one, piece)] == ["HassTurnOn"]
 
 
+def test_a_whole_that_says_a_slot_twice_is_no_one_command():
+    """The whole read as one command with two names is sure, the second piece much less:
+    without the names said twice, the cut would fall below the whole's confidence less the
+    margin; with them, no intent takes a slot twice, and the pieces win."""
+    text = "close the blinds and stop the heater timer"
+    one, _ = _doubtful({"close the blinds": "HassTurnOff"}, {})
+
+    def parse(words):
+        if words == "stop the heater timer":
+            return ParseResult(words, "HassCancelTimer", 0.6)
+        return one(words)
+    blinds = Slot("name", "blinds", "blinds", 10, 16, 0.9)
+    heater = Slot("name", "heater", "heater", 30, 36, 0.9)
+    once = ParseResult(text, "HassTurnOff", 0.99, [blinds])
+    assert [c.intent for c in split(text, once, parse)] == ["HassTurnOff"]
+    twice = ParseResult(text, "HassTurnOff", 0.99, [blinds, heater])
+    assert [c.intent for c in split(text, twice, parse)] == ["HassTurnOff", "HassCancelTimer"]
+
+
 def test_shipped_model_answers_two_commands_in_spoken_order(engine):
     text = "turn off the kitchen lights and lock the front door"
     res = engine.parse(text)

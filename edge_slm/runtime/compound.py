@@ -7,7 +7,9 @@ when every piece is a command, one of them at least a command the engine answers
 (above the bundle's threshold), and the pieces are at least as sure as the whole sentence,
 less `MARGIN`; the finest qualifying cut wins (a piece that is itself two commands is one cut
 short). "add salt and pepper to my list" stays one command ("pepper to my list" is not one on
-its own, or is less sure than the whole).
+its own, or is less sure than the whole). A whole read with a slot said twice ("wind down the
+blinds and stop the space heater timer" as one command with two names) is no one command, as
+no intent takes a slot twice: its pieces need not be as sure as it.
 
 Beside a piece the engine answers on its own, another piece is a command at a lower bar
 (`PIECE_THRESHOLD`, passed in as `parse_piece`): said together with a clear command, "and
@@ -86,6 +88,8 @@ def split(text: str, whole: ParseResult, parse_one: ParseOne,
     best_score: Tuple[int, float] = (0, -1.0)
     if found:
         floor = (whole.confidence if whole.intent is not None else 0.0) - MARGIN
+        if _said_twice(whole):
+            floor = 0.0  # no intent takes a slot twice: the whole is no one command
         cache: Dict[Pieces, Optional[Command]] = {}
         # commands at the bundle's threshold (the same as `cache` without a lower bar)
         sure: Dict[Pieces, Optional[Command]] = cache if parse_piece is None else {}
@@ -105,6 +109,13 @@ def split(text: str, whole: ParseResult, parse_one: ParseOne,
     if best is not None:
         return best
     return [Command(whole.intent, whole.confidence, whole.slots)] if whole.intent else []
+
+
+def _said_twice(res: ParseResult) -> bool:
+    """Whether a slot is said twice in one answer ("stop the blinds and the space heater
+    timer" read as one command with two names)."""
+    said = [s.name for s in res.slots if s.said]
+    return len(said) != len(set(said))
 
 
 def _lower_bar(parse_one: ParseOne, parse_piece: ParseOne) -> ParseOne:
