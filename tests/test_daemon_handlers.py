@@ -1,5 +1,5 @@
 """The pure handler: messages in, the list of messages to publish out, with a real engine on
-the small profile's int8 bundle. No broker, no sleeps: the clock is a fake."""
+the shipped int8 bundle. No broker, no sleeps: the clock is a fake."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from edge_slm.daemon import BrokerAddress, DaemonConfig, parse_broker_url
 from edge_slm.daemon.handlers import Handler, Outgoing, hermes_value
 from edge_slm.protocols import hermes as h
 from edge_slm.protocols import native as n
-from edge_slm.runtime.engine import IntentEngine
+from edge_slm.runtime.engine import IntentEngine, default_bundle_path
 
 QUERY = "hermes/nlu/query"
 TEXT = "turn off the kitchen lights"
@@ -29,8 +29,10 @@ class FakeClock:
 
 
 @pytest.fixture(scope="module")
-def bundle(small_bundles):
-    return small_bundles[0] / "en-int8.slm"
+def bundle():
+    # the shipped bundle: these tests are about the protocol, and a model trained in the
+    # session (the small profile) may answer a borderline sentence either way from run to run
+    return default_bundle_path("int8")
 
 
 def _engine(bundle, threshold=None):
@@ -42,7 +44,7 @@ def _engine(bundle, threshold=None):
 
 @pytest.fixture(scope="module")
 def engine(bundle):
-    """The engine at threshold 0.5: a retrained small model keeps its answers, and a runner-up
+    """The engine at threshold 0.5: a retrained model keeps its answers, and a runner-up
     (below 1 - top) can never pass, so intent filters are predictable."""
     return _engine(bundle, 0.5)
 
@@ -157,7 +159,7 @@ def test_hermes_value():
 
 def test_hermes_recognized_echoes_the_query(engine):
     result = engine.parse(TEXT)
-    assert result.intent == "HassTurnOff", "the small model should know this one"
+    assert result.intent == "HassTurnOff", "the shipped model knows this one"
     payload = hermes_query(site_id="kitchen", id="q1", session_id="s1", wakeword_id="hey",
                            lang="en", custom_data="cd", asr_confidence=0.8)
     out = handler(engine).handle(QUERY, payload, None)
