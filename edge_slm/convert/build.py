@@ -27,6 +27,7 @@ from .. import __version__
 from ..bundle import Bundle, read_bundle, sha256, write_bundle
 from ..errors import ConfigError, EdgeSlmError
 from ..model.data import read_jsonl
+from ..runtime.known_home import home_kept
 from ..runtime.metrics import evaluate, to_corpus_format
 from ..runtime.values import ValueTables
 from .report import format_report, plot_report
@@ -346,11 +347,9 @@ def _measure(engine: IntentEngine, sets: EvalSets, config: ConvertConfig
                            "oos": evaluate(engine, sets.oos)}
     # the same out-of-scope sentences said in a home: the bundle's example home as the user's
     # own, where naming one of its devices is evidence of a command (docs/labelling.md)
-    engine.set_home(engine.shipped_home)
-    try:
+    with home_kept(engine):
+        engine.set_home(engine.shipped_home)
         out["oos_home"] = evaluate(engine, sets.oos)
-    finally:
-        engine.set_home(None)
     if sets.dev:
         out["dev"] = evaluate(engine, sets.dev)
     if sets.compound:

@@ -28,6 +28,7 @@ import yaml
 
 from ..errors import EdgeSlmError
 from ..home import Inventory, inventory_from_dict
+from .known_home import home_kept
 from .values import Value
 
 if TYPE_CHECKING:
@@ -257,8 +258,7 @@ def run_suite(engine: IntentEngine, suite: Sequence[SuiteFile]) -> SuiteReport:
     """Every sentence through `engine.parse` with its file's home and satellite area. The
     engine's home is set per file and put back afterwards."""
     outcomes = []
-    before = engine.home.inventory if engine.home.user else None
-    try:
+    with home_kept(engine):
         for f in suite:
             engine.set_home(f.home)
             for g in f.groups:
@@ -268,8 +268,6 @@ def run_suite(engine: IntentEngine, suite: Sequence[SuiteFile]) -> SuiteReport:
                 for text in g.sentences:
                     outcomes.append(judge(f, text, expected, engine.parse(text,
                                                                           area=f.context_area)))
-    finally:
-        engine.set_home(before)
     return SuiteReport(outcomes)
 
 

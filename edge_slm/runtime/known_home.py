@@ -14,8 +14,9 @@ shipped in a bundle is a fallback for users who gave none: it fixes spellings, n
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ..home import Inventory
 from .resolve import HomeNames, Span, norm
@@ -118,3 +119,15 @@ def _same(said: Iterable[str], phrase: Tuple[str, ...]) -> bool:
         return True
     return (len(said) == len(phrase) and said[:-1] == list(phrase[:-1])
             and _stem(said[-1]) == _stem(phrase[-1]))
+
+
+@contextmanager
+def home_kept(engine: Any) -> Iterator[None]:
+    """Put an engine's home back after the block (which may `set_home` others): the user's
+    own it had, or the shipped one. `engine`: anything with `home` and `set_home`, as
+    IntentEngine."""
+    before = engine.home.inventory if engine.home.user else None
+    try:
+        yield
+    finally:
+        engine.set_home(before)

@@ -10,6 +10,7 @@ satellite's area) are scored apart, as whole sets.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from ..errors import HomeError
 from ..home import Inventory, inventory_from_dict
 from .answer import TARGET_SLOTS
+from .known_home import home_kept
 from .labels import frame_of
 
 if TYPE_CHECKING:
@@ -126,9 +128,8 @@ def evaluate(engine: IntentEngine, records: Sequence[Dict[str, Any]],
     # that the engine's own home is set back once, at the end
     homes = [record_home(rec) for rec in records]
     order = sorted(range(len(records)), key=lambda i: homes[i] is not None)
-    before = engine.home.inventory if engine.home.user else None
-    try:
-        answers = []
+    answers = []
+    with home_kept(engine) if any(h is not None for h in homes) else nullcontext():
         for i in order:
             rec = records[i]
             extra = _with(record_names(rec), names)
@@ -141,9 +142,6 @@ def evaluate(engine: IntentEngine, records: Sequence[Dict[str, Any]],
                                area=area if isinstance(area, str) and area.strip() else None)
             lat.append(time.perf_counter() - t0)
             answers.append((rec, res))
-    finally:
-        if any(h is not None for h in homes):
-            engine.set_home(before)
     for rec, res in answers:
         gold_intent = rec.get("intent") or None
         ok = res.intent == gold_intent
