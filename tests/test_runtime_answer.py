@@ -128,6 +128,12 @@ def test_the_unit_said_decides_the_duration_slot():
     half = run("timer for 1 and a half hours", [0, 0, 0, 1, 0],
                tags={2: "B-hours", 5: "B-minutes"})
     assert half.slot_values()["hours"] == 1 and "minutes" in half.slot_values()
+    # a half the tagger read as the unit said after it is the next smaller unit, never a
+    # second "hours" (valued 1 for the "1" of "1/2")
+    for text, k in (("timer for 70 and 1/2 hours", 4), ("timer for 2 and a half hours", 5)):
+        twice = run(text, [0, 0, 0, 1, 0], tags={2: "B-hours", k: "B-hours"})
+        assert [(s.name, s.raw) for s in twice.slots] == [("hours", text.split()[2]),
+                                                          ("minutes", text.split()[k])]
 
 
 def test_slots_the_intent_never_takes_are_dropped():

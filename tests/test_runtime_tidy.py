@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge_slm.runtime.tidy import (by_unit, extend_media_class, for_intent,
+from edge_slm.runtime.tidy import (by_unit, extend_media_class, for_intent, half_unit,
                                    search_after_play, split_media_class, timer_starts,
                                    trim_closed)
 
@@ -23,6 +23,22 @@ def test_the_unit_after_a_number():
     assert by_unit(text, "minutes", 11) == "hours"
     assert by_unit(text, "start_hours", 35) == "start_minutes"
     assert by_unit("add 5 to the timer", "minutes", 5) == "minutes"
+
+
+def test_a_half_after_a_whole_number_is_the_next_smaller_unit():
+    def at(text, word, slot="hours"):
+        a = text.index(word, text.index(" and ")) if " and " in text else text.index(word)
+        return half_unit(text, slot, a, a + len(word))
+
+    assert at("timer for 70 and 1/2 hours", "1/2") == "minutes"
+    assert at("set a timer for 2 and a half hours", "half") == "minutes"
+    assert at("remove 84 and a 1/2 minutes off my timer", "1/2", "minutes") == "seconds"
+    assert at("from the 1 and a half hour timer", "half", "start_hours") == "start_minutes"
+    # no unit after it, no "and" before it, a unit with nothing smaller: the tagger's slot
+    assert at("set a timer for a minute and a half", "half", "seconds") is None
+    assert at("half an hour timer", "half", "minutes") is None
+    assert at("timer for 5 and a half seconds", "half", "seconds") is None
+    assert at("timer for 5 and 30 minutes", "30", "minutes") is None
 
 
 def test_closed_lists_end_where_their_phrase_does():

@@ -260,8 +260,12 @@ class Answerer:
                                  ).tolist() if said else []
         for slot, a, b in said:
             raw = text[a:b]
-            if slot in tidy.UNIT_SLOTS and self.values.number(raw) is not None:
-                slot = tidy.by_unit(text, slot, b)  # "half" an hour is 30 minutes: no unit
+            if slot in tidy.UNIT_SLOTS:
+                half = tidy.half_unit(text, slot, a, b)
+                if half is not None:
+                    slot = half
+                elif self.values.number(raw) is not None:
+                    slot = tidy.by_unit(text, slot, b)  # "half" an hour is 30 minutes
             if slot in PLACE_SLOTS and slot not in free:
                 value: Optional[Value] = _canonical(slot, raw, home, extra)
                 if slot == "name" and entity_domain is None:

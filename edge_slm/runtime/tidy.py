@@ -10,6 +10,9 @@ from (`values.json`: `intent_slots`, `vocab`). After resolution against the home
 - a search that starts with a media class is that class and the search ("play the movie
   Inception": media_class movie, search Inception);
 - a number's duration slot is the unit said after it ("1 hour 5 minutes");
+- a half said after a whole number and before its unit ("2 and a half hours", "84 and a 1/2
+  minutes") is 30 of the next smaller unit, as the timer templates say it (minutes 30, seconds
+  30), never a second "hours" or "minutes";
 - a duration that names the timer ("from the 1 hour timer") is its start_ slot, when the intent
   takes one;
 - a media class followed by the words that complete a longer class ("tv" + "show Breaking
@@ -36,6 +39,11 @@ UNIT_SLOTS = frozenset(["hours", "minutes", "seconds", "start_hours", "start_min
 #: What may sit between a number and its unit ("1 and a half hours", "5-minute").
 _TO_UNIT = re.compile(r"(?:[\s-]+and\s+an?\s+(?:half|quarter))?[\s-]*([A-Za-z]+)")
 _WORDS = re.compile(r"\S+")
+#: A half of a unit, and what a half of each unit is said in.
+HALVES = frozenset(["half", "1/2", "½"])
+_SMALLER = {"hours": "minutes", "minutes": "seconds"}
+#: Before a half that follows a whole number: "and", "and a", "and an".
+_AND_A = re.compile(r"\band\s+(?:an?\s+)?$", re.IGNORECASE)
 #: Words a search may start with before a media class ("play the artist Queen").
 _ARTICLES = frozenset(["the", "a", "an", "some", "my"])
 _START = "start_"
@@ -83,6 +91,20 @@ def by_unit(text: str, slot: str, end: int) -> str:
     if unit is None:
         return slot
     return (_START if slot.startswith(_START) else "") + unit
+
+
+def half_unit(text: str, slot: str, start: int, end: int) -> Optional[str]:
+    """The slot of a half said after "N and (a)" and before a unit ("2 and a half hours",
+    "70 and 1/2 hours"): the next smaller unit (minutes, seconds; `start_` kept). None when the
+    span is no such half ("a minute and a half" says no unit after it: the tagger's slot
+    stands)."""
+    if norm(text[start:end]) not in HALVES or not _AND_A.search(text, 0, start):
+        return None
+    m = _TO_UNIT.match(text, end)
+    smaller = _SMALLER.get(UNITS.get(m.group(1).casefold(), "")) if m else None
+    if smaller is None:
+        return None
+    return (_START if slot.startswith(_START) else "") + smaller
 
 
 def trim_closed(text: str, spans: Sequence[Span], vocab: Dict[str, List[str]]) -> List[Span]:
