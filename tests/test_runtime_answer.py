@@ -226,3 +226,30 @@ def test_a_name_of_the_home_wins_over_free_text_read_there():
     res = Answerer(labels, values).answer(text, np.log([1e-3, 1.0]), lt, np.zeros(1), words,
                                           home, None, True, None, 1.0, 0.5)
     assert res.slot_values() == {"item": "apples", "name": "Trader Joes"}
+
+
+@pytest.mark.parametrize("text,tagged,want", [
+    # "white" read as the colour to set is a word of the light Kitchen White: it is turned off
+    ("turn off the kitchen white light", [4], ("HassTurnOff", {"name": "Kitchen White"})),
+    # a colour said outside the name is one to set: the light is set
+    ("set the kitchen white light to blue", [3, 6], ("HassLightSet", {})),
+])
+def test_a_value_read_inside_a_name_of_the_home_is_the_name(text, tagged, want):
+    labels = Labels([None, "HassLightSet", "HassTurnOff"],
+                    ["O", "B-color", "I-color", "B-name", "I-name"])
+    values = ValueTables(name_domains={"HassLightSet": ["light"], "HassTurnOff": ["light"]},
+                         intent_slots={"HassLightSet": ["color", "name"],
+                                       "HassTurnOff": ["name"]},
+                         vocab={"color": ["white", "blue"]})
+    home = KnownHome(inventory_from_dict({"entities": [{"name": "Kitchen White",
+                                                        "domain": "light"}]}), user=True)
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+    lt = np.full((1 + len(words), 5), -5.0)
+    lt[:, 0] = 5.0
+    for k in tagged:
+        lt[1 + k] = -5.0
+        lt[1 + k, 1] = 5.0
+    res = Answerer(labels, values).answer(text, np.log([1e-4, 0.95, 0.05]), lt, np.zeros(1),
+                                          words, home, None, True, None, 1.0, 0.5)
+    assert res.intent == want[0]
+    assert {k: v for k, v in res.slot_values().items() if k in want[1]} == want[1]

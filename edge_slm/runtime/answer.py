@@ -91,7 +91,10 @@ class Answerer:
         said = self._place(text, spans, chosen, home, extra, strict)
         domain = self._named_domain(said, text, home)
         if domain is None and home.user and chosen != 0:
+            before = chosen
             chosen, domain = self._switch_for_a_name(text, said, chosen, ip, commands, home)
+            if domain is not None and chosen != before and self._takes(before, domain):
+                commands.remove(before)  # it read the name's own words as its values
             said = self._place(text, spans, chosen, home, extra, strict)
         allowed = [i for i in commands if self._takes(i, domain)] if domain else []
         if allowed and allowed[0] != chosen:
@@ -195,8 +198,9 @@ class Answerer:
     def _switch_for_a_name(self, text: str, spans: List[Span], chosen: int, ip: np.ndarray,
                            commands: List[int], home: KnownHome) -> Tuple[int, Optional[str]]:
         """(intent, the named entity's domain) when the user's home has a name said word for
-        word that `chosen` cannot take but a likely enough intent can (see
-        HOME_NAME_MIN_RATIO); else (`chosen`, None). `spans`: as resolved for `chosen` (a
+        word that `chosen` cannot take, or takes only by reading the name's own words as its
+        values, but a likely enough intent can (see HOME_NAME_MIN_RATIO); else (`chosen`,
+        None). `spans`: as resolved for `chosen` (a
         place the home lacks no longer hides a name)."""
         # free text the model read ("play corner lights" as a song) does not hide a name
         found = home.find("name", text, [(a, b) for slot, a, b in spans if slot in PLACE_SLOTS])
@@ -204,13 +208,26 @@ class Answerer:
             return chosen, None
         said = text[found[1]:found[2]]
         domain = home.domain_of(home.canonical("name", said) or "")
-        if not domain or self._takes(chosen, domain):
+        if not domain:
             return chosen, None
+        if self._takes(chosen, domain):
+            if not self._values_inside(spans, found):
+                return chosen, None
+            # every value `chosen` read is a word of the name ("turn off the kitchen white
+            # light", a light called Kitchen White, is no colour to set): the name wins
+            commands = [i for i in commands if i != chosen]
         ratio = 0.0 if len(said.split()) > 1 else HOME_NAME_MIN_RATIO
         for i in commands:
             if self._takes(i, domain) and ip[i] >= ratio * ip[chosen]:
                 return i, domain
         return chosen, None
+
+    def _values_inside(self, spans: Sequence[Span], name: Span) -> bool:
+        """Whether the spans hold values (a colour, a brightness: not places, classes or free
+        text) and every one lies inside the span of `name`."""
+        values = [(a, b) for slot, a, b in spans if slot not in PLACE_SLOTS
+                  and slot not in TARGET_SLOTS and not self._free(slot)]
+        return bool(values) and all(name[1] <= a and b <= name[2] for a, b in values)
 
     def _named_domain(self, said: List[Span], text: str, home: KnownHome) -> Optional[str]:
         """The domain of the home's entity the text names, if any."""
