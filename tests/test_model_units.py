@@ -189,3 +189,18 @@ def test_the_closing_table_and_the_stage_figures_say_the_same():
                                                       "rows": {"train": 5000}}, 12.34))
     assert line == ("pruning (resumed, 12.3 s): params 151,000; vocab 1200 -> 900; "
                     "rows (train 5,000)")
+
+
+def test_a_seeded_student_starts_from_the_same_weights():
+    pytest.importorskip("tensorflow")
+    from edge_slm.model.student import ModelConfig, build_student
+
+    config = ModelConfig(vocab_size=50, max_len=8, d_model=16, n_heads=[1], head_dim=16,
+                         ffn_dims=[16], n_intents=3, n_tags=3, n_frames=1)
+
+    def weights(seed):
+        return [np.asarray(w) for w in build_student(config, seed=seed).weights]
+
+    same, other = zip(weights(0), weights(0)), zip(weights(0), weights(1))
+    assert all(np.array_equal(a, b) for a, b in same)
+    assert not all(np.array_equal(a, b) for a, b in other)

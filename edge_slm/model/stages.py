@@ -297,7 +297,7 @@ def _student_report(ctx: RunContext, row: str, ckpt: Checkpoint, resumed: bool) 
 
 def _train_hard(ctx: RunContext) -> Checkpoint:
     sets = _sets(ctx)
-    model = build_student(_model_config(ctx))
+    model = build_student(_model_config(ctx), seed=ctx.config.distill.seed)
     ctx.log(f"student without teacher: {len(sets.train)} labelled sentences")
     fit(model, sets.train, ctx.config.distill, progress=ctx.progress, desc="student (no teacher)")
     return Checkpoint(model, sets.labels, ctx.tok_json, {"kind": "student_no_teacher"})
@@ -316,7 +316,7 @@ def _with_teacher_rows(ctx: RunContext) -> Tuple[Batch, SoftLabels, np.ndarray]:
 
 def _train_distilled(ctx: RunContext) -> Checkpoint:
     sets = _sets(ctx)
-    model = build_student(_model_config(ctx))
+    model = build_student(_model_config(ctx), seed=ctx.config.distill.seed)
     both, both_soft, hard_mask = _with_teacher_rows(ctx)
     ctx.log(f"distilled student: {len(sets.train)} labelled + {len(sets.extra)} teacher-only")
     fit(model, both, ctx.config.distill, soft=both_soft, hard_mask=hard_mask,

@@ -162,8 +162,11 @@ class Student(keras.Model):
         return self.intent_head(cls), self.slot_head(x), self.frame_head(cls)  # (B,I) (B,T,K) (B,F)
 
 
-def build_student(config: ModelConfig) -> Student:
-    """A freshly initialized student, built (weights exist) for `config.max_len`."""
+def build_student(config: ModelConfig, seed: Optional[int] = None) -> Student:
+    """A freshly initialized student, built (weights exist) for `config.max_len`; the same
+    weights for the same `seed` (Keras' random state is seeded first)."""
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
     model = Student(config)
     model(ops.zeros((1, config.max_len), dtype="int32"))
     return model
