@@ -134,6 +134,7 @@ def test_the_unit_said_decides_the_duration_slot():
         twice = run(text, [0, 0, 0, 1, 0], tags={2: "B-hours", k: "B-hours"})
         assert [(s.name, s.raw) for s in twice.slots] == [("hours", text.split()[2]),
                                                           ("minutes", text.split()[k])]
+        assert twice.slot_values() == {"hours": int(text.split()[2]), "minutes": 30}
 
 
 def test_slots_the_intent_never_takes_are_dropped():
@@ -228,13 +229,18 @@ def test_a_name_of_the_home_wins_over_free_text_read_there():
     assert res.slot_values() == {"item": "apples", "name": "Trader Joes"}
 
 
-@pytest.mark.parametrize("text,tagged,want", [
+@pytest.mark.parametrize("text,tagged,probs,want", [
     # "white" read as the colour to set is a word of the light Kitchen White: it is turned off
-    ("turn off the kitchen white light", [4], ("HassTurnOff", {"name": "Kitchen White"})),
-    # a colour said outside the name is one to set: the light is set
-    ("set the kitchen white light to blue", [3, 6], ("HassLightSet", {})),
+    ("turn off the kitchen white light", [4], [1e-4, 0.95, 0.05],
+     ("HassTurnOff", {"name": "Kitchen White"})),
+    # ... when the model gives the other intent at least 1% of the best one's probability
+    ("turn off the kitchen white light", [4], [1e-4, 0.999, 0.0009],
+     ("HassLightSet", {"color": "white"})),
+    # a colour said outside the name is one to set, on the light the name says
+    ("set the kitchen white light to blue", [3, 6], [1e-4, 0.95, 0.05],
+     ("HassLightSet", {"color": "blue", "name": "Kitchen White"})),
 ])
-def test_a_value_read_inside_a_name_of_the_home_is_the_name(text, tagged, want):
+def test_a_value_read_inside_a_name_of_the_home_is_the_name(text, tagged, probs, want):
     labels = Labels([None, "HassLightSet", "HassTurnOff"],
                     ["O", "B-color", "I-color", "B-name", "I-name"])
     values = ValueTables(name_domains={"HassLightSet": ["light"], "HassTurnOff": ["light"]},
@@ -249,7 +255,8 @@ def test_a_value_read_inside_a_name_of_the_home_is_the_name(text, tagged, want):
     for k in tagged:
         lt[1 + k] = -5.0
         lt[1 + k, 1] = 5.0
-    res = Answerer(labels, values).answer(text, np.log([1e-4, 0.95, 0.05]), lt, np.zeros(1),
-                                          words, home, None, True, None, 1.0, 0.5)
+    res = Answerer(labels, values).answer(text, np.log(probs), lt, np.zeros(1), words, home,
+                                          None, True, None, 1.0, 0.5)
     assert res.intent == want[0]
-    assert {k: v for k, v in res.slot_values().items() if k in want[1]} == want[1]
+    said = {s.name: s.value for s in res.slots if s.said}
+    assert said == want[1]

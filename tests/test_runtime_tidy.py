@@ -39,6 +39,9 @@ def test_a_half_after_a_whole_number_is_the_next_smaller_unit():
     assert at("half an hour timer", "half", "minutes") is None
     assert at("timer for 5 and a half seconds", "half", "seconds") is None
     assert at("timer for 5 and 30 minutes", "30", "minutes") is None
+    # the whole number before it is the unit said after the half
+    assert by_unit("timer for 2 and 1/2 hours", "minutes", 11) == "hours"
+    assert by_unit("timer for 2 and a 1/2 minutes", "hours", 11) == "minutes"
 
 
 def test_closed_lists_end_where_their_phrase_does():

@@ -96,6 +96,8 @@ class Answerer:
             if domain is not None and chosen != before and self._takes(before, domain):
                 commands.remove(before)  # it read the name's own words as its values
             said = self._place(text, spans, chosen, home, extra, strict)
+            if domain is None:
+                said, domain = self._name_over_values(text, said, chosen, home)
         allowed = [i for i in commands if self._takes(i, domain)] if domain else []
         if allowed and allowed[0] != chosen:
             chosen = allowed[0]
@@ -210,24 +212,50 @@ class Answerer:
         domain = home.domain_of(home.canonical("name", said) or "")
         if not domain:
             return chosen, None
+        ratio = 0.0 if len(said.split()) > 1 else HOME_NAME_MIN_RATIO
         if self._takes(chosen, domain):
             if not self._values_inside(spans, found):
                 return chosen, None
             # every value `chosen` read is a word of the name ("turn off the kitchen white
-            # light", a light called Kitchen White, is no colour to set): the name wins
+            # light", a light called Kitchen White, is no colour to set): the name wins, when
+            # the model gives the other intent its share ("set the lights to warm white", a
+            # light called Warm White, still sets the colour)
             commands = [i for i in commands if i != chosen]
-        ratio = 0.0 if len(said.split()) > 1 else HOME_NAME_MIN_RATIO
+            ratio = HOME_NAME_MIN_RATIO
         for i in commands:
             if self._takes(i, domain) and ip[i] >= ratio * ip[chosen]:
                 return i, domain
         return chosen, None
 
+    def _values(self, spans: Sequence[Span]) -> List[Span]:
+        """The spans that are values (a colour, a brightness: not places, classes or free
+        text)."""
+        return [s for s in spans if s[0] not in PLACE_SLOTS and s[0] not in TARGET_SLOTS
+                and not self._free(s[0])]
+
     def _values_inside(self, spans: Sequence[Span], name: Span) -> bool:
-        """Whether the spans hold values (a colour, a brightness: not places, classes or free
-        text) and every one lies inside the span of `name`."""
-        values = [(a, b) for slot, a, b in spans if slot not in PLACE_SLOTS
-                  and slot not in TARGET_SLOTS and not self._free(slot)]
-        return bool(values) and all(name[1] <= a and b <= name[2] for a, b in values)
+        """Whether the spans hold values and every one lies inside the span of `name`."""
+        values = self._values(spans)
+        return bool(values) and all(name[1] <= a and b <= name[2] for _, a, b in values)
+
+    def _name_over_values(self, text: str, said: List[Span], chosen: int, home: KnownHome
+                          ) -> Tuple[List[Span], Optional[str]]:
+        """(spans, the name's domain) with a name of the user's home said word for word, of a
+        domain `chosen` takes, in place of values read inside it, when other values lie
+        outside it ("turn the kitchen white light blue": the light Kitchen White, colour
+        blue); else (`said`, None)."""
+        found = home.find("name", text, [(a, b) for slot, a, b in said if slot in PLACE_SLOTS])
+        if found is None:
+            return said, None
+        domain = home.domain_of(home.canonical("name", text[found[1]:found[2]]) or "")
+        values = self._values(said)
+        inside = [v for v in values if found[1] <= v[1] and v[2] <= found[2]]
+        if not domain or not self._takes(chosen, domain) or not inside \
+                or len(inside) == len(values):
+            return said, None
+        out = _cut(text, said, found[1], found[2]) + [found]
+        out.sort(key=lambda s: s[1])
+        return out, domain
 
     def _named_domain(self, said: List[Span], text: str, home: KnownHome) -> Optional[str]:
         """The domain of the home's entity the text names, if any."""
@@ -277,18 +305,19 @@ class Answerer:
                                  ).tolist() if said else []
         for slot, a, b in said:
             raw = text[a:b]
-            if slot in tidy.UNIT_SLOTS:
-                half = tidy.half_unit(text, slot, a, b)
-                if half is not None:
-                    slot = half
-                elif self.values.number(raw) is not None:
-                    slot = tidy.by_unit(text, slot, b)  # "half" an hour is 30 minutes
+            half = tidy.half_unit(text, slot, a, b) if slot in tidy.UNIT_SLOTS else None
+            if half is not None:
+                slot = half
+            elif slot in tidy.UNIT_SLOTS and self.values.number(raw) is not None:
+                slot = tidy.by_unit(text, slot, b)  # "half" an hour is 30 minutes
             if slot in PLACE_SLOTS and slot not in free:
                 value: Optional[Value] = _canonical(slot, raw, home, extra)
                 if slot == "name" and entity_domain is None:
                     entity_domain = home.domain_of(str(value))
             elif slot in free:
                 value = raw.strip()
+            elif half is not None:
+                value = tidy.HALF_VALUE
             else:
                 value = None  # after the entity's domain is known (below)
             if any(s.name == slot and s.raw.casefold() == raw.casefold() for s in out):

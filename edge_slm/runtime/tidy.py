@@ -37,10 +37,12 @@ UNITS = {"hour": "hours", "hours": "hours", "hr": "hours", "hrs": "hours",
 UNIT_SLOTS = frozenset(["hours", "minutes", "seconds", "start_hours", "start_minutes",
                         "start_seconds"])
 #: What may sit between a number and its unit ("1 and a half hours", "5-minute").
-_TO_UNIT = re.compile(r"(?:[\s-]+and\s+an?\s+(?:half|quarter))?[\s-]*([A-Za-z]+)")
+_TO_UNIT = re.compile(r"(?:[\s-]+and\s+(?:an?\s+)?(?:half|quarter|1/2|½))?[\s-]*([A-Za-z]+)")
 _WORDS = re.compile(r"\S+")
 #: A half of a unit, and what a half of each unit is said in.
 HALVES = frozenset(["half", "1/2", "½"])
+#: What such a half is worth in the next smaller unit.
+HALF_VALUE = 30
 _SMALLER = {"hours": "minutes", "minutes": "seconds"}
 #: Before a half that follows a whole number: "and", "and a", "and an".
 _AND_A = re.compile(r"\band\s+(?:an?\s+)?$", re.IGNORECASE)
