@@ -202,16 +202,13 @@ class Answerer:
         """(intent, the named entity's domain) when the user's home has a name said word for
         word that `chosen` cannot take, or takes only by reading the name's own words as its
         values, but a likely enough intent can (see HOME_NAME_MIN_RATIO); else (`chosen`,
-        None). `spans`: as resolved for `chosen` (a
-        place the home lacks no longer hides a name)."""
-        # free text the model read ("play corner lights" as a song) does not hide a name
-        found = home.find("name", text, [(a, b) for slot, a, b in spans if slot in PLACE_SLOTS])
-        if found is None:
+        None). `spans`: as resolved for `chosen` (a place the home lacks no longer hides a
+        name)."""
+        named = _home_name(text, spans, home)
+        if named is None:
             return chosen, None
+        found, domain = named
         said = text[found[1]:found[2]]
-        domain = home.domain_of(home.canonical("name", said) or "")
-        if not domain:
-            return chosen, None
         ratio = 0.0 if len(said.split()) > 1 else HOME_NAME_MIN_RATIO
         if self._takes(chosen, domain):
             if not self._values_inside(spans, found):
@@ -244,14 +241,13 @@ class Answerer:
         domain `chosen` takes, in place of values read inside it, when other values lie
         outside it ("turn the kitchen white light blue": the light Kitchen White, colour
         blue); else (`said`, None)."""
-        found = home.find("name", text, [(a, b) for slot, a, b in said if slot in PLACE_SLOTS])
-        if found is None:
+        named = _home_name(text, said, home)
+        if named is None:
             return said, None
-        domain = home.domain_of(home.canonical("name", text[found[1]:found[2]]) or "")
+        found, domain = named
         values = self._values(said)
         inside = [v for v in values if found[1] <= v[1] and v[2] <= found[2]]
-        if not domain or not self._takes(chosen, domain) or not inside \
-                or len(inside) == len(values):
+        if not self._takes(chosen, domain) or not inside or len(inside) == len(values):
             return said, None
         out = _cut(text, said, found[1], found[2]) + [found]
         out.sort(key=lambda s: s[1])
@@ -358,6 +354,18 @@ class Answerer:
                 return self.values.class_domains.get(str(said_class))
         dc = fixed.get("device_class")
         return self.values.class_domains.get(str(dc)) if dc is not None else None
+
+
+def _home_name(text: str, spans: Sequence[Span], home: KnownHome
+               ) -> Optional[Tuple[Span, str]]:
+    """(span, domain) of the longest name of the home said word for word outside the places
+    in `spans`, when that entity has a domain; free text the model read ("play corner lights"
+    as a song) and values do not hide a name."""
+    found = home.find("name", text, [(a, b) for slot, a, b in spans if slot in PLACE_SLOTS])
+    if found is None:
+        return None
+    domain = home.domain_of(home.canonical("name", text[found[1]:found[2]]) or "")
+    return (found, domain) if domain else None
 
 
 def _cut(text: str, spans: List[Span], start: int, end: int) -> List[Span]:

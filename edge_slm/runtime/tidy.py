@@ -36,11 +36,12 @@ UNITS = {"hour": "hours", "hours": "hours", "hr": "hours", "hrs": "hours",
          "second": "seconds", "seconds": "seconds", "sec": "seconds", "secs": "seconds"}
 UNIT_SLOTS = frozenset(["hours", "minutes", "seconds", "start_hours", "start_minutes",
                         "start_seconds"])
-#: What may sit between a number and its unit ("1 and a half hours", "5-minute").
-_TO_UNIT = re.compile(r"(?:[\s-]+and\s+(?:an?\s+)?(?:half|quarter|1/2|½))?[\s-]*([A-Za-z]+)")
-_WORDS = re.compile(r"\S+")
-#: A half of a unit, and what a half of each unit is said in.
+#: A half of a unit, as it is said.
 HALVES = frozenset(["half", "1/2", "½"])
+#: What may sit between a number and its unit ("1 and a half hours", "5-minute").
+_TO_UNIT = re.compile(r"(?:[\s-]+and\s+(?:an?\s+)?(?:quarter|%s))?[\s-]*([A-Za-z]+)"
+                      % "|".join(re.escape(h) for h in sorted(HALVES)))
+_WORDS = re.compile(r"\S+")
 #: What such a half is worth in the next smaller unit.
 HALF_VALUE = 30
 _SMALLER = {"hours": "minutes", "minutes": "seconds"}
