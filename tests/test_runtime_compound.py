@@ -119,10 +119,9 @@ def test_a_preamble_is_no_command_at_the_lower_bar():
     assert [c.intent for c in split(text, whole, one, piece)] == ["HassTurnOn"]
 
 
-def test_a_whole_that_says_a_slot_twice_is_no_one_command():
-    """The whole read as one command with two names is sure, the second piece much less:
-    without the names said twice, the cut would fall below the whole's confidence less the
-    margin; with them, no intent takes a slot twice, and the pieces win."""
+def test_a_sure_whole_does_not_hold_back_its_pieces():
+    """The whole read as one sure command, the second piece much less sure: the pieces still
+    win (the finest cut whose every piece is a command)."""
     text = "close the blinds and stop the heater timer"
     one, _ = _doubtful({"close the blinds": "HassTurnOff"}, {})
 
@@ -131,11 +130,32 @@ def test_a_whole_that_says_a_slot_twice_is_no_one_command():
             return ParseResult(words, "HassCancelTimer", 0.6)
         return one(words)
     blinds = Slot("name", "blinds", "blinds", 10, 16, 0.9)
-    heater = Slot("name", "heater", "heater", 30, 36, 0.9)
-    once = ParseResult(text, "HassTurnOff", 0.99, [blinds])
-    assert [c.intent for c in split(text, once, parse)] == ["HassTurnOff"]
-    twice = ParseResult(text, "HassTurnOff", 0.99, [blinds, heater])
-    assert [c.intent for c in split(text, twice, parse)] == ["HassTurnOff", "HassCancelTimer"]
+    whole = ParseResult(text, "HassTurnOff", 0.99, [blinds])
+    assert [c.intent for c in split(text, whole, parse)] == ["HassTurnOff", "HassCancelTimer"]
+
+
+def test_a_piece_with_borrowed_words_says_a_slot_of_its_own():
+    """"go ahead" + the next piece's tail reads as a command, but none of its slots is in
+    "go ahead": a preamble, not a command."""
+    text = "go ahead and the garage is too bright"
+    garage = text.index("garage")
+
+    def parse(words):
+        if words == "the garage is too bright":
+            at = words.index("garage")
+            return ParseResult(words, "HassTurnOff", 0.99,
+                               [Slot("area", "garage", "garage", at, at + 6, 0.9)])
+        if words == "go ahead is too bright":
+            return ParseResult(words, "HassTurnOff", 0.99)
+        return ParseResult(words, None, 0.6)
+    whole = ParseResult(text, "HassTurnOff", 0.99,
+                        [Slot("area", "garage", "garage", garage, garage + 6, 0.9)])
+    assert [c.intent for c in split(text, whole, parse)] == ["HassTurnOff"]
+
+
+def test_a_semicolon_joins_after_two_words():
+    assert _cut_words("hoover now; skip this song") == [";"]
+    assert _cut_words("hey nabu, turn on the lights") == []
 
 
 def test_shipped_model_answers_two_commands_in_spoken_order(engine):

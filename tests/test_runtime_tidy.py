@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from edge_slm.runtime.tidy import (by_unit, extend_media_class, for_intent, half_unit,
-                                   search_after_play, split_media_class, timer_starts,
-                                   trim_closed)
+from edge_slm.runtime.tidy import (by_unit, extend_media_class, for_intent, grow_closed,
+                                   half_unit, join_free, search_after_play, split_media_class,
+                                   timer_starts, trim_closed)
 
 
 def said(text, spans):
@@ -34,9 +34,13 @@ def test_a_half_after_a_whole_number_is_the_next_smaller_unit():
     assert at("set a timer for 2 and a half hours", "half") == "minutes"
     assert at("remove 84 and a 1/2 minutes off my timer", "1/2", "minutes") == "seconds"
     assert at("from the 1 and a half hour timer", "half", "start_hours") == "start_minutes"
-    # no unit after it, no "and" before it, a unit with nothing smaller: the tagger's slot
+    # alone before its unit: the same ("a half hour" is 30 minutes, as "half an hour" is)
+    assert at("half an hour timer", "half", "hours") == "minutes"
+    assert at("wake me up in a 1/2 hour", "1/2") == "minutes"
+    assert at("a half-minute timer", "half", "start_minutes") == "start_seconds"
+    # no unit after it, a unit with nothing smaller: the tagger's slot
     assert at("set a timer for a minute and a half", "half", "seconds") is None
-    assert at("half an hour timer", "half", "minutes") is None
+    assert at("half the lights", "half", "minutes") is None
     assert at("timer for 5 and a half seconds", "half", "seconds") is None
     assert at("timer for 5 and 30 minutes", "30", "minutes") is None
     # the whole number before it is the unit said after the half
@@ -50,6 +54,38 @@ def test_closed_lists_end_where_their_phrase_does():
     assert said(text, got) == [("state", "off")]
     free = trim_closed(text, [("item", 17, 23)], {"state": ["off"]})
     assert said(text, free) == [("item", "off on")]
+
+
+def test_closed_lists_go_on_to_the_end_of_their_phrase():
+    phrases = {"temperature": {"day light", "candle light", "warm white"}, "state": {"on"}}
+    text = "set the lamp to day light please"
+    day = text.index("day")
+    assert said(text, grow_closed(text, [("temperature", day, day + 3)], phrases)) == \
+        [("temperature", "day light")]
+    # a phrase already, another slot's words next, no phrase within two words: as tagged
+    text = "set the lamp to warm white light"
+    warm = text.index("warm")
+    assert said(text, grow_closed(text, [("temperature", warm, warm + 10)], phrases)) == \
+        [("temperature", "warm white")]
+    text = "turn the candle light on"
+    spans = [("temperature", 9, 15), ("name", 16, 21)]
+    assert grow_closed(text, spans, phrases) == spans
+    text = "the candle is nice light"
+    assert grow_closed(text, [("temperature", 4, 10)], phrases) == [("temperature", 4, 10)]
+
+
+def test_pieces_of_one_free_text_slot_a_word_apart_are_one():
+    text = "add make a doctor's appointment to the packing list"
+    spans = [("item", 4, 8), ("item", 11, 31), ("name", 39, 46)]
+    assert said(text, join_free(text, spans, {"item"})) == [
+        ("item", "make a doctor's appointment"), ("name", "packing")]
+    # closed lists and places stay apart, and so do pieces with a slot or two words between
+    assert join_free(text, spans, set()) == spans
+    apart = [("item", 4, 8), ("name", 9, 10), ("item", 11, 31)]
+    assert join_free(text, apart, {"item"}) == apart
+    text = "add apples to my trader joes list"
+    far = [("item", 4, 10), ("item", 17, 23)]
+    assert join_free(text, far, {"item"}) == far
 
 
 def test_a_search_that_starts_with_a_media_class():

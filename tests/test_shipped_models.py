@@ -59,3 +59,40 @@ def test_manifest_metrics_reproduce(quant, heldout_sets):
     for key in ("intent_acc", "top1_acc", "slot_f1", "exact_match"):
         assert got_held[key] == pytest.approx(claimed["heldout"][key], abs=0.002), key
     assert got_oos["false_accept"] == pytest.approx(claimed["oos"]["false_accept"], abs=0.002)
+
+
+def test_remeasure_gates_the_same_model_again(heldout_sets, tmp_path):
+    """scripts/remeasure.py's work on a copy of the shipped int8 bundle: the same model, its
+    manifest's held-out figures measured again by this engine (equal to the claimed ones, as
+    the engine has not changed since), the agreement with float kept, golden outputs that
+    load; a run whose corpus config differs is refused."""
+    import json
+    import shutil
+
+    from edge_slm.convert.build import remeasure
+    from edge_slm.errors import ConfigError
+
+    held, oos = heldout_sets
+    src = default_bundle_path("int8")
+    before = read_bundle(src).manifest
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train_config.json").write_text(json.dumps(
+        {"corpus": before["provenance"]["corpus_config"]}))
+    with open(run / "corpus.jsonl", "w", encoding="utf-8") as fh:
+        for rec in held + oos:
+            fh.write(json.dumps(rec) + "\n")
+    path = tmp_path / "b.slm"
+    shutil.copy(src, path)
+    metrics = remeasure(path, run, None)
+    after = IntentEngine.load(path).manifest  # golden outputs checked on load
+    assert after["model_id"] == before["model_id"]
+    assert after["metrics"] == {k: v for k, v in metrics.items() if k != "bundle_bytes"}
+    assert metrics["bundle_bytes"] == path.stat().st_size
+    for key in ("intent_acc", "top1_acc", "slot_f1", "exact_match"):
+        assert metrics["heldout"][key] == pytest.approx(before["metrics"]["heldout"][key],
+                                                        abs=0.002), key
+    assert metrics["agreement_with_float"] == before["metrics"]["agreement_with_float"]
+    (run / "train_config.json").write_text(json.dumps({"corpus": {"seed": 2}}))
+    with pytest.raises(ConfigError, match="corpus config"):
+        remeasure(path, run, None)

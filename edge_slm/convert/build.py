@@ -259,11 +259,12 @@ def convert(model_dir: Path, out: Path, config: ConvertConfig,
 
 def gate_variant(lang: str, quant: str, flat: bytes, common: Dict[str, bytes],
                  provenance: Dict[str, Any], sets: EvalSets, config: ConvertConfig,
-                 float_top: Optional[np.ndarray] = None
+                 float_top: Optional[np.ndarray] = None, agreement: Optional[float] = None
                  ) -> Tuple[Dict[str, Any], bytes, np.ndarray]:
     """Measure one variant through the LiteRT interpreter as a bundle: (metrics, the bundle's
     bytes with those metrics and its golden cases in the manifest, its top intent per
-    evaluated sentence)."""
+    evaluated sentence). `agreement`: the agreement with float measured before, kept when
+    `float_top` is not given."""
     from .export import op_names
 
     members = dict(common, **{"model.tflite": flat})
@@ -273,12 +274,40 @@ def gate_variant(lang: str, quant: str, flat: bytes, common: Dict[str, bytes],
     metrics, top = _measure(engine, sets, config)
     if float_top is not None:
         metrics["agreement_with_float"] = float(np.mean(top == float_top))
+    elif agreement is not None:
+        metrics["agreement_with_float"] = agreement
     metrics["model_bytes"] = len(flat)
     metrics["ops"] = sorted(set(op_names(flat)))
     manifest = _manifest(lang, quant, flat, provenance, dict(metrics), golden)
     blob = _bundle_bytes(members, manifest)
     metrics["bundle_bytes"] = len(blob)
     return metrics, blob, top
+
+
+def remeasure(path: Path, run: Path, dev_path: Optional[Path]) -> Dict[str, Any]:
+    """Gate a written bundle again with this checkout's engine, after a change to what the
+    engine decides after the model: the same members, model.tflite included, measured on the
+    sets of the training run `run` (whose corpus config must be the bundle's); the manifest's
+    metrics, golden cases and code version rewritten in place, its agreement with float kept
+    (the float model is not in the bundle). Returns the new metrics."""
+    bundle = read_bundle(path)
+    old = bundle.manifest
+    train_cfg = json.loads((run / "train_config.json").read_text()) \
+        if (run / "train_config.json").exists() else {}
+    if train_cfg.get("corpus") != old["provenance"].get("corpus_config"):
+        raise ConfigError(f"{run}: its corpus config is not the one {path} was measured on; "
+                          "re-create that corpus (edge-slm corpus, with the manifest's "
+                          "provenance.corpus_config) in a run folder and pass that")
+    provenance = dict(old["provenance"], code_version=_code_version())
+    config = ConvertConfig(**provenance["convert_config"])
+    sets = load_eval_sets(run, config.eval_sentences, dev_path)
+    common = {k: v for k, v in bundle.members.items() if k in old["members"]
+              and k != "model.tflite"}
+    metrics, blob, _ = gate_variant(old["lang"], old["quantization"], bundle.model, common,
+                                    provenance, sets, config,
+                                    agreement=old["metrics"].get("agreement_with_float"))
+    Path(path).write_bytes(blob)
+    return metrics
 
 
 def judge(ref: Dict[str, Any], m: Dict[str, Any], margin: float) -> List[str]:

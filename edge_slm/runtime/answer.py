@@ -67,6 +67,10 @@ class Answerer:
         self.intents = labels.intents
         self.common_words = common_words
         """Words the model's vocabulary holds whole (lower case): not specific as a name."""
+        self.phrases = {slot: frozenset(values.maps.get(slot, {})) | frozenset(
+            values.vocab.get(slot, [])) for slot in set(values.maps) | set(values.vocab)
+            if slot not in PLACE_SLOTS and not self._free(slot)}
+        """Per closed-list slot: every phrase said for it (its values' surface forms)."""
 
     def answer(self, text: str, li: np.ndarray, lt: np.ndarray, lf: np.ndarray,
                offsets: Sequence[Tuple[int, int]], home: KnownHome,
@@ -147,6 +151,8 @@ class Answerer:
         out = tidy.for_intent(out, takes_any)
         out = tidy.timer_starts(text, out, takes_any)
         out = tidy.trim_closed(text, out, self.values.vocab)
+        out = tidy.grow_closed(text, out, self.phrases)
+        out = tidy.join_free(text, out, {s for s, _, _ in out if self._free(s)})
         if takes_any and "media_class" in takes_any:
             classes = self.values.vocab.get("media_class", [])
             out = tidy.extend_media_class(text, out, classes)

@@ -6,13 +6,17 @@ from (`values.json`: `intent_slots`, `vocab`). After resolution against the home
 - a slot the intent never takes is a misreading: `hours` for a timer status is its
   `start_hours` (the twin the intent takes), anything else is dropped;
 - a span of a closed list ends where its phrase does ("off on the first floor": the state is
-  "off");
+  "off"), and goes on to the end of a phrase of its list that the word or two after it
+  complete ("day" + "light": the colour temperature "day light");
+- two spans of one free-text slot a word apart are one (no intent takes an item twice:
+  "Make" + "Doctor's Appointment" is "Make A Doctor's Appointment");
 - a search that starts with a media class is that class and the search ("play the movie
   Inception": media_class movie, search Inception);
 - a number's duration slot is the unit said after it ("1 hour 5 minutes");
 - a half said after a whole number and before its unit ("2 and a half hours", "84 and a 1/2
-  minutes") is 30 of the next smaller unit, as the timer templates say it (minutes 30, seconds
-  30), never a second "hours" or "minutes";
+  minutes"), or alone before its unit ("a half hour", "half an hour", "a 1/2 minute"), is 30
+  of the next smaller unit, as the timer templates say it (minutes 30, seconds 30), never a
+  second "hours" or "minutes";
 - a duration that names the timer ("from the 1 hour timer") is its start_ slot, when the intent
   takes one;
 - a media class followed by the words that complete a longer class ("tv" + "show Breaking
@@ -25,8 +29,9 @@ Every function takes and returns (slot, start, end) spans in text order.
 
 from __future__ import annotations
 
+import itertools
 import re
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Collection, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from .resolve import Span, norm
 
@@ -47,6 +52,12 @@ HALF_VALUE = 30
 _SMALLER = {"hours": "minutes", "minutes": "seconds"}
 #: Before a half that follows a whole number: "and", "and a", "and an".
 _AND_A = re.compile(r"\band\s+(?:an?\s+)?$", re.IGNORECASE)
+#: After a half said alone: its unit ("half an hour", "a half hour", "1/2-minute").
+_A_UNIT = re.compile(r"[\s-]+(?:an?\s+)?([A-Za-z]+)")
+#: Words a closed-list span may grow by to finish a phrase of its list.
+GROW_WORDS = 2
+#: Most words between two pieces of one free-text span ("make" + "a" + "doctor's ...").
+JOIN_GAP = 1
 #: Words a search may start with before a media class ("play the artist Queen").
 _ARTICLES = frozenset(["the", "a", "an", "some", "my"])
 _START = "start_"
@@ -98,12 +109,12 @@ def by_unit(text: str, slot: str, end: int) -> str:
 
 def half_unit(text: str, slot: str, start: int, end: int) -> Optional[str]:
     """The slot of a half said after "N and (a)" and before a unit ("2 and a half hours",
-    "70 and 1/2 hours"): the next smaller unit (minutes, seconds; `start_` kept). None when the
-    span is no such half ("a minute and a half" says no unit after it: the tagger's slot
-    stands)."""
-    if norm(text[start:end]) not in HALVES or not _AND_A.search(text, 0, start):
+    "70 and 1/2 hours"), or alone before one ("a half hour", "half an hour"): the next smaller
+    unit (minutes, seconds; `start_` kept). None when the span is no such half ("a minute and
+    a half" says no unit after it: the tagger's slot stands)."""
+    if norm(text[start:end]) not in HALVES:
         return None
-    m = _TO_UNIT.match(text, end)
+    m = (_TO_UNIT if _AND_A.search(text, 0, start) else _A_UNIT).match(text, end)
     smaller = _SMALLER.get(UNITS.get(m.group(1).casefold(), "")) if m else None
     if smaller is None:
         return None
@@ -123,6 +134,37 @@ def trim_closed(text: str, spans: Sequence[Span], vocab: Dict[str, List[str]]) -
                     b = words[k - 1][1]
                     break
         out.append((slot, a, b))
+    return out
+
+
+def grow_closed(text: str, spans: Sequence[Span], phrases: Mapping[str, Collection[str]]
+                ) -> List[Span]:
+    """Spans of closed-list slots that are no phrase of their list, grown by the fewest of the
+    next `GROW_WORDS` words (none inside another span) that make one ("day" + "light")."""
+    out = []
+    for slot, a, b in spans:
+        known = phrases.get(slot)
+        if known and norm(text[a:b]) not in known:
+            for m in itertools.islice(_WORDS.finditer(text, b), GROW_WORDS):
+                if any(x < m.end() and m.start() < y for _, x, y in spans):
+                    break
+                if norm(text[a:m.end()]) in known:
+                    b = m.end()
+                    break
+        out.append((slot, a, b))
+    return out
+
+
+def join_free(text: str, spans: Sequence[Span], free: Collection[str]) -> List[Span]:
+    """Spans of one free-text slot (`free`: an item, a message, a search) one word apart, as
+    one span (a gap of more words may be the sentence's own: "apples to my trader joes")."""
+    out: List[Span] = []
+    for slot, a, b in spans:
+        if out and slot in free and out[-1][0] == slot \
+                and len(text[out[-1][2]:a].split()) <= JOIN_GAP:
+            out[-1] = (slot, out[-1][1], b)
+        else:
+            out.append((slot, a, b))
     return out
 
 
