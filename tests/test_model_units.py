@@ -51,22 +51,6 @@ def test_distillation_loss_is_zero_when_student_equals_teacher():
     assert float(np.min(kl_i2)) > 1e-3 and np.allclose(kl_t2, 0, atol=1e-5)
 
 
-def test_the_odds_term_is_the_log_odds_of_no_intent_and_zero_when_they_agree():
-    tf = pytest.importorskip("tensorflow")
-    from edge_slm.model.distill import ODDS_CLIP, none_odds, odds_term
-
-    li = np.array([[2.0, 0.0, 1.0], [-3.0, 4.0, 0.0], [30.0, 0.0, 0.0]], np.float32)
-    p = tf.nn.softmax(li).numpy()
-    want = np.log(p[:, 0] / (1 - p[:, 0]))
-    assert np.allclose(none_odds(li).numpy()[:2], want[:2], atol=1e-4)
-    assert none_odds(li).numpy()[2] == ODDS_CLIP  # sure either way: clipped
-    assert np.allclose(odds_term(li, p.astype(np.float16).astype(np.float32)), 0, atol=1e-2)
-    # a student that doubts a command the teacher is sure of pays for it
-    doubt = li.copy()
-    doubt[1, 0] = 3.0
-    assert float(odds_term(doubt, p)[1]) > 10 and float(odds_term(doubt, p)[0]) < 1e-6
-
-
 def test_temperature_scaling_lowers_ece_on_an_overconfident_model():
     rng = np.random.default_rng(1)
     n, k = 5000, 6

@@ -3,15 +3,7 @@
     loss = alpha * [CE(intent) + f * CE(frame) + s * CE(tags)]        (sentences with labels)
          + (1 - alpha) * T^2 * [KL(intent) + f * KL(frame) + s * KL(tags)]   (teacher's view)
 
-(KL(p_t || p_s) per head; f = `frame_weight`, s = `slot_weight`.) With `odds_weight` o > 0,
-the teacher's view also holds
-
-         + (1 - alpha) * o * (clip(odds_s) - clip(odds_t))^2
-
-where odds is the log-odds of "no intent", log p(none) - log(1 - p(none)), clipped to
-+-`ODDS_CLIP`: the quantity the rejection threshold cuts. KL at T barely sees whether a
-command's p(none) is 1e-5 or 1e-2 (both are next to nothing in the distribution), while the
-threshold, near p(none) = 0.001, sees nothing else.
+(KL(p_t || p_s) per head; f = `frame_weight`, s = `slot_weight`.)
 
 Teacher slot distributions are stored per real token only (`SoftLabels.tag_probs` is ragged,
 row `i` at `tag_rows[i]:tag_rows[i+1]`), which keeps 100k sentences in ~150 MB of float16.
@@ -34,8 +26,6 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 _LOGGER = logging.getLogger(__name__)
-#: Log-odds of "no intent" beyond this are all alike to the odds term (sure either way).
-ODDS_CLIP = 10.0
 
 
 @dataclass
@@ -61,9 +51,6 @@ class DistillConfig:
     frame_weight: float = 1.0
     """Weight of the frame terms (fixed slots, the satellite's area) relative to the intent
     terms."""
-    odds_weight: float = 0.0
-    """Weight of the squared difference of the student's and the teacher's log-odds of "no
-    intent" (0: none), beside the KL terms."""
     seed: int = 0
     """Shuffling and initialization seed."""
 
@@ -121,27 +108,6 @@ def kd_terms(student_intent: tf.Tensor, student_tags: tf.Tensor, t_intent: tf.Te
     return kl_i, kl_t * T * T
 
 
-def none_odds(logits: tf.Tensor) -> tf.Tensor:
-    """The log-odds of "no intent" (index 0) from intent logits, clipped to +-ODDS_CLIP."""
-    import tensorflow as tf
-
-    odds = logits[:, 0] - tf.reduce_logsumexp(logits[:, 1:], axis=-1)
-    return tf.clip_by_value(odds, -ODDS_CLIP, ODDS_CLIP)
-
-
-def odds_term(student_intent: tf.Tensor, t_intent: tf.Tensor) -> tf.Tensor:
-    """Per row, the squared difference of the student's and the teacher's log-odds of "no
-    intent", each clipped to +-ODDS_CLIP (`t_intent`: probabilities at temperature 1); zero
-    when the student equals the teacher."""
-    import tensorflow as tf
-
-    tiny = 1e-7  # float16 probabilities: below this they are noise
-    teacher = tf.math.log(tf.maximum(t_intent[:, 0], tiny)) - tf.math.log(
-        tf.maximum(tf.reduce_sum(t_intent[:, 1:], axis=-1), tiny))
-    teacher = tf.clip_by_value(teacher, -ODDS_CLIP, ODDS_CLIP)
-    return tf.square(none_odds(student_intent) - teacher)
-
-
 def fit(model: Student, data: Batch, config: DistillConfig,
         soft: Optional[SoftLabels] = None, hard_mask: Optional[np.ndarray] = None,
         progress: bool = True, desc: str = "student",
@@ -193,8 +159,6 @@ def fit(model: Student, data: Batch, config: DistillConfig,
                 kl = kl_i + sw * kl_t
                 if kd_frames:
                     kl = kl + fw * kd_kl(lf, t_frames, config.temperature)
-                if config.odds_weight:
-                    kl = kl + config.odds_weight * odds_term(li, t_int)
                 loss = loss + (1 - alpha) * tf.reduce_mean(kl)
         grads = tape.gradient(loss, model.trainable_weights)
         opt.apply_gradients(zip(grads, model.trainable_weights))
