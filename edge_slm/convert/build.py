@@ -141,13 +141,18 @@ def _wildcards(lang: str, corpus: Dict[str, Any]) -> List[str]:
                           corpus.get("include_extended", True))
 
 
+def _train_config(run: Path) -> Dict[str, Any]:
+    """The training run's saved config ({} when the folder has none)."""
+    path = run / "train_config.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def _home_json(run: Path) -> bytes:
     """The home the corpus was sampled in: the bundle's fallback home (`home.json`)."""
     from ..corpus.inventory import load_inventory
     from ..home import home_json
 
-    cfg = json.loads((run / "train_config.json").read_text()) \
-        if (run / "train_config.json").exists() else {}
+    cfg = _train_config(run)
     corpus = cfg.get("corpus", {})
     inv_path = corpus.get("inventory")
     return home_json(load_inventory(Path(inv_path) if inv_path else None,
@@ -173,8 +178,7 @@ def convert(model_dir: Path, out: Path, config: ConvertConfig,
     run = Path(run) if run is not None else model_dir.parent
     ckpt = load_checkpoint(model_dir)
     sets = load_eval_sets(run, config.eval_sentences, dev_path)
-    train_cfg = json.loads((run / "train_config.json").read_text()) \
-        if (run / "train_config.json").exists() else {}
+    train_cfg = _train_config(run)
     lang = train_cfg.get("corpus", {}).get("lang", "en")
 
     common = {
@@ -292,12 +296,12 @@ def remeasure(path: Path, run: Path, dev_path: Optional[Path]) -> Dict[str, Any]
     (the float model is not in the bundle). Returns the new metrics."""
     bundle = read_bundle(path)
     old = bundle.manifest
-    train_cfg = json.loads((run / "train_config.json").read_text()) \
-        if (run / "train_config.json").exists() else {}
+    train_cfg = _train_config(run)
     if train_cfg.get("corpus") != old["provenance"].get("corpus_config"):
         raise ConfigError(f"{run}: its corpus config is not the one {path} was measured on; "
-                          "re-create that corpus (edge-slm corpus, with the manifest's "
-                          "provenance.corpus_config) in a run folder and pass that")
+                          "re-create that corpus (edge-slm train with the manifest's "
+                          "provenance.corpus_config, stopped after its corpus stage) and "
+                          "pass that run folder")
     provenance = dict(old["provenance"], code_version=_code_version())
     config = ConvertConfig(**provenance["convert_config"])
     sets = load_eval_sets(run, config.eval_sentences, dev_path)
