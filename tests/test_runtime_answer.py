@@ -260,3 +260,55 @@ def test_a_value_read_inside_a_name_of_the_home_is_the_name(text, tagged, probs,
     assert res.intent == want[0]
     said = {s.name: s.value for s in res.slots if s.said}
     assert said == want[1]
+
+
+def test_a_timer_named_like_a_device_stays_a_timer():
+    """A timer's name is its own words: a device of the same name (Rover, a vacuum) moves
+    the answer only when the model gives the device's intent its share (1% of the best)."""
+    timer = run("stop rover timer", [0, 0, 0.004, 0.996, 0], tags={1: "B-name"})
+    assert timer.intent == "HassStartTimer" and timer.slot_values() == {"name": "rover"}
+    device = run("stop rover timer", [0, 0, 0.05, 0.95, 0], tags={1: "B-name"})
+    assert device.intent == "HassVacuumStart" and device.slot_values() == {"name": "Rover"}
+
+
+def test_the_example_home_does_not_choose_the_intent():
+    """The home shipped in a bundle fixes spellings and no more: Rover being a vacuum there
+    says nothing about the user's Rover."""
+    res = run("start rover", [0.0, 0.7, 0.3, 0, 0], tags={1: "B-name"}, user=False)
+    assert res.intent == "HassTurnOn" and res.slot_values() == {"name": "Rover"}
+
+
+def _light(text, probs, frame, tags=None):
+    """Answers of a model that knows HassLightSet and HassTurnOff."""
+    labels = Labels([None, "HassLightSet", "HassTurnOff"],
+                    ["O", "B-area", "I-area", "B-brightness", "I-brightness"],
+                    [Frame(), Frame.make({"domain": "light"}),
+                     Frame.make({"domain": "light", "brightness_step": "down"})],
+                    {"HassLightSet": [1, 2], "HassTurnOff": [1]})
+    values = ValueTables(numeric=["brightness"], name_domains={
+        "HassLightSet": ["light"], "HassTurnOff": ["light", "switch"]}, intent_slots={
+        "HassLightSet": ["area", "brightness"], "HassTurnOff": ["area"]})
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+    lt = np.full((1 + len(words), len(labels.tags)), -5.0)
+    lt[:, 0] = 5.0
+    for k, tag in (tags or {}).items():
+        lt[1 + k, :] = -5.0
+        lt[1 + k, labels.tags.index(tag)] = 5.0
+    lf = np.full(3, -5.0)
+    lf[frame] = 5.0
+    li = np.log(np.maximum(np.asarray(probs, np.float64), 1e-9))
+    return Answerer(labels, values).answer(text, li, lt, lf, words, KnownHome(HOME, user=True),
+                                           None, True, None, 1.0, 0.9)
+
+
+def test_a_brightness_setting_without_a_setting_gives_way():
+    """HassLightSet with no brightness, step, colour or temperature is nothing Home Assistant
+    can do: "the kitchen is too bright" is the next intent's (a remark about the room)."""
+    room = _light("the kitchen is too bright", [0.01, 0.89, 0.1], 1, {1: "B-area"})
+    assert room.intent == "HassTurnOff"
+    assert room.slot_values() == {"area": "Kitchen", "domain": "light"}
+    # the frame's step, or a said brightness, is a setting: the intent stands
+    lights = _light("the lights are too bright", [0.01, 0.89, 0.1], 2)
+    assert lights.intent == "HassLightSet" and lights.slot_values()["brightness_step"] == "down"
+    said = _light("kitchen to 50", [0.01, 0.89, 0.1], 1, {0: "B-area", 2: "B-brightness"})
+    assert said.intent == "HassLightSet" and said.slot_values()["brightness"] == 50

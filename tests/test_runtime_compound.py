@@ -230,3 +230,25 @@ def test_compounds_are_scored_every_command_right(engine):
     m = evaluate(engine, [right, wrong])
     assert m["n_compound"] == 2 and m["compound_all_right"] == 0.5
     assert m["compound_count_right"] == 1.0
+
+
+def test_pieces_each_nearly_sure_are_commands_together():
+    """Two questions each a hair under the bundle's threshold: with no piece sure on its own,
+    they still qualify when every one is at least PAIR_THRESHOLD sure."""
+    text = "what's switched on and then what's the dew point tonight"
+
+    def parse(p):
+        return {"what's switched on": ParseResult(p, "HassGetState", 0.995),
+                "what's the dew point tonight": ParseResult(p, "HassGetWeather", 0.998)
+                }.get(p, ParseResult(p, None, 0.6))
+
+    def none(p):
+        return ParseResult(p, None, 0.6)  # nothing at the bundle's threshold
+    whole = ParseResult(text, None, 0.58)
+    assert [c.intent for c in split(text, whole, none, parse)] == ["HassGetState",
+                                                                   "HassGetWeather"]
+
+    def less(p):
+        res = parse(p)
+        return ParseResult(p, res.intent, 0.98) if p.startswith("what's the") else res
+    assert split(text, whole, none, less) == []  # one of them below the pair's bar

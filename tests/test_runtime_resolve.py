@@ -131,3 +131,22 @@ def test_a_complete_home_without_places_drops_every_place():
     spans = [("area", 9, 15)]
     assert resolve_spans(text, spans, HomeNames(), strict=True) == []
     assert resolve_spans(text, spans, HomeNames()) == spans
+
+
+def test_name_grows_over_a_value_read_as_its_last_word():
+    """"salt lamp" + brightness "1" of "set salt lamp 1 to 63%": the longer name of the home
+    wins, even beside a shorter one, and the value goes."""
+    home = HomeNames.build(names=["salt lamp 1", "salt lamp", "light 3"])
+    text = "set salt lamp 1 to 63 percent"
+    spans = [("name", 4, 13), ("brightness", 14, 15), ("brightness", 19, 21)]
+    assert spans_text(text, resolve_spans(text, spans, home)) == \
+        [("name", "salt lamp 1"), ("brightness", "63")]
+    # no longer name of the home: the value stands
+    text = "set salt lamp to 1 percent"
+    spans = [("name", 4, 13), ("brightness", 17, 18)]
+    assert resolve_spans(text, spans, home) == spans
+    other = HomeNames.build(names=["salt lamp"])
+    text = "set salt lamp 1 to 63 percent"
+    assert spans_text(text, resolve_spans(text, [("name", 4, 13), ("brightness", 14, 15)],
+                                          other)) == [("name", "salt lamp"),
+                                                      ("brightness", "1")]

@@ -7,9 +7,13 @@
     frame logits ─► the intent's best frame ─► its fixed slots + the satellite's area
 
 The home's say (docs/labelling.md, "The home decides"):
-- a `{name}` that is an entity of the home with a known domain rules out intents that never
-  take that domain ("start rover" is `HassVacuumStart` when Rover is a vacuum, `HassTurnOn`
-  when it is a script); whether the sentence is a command at all stays the model's call;
+- a `{name}` that is an entity of the user's home (not the example one shipped) with a known
+  domain rules out intents that never take that domain ("start rover" is `HassVacuumStart`
+  when Rover is a vacuum, `HassTurnOn` when it is a script; a timer's own name only when the
+  model gives the entity's intent its share); whether the sentence is a command at all stays
+  the model's call;
+- an answer Home Assistant cannot carry out (`HassLightSet` with nothing to set) gives way to
+  the next intent the model ranks;
 - the user's own home adds names, areas and floors said word for word where the tagger saw
   none ("turn on play corner lights"), for intents that take them;
 - a name replaces the frame's `domain`/`device_class` (Home Assistant matches the entity).
@@ -55,6 +59,10 @@ NAMED_WORD_DOUBT = 5.0
 #: A name of several words is specific enough on its own ("what is the outside temperature"
 #: in a home with an "Outside Temperature" sensor asks for its state, not the weather).
 HOME_NAME_MIN_RATIO = 0.01
+#: Intents Home Assistant cannot carry out without one of these slots, said or fixed by the
+#: frame: a brightness setting with no brightness, step, colour or colour temperature ("the
+#: kitchen is too bright" is a remark about the room: docs/labelling.md, section 5).
+NEEDS_ONE_OF = {"HassLightSet": ("brightness", "brightness_step", "color", "temperature")}
 
 
 class Answerer:
@@ -93,7 +101,7 @@ class Answerer:
         extra = _extra_home(names)
         chosen = commands[0] if commands else 0
         said = self._place(text, spans, chosen, home, extra, strict)
-        domain = self._named_domain(said, text, home)
+        domain = self._named_domain(said, text, home) if home.user else None
         if domain is None and home.user and chosen != 0:
             before = chosen
             chosen, domain = self._switch_for_a_name(text, said, chosen, ip, commands, home)
@@ -103,7 +111,8 @@ class Answerer:
             if domain is None:
                 said, domain = self._name_over_values(text, said, chosen, home)
         allowed = [i for i in commands if self._takes(i, domain)] if domain else []
-        if allowed and allowed[0] != chosen:
+        if allowed and allowed[0] != chosen and (
+                not self._own_name(chosen) or ip[allowed[0]] >= HOME_NAME_MIN_RATIO * ip[chosen]):
             chosen = allowed[0]
             said = self._place(text, spans, chosen, home, extra, strict)
         # a fixed sentence of the templates, said word for word, is taken at the model's
@@ -114,6 +123,16 @@ class Answerer:
         named = (home.user and domain is not None and self._takes(chosen, domain)
                  and p_none < self._named_doubt(text, said, threshold))
         accepted = chosen != 0 and (sure or named)
+        if accepted and not self._executable(chosen, said, lf):
+            # an answer Home Assistant cannot carry out ("the kitchen is too bright" as a
+            # brightness setting with no brightness) gives way to the next intent that can
+            for i in commands:
+                if i == chosen or (domain is not None and not self._takes(i, domain)):
+                    continue
+                alt = self._place(text, spans, i, home, extra, strict)
+                if self._executable(i, alt, lf):
+                    chosen, said = i, alt
+                break
         best = chosen if ranked[0] != 0 or accepted else 0
         intent = self.intents[chosen] if accepted else None
         conf = float(ip[best])
@@ -275,6 +294,19 @@ class Answerer:
         if words and len(words[0]) == 1 and words[0][0].casefold() in self.common_words:
             return min(NAMED_ENTITY_MAX_P_NONE, NAMED_WORD_DOUBT * (1.0 - threshold))
         return NAMED_ENTITY_MAX_P_NONE
+
+    def _own_name(self, intent: int) -> bool:
+        """Whether `intent`'s `{name}` is a name of its own (a timer's), not an entity."""
+        return "name" in self.values.free_slots.get(self.intents[intent] or "", [])
+
+    def _executable(self, intent: int, said: Sequence[Span], lf: np.ndarray) -> bool:
+        """Whether Home Assistant can carry out `intent` with the said spans and its best
+        frame's fixed slots: an intent of NEEDS_ONE_OF needs one of its slots."""
+        need = NEEDS_ONE_OF.get(self.intents[intent] or "")
+        if not need:
+            return True
+        frame, _ = self._frame(self.intents[intent] or "", lf)
+        return any(s[0] in need for s in said) or any(k in need for k in frame.fixed_slots)
 
     def _takes(self, intent: int, domain: str) -> bool:
         """Whether `intent`'s `{name}` may be an entity of `domain`."""

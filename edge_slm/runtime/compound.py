@@ -4,9 +4,10 @@ The model reads one command at a time. A sentence with joining words ("and", "th
 then", "also", "plus", a comma or a semicolon) is also read as its pieces: every way of
 cutting it at those joins (at most `MAX_JOINS` of them) is scored, and a cut qualifies only
 when every piece is a command and one of them at least a command the engine answers on its
-own (above the bundle's threshold); the finest qualifying cut wins, then the surest (a piece
-that is itself two commands is one cut short). "add salt and pepper to my list" stays one
-command: "pepper to my list" is not one on its own. (The pieces need not be as sure as the
+own (above the bundle's threshold), or every one of them nearly so (`PAIR_THRESHOLD`); the
+finest qualifying cut wins, then the surest (a piece that is itself two commands is one cut
+short). "add salt and pepper to my list" stays one command: "pepper to my list" is not one
+on its own. (The pieces need not be as sure as the
 whole: a whole that reads "hoover please and switch on the porch light" as one sure command
 is no evidence against its pieces, and a floor under them lost 1.6 points of the held-out
 compounds without saving a single command.)
@@ -51,6 +52,11 @@ PAIRS = {"each every", "on off", "off on", "up down", "back forth", "in out", "b
 MAX_JOINS = 4
 #: Least 1 - p(no intent) of a piece beside one the engine answers on its own.
 PIECE_THRESHOLD = 0.9
+#: Pieces that are each a command at least this sure qualify together without one the engine
+#: answers on its own: "what's switched on and then what's the dew point tonight", two
+#: questions each a hair under the bundle's threshold (0.995 and 0.998), is two commands,
+#: where the whole is none.
+PAIR_THRESHOLD = 0.99
 #: Intents a piece is only at the bundle's own threshold (what preambles sound like).
 CHAT_INTENTS = frozenset({"HassRespond", "HassNevermind"})
 
@@ -98,7 +104,8 @@ def split(text: str, whole: ParseResult, parse_one: ParseOne,
             if read is None:
                 continue
             commands = [c for c, _ in read]
-            if not any(_command(text, key, parse_one, sure) for _, key in read):
+            if not any(_command(text, key, parse_one, sure) for _, key in read) and not all(
+                    c.confidence >= PAIR_THRESHOLD for c in commands):
                 continue
             score = (len(commands), min(c.confidence for c in commands))
             if score > best_score:  # the finest cut, then the surest

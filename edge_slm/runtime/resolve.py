@@ -275,12 +275,24 @@ def _merge_adjacent(text: str, spans: List[Span], home: HomeNames) -> List[Span]
 
 def _extend_names(text: str, spans: List[Span], home: HomeNames) -> List[Span]:
     """A name that is not known but becomes known with one or two untagged neighbouring words
-    grows to them ("spot" + "3" -> "spot 3")."""
-    out = list(spans)
-    for n, (slot, a, b) in enumerate(out):
-        if slot == "name" and not home.is_name(text[a:b]):
-            out[n] = _grown_to_a_name(text, out, n, home) or out[n]
-    return out
+    grows to them ("spot" + "3" -> "spot 3"), or with the one-word value read right after it
+    ("salt lamp" + brightness "1" of "set salt lamp 1 to 63%" in a home with a "Salt Lamp
+    1": the value was the name's last word)."""
+    out: List[Optional[Span]] = list(spans)
+    for n, span in enumerate(spans):
+        slot, a, b = span
+        if slot != "name" or out[n] is None:
+            continue
+        after = spans[n + 1] if n + 1 < len(spans) else None
+        if (after is not None and after[0] not in MERGEABLE
+                and len(_words(text, after[1], after[2])) == 1 and _adjacent(text, span, after)
+                and home.is_name(text[a:after[2]])):
+            # the longer name wins, as a name said word for word does ("Salt Lamp" beside
+            # "Salt Lamp 1")
+            out[n], out[n + 1] = ("name", a, after[2]), None
+        elif not home.is_name(text[a:b]):
+            out[n] = _grown_to_a_name(text, list(spans), n, home) or span
+    return [sp for sp in out if sp is not None]
 
 
 def _fix_one(text: str, span: Span, home: HomeNames) -> List[Span]:
