@@ -241,7 +241,7 @@ def test_a_name_of_the_home_wins_over_free_text_read_there():
      ("HassLightSet", {"color": "blue", "name": "Kitchen White"})),
 ])
 def test_a_value_read_inside_a_name_of_the_home_is_the_name(text, tagged, probs, want):
-    labels = Labels([None, "HassLightSet", "HassTurnOff"],
+    labels = Labels([None, "HassLightSet", "HassTurnOff", "HassSetVolume"],
                     ["O", "B-color", "I-color", "B-name", "I-name"])
     values = ValueTables(name_domains={"HassLightSet": ["light"], "HassTurnOff": ["light"]},
                          intent_slots={"HassLightSet": ["color", "name"],
@@ -280,14 +280,16 @@ def test_the_example_home_does_not_choose_the_intent():
 
 def _light(text, probs, frame, tags=None):
     """Answers of a model that knows HassLightSet and HassTurnOff."""
-    labels = Labels([None, "HassLightSet", "HassTurnOff"],
+    labels = Labels([None, "HassLightSet", "HassTurnOff", "HassSetVolume"],
                     ["O", "B-area", "I-area", "B-brightness", "I-brightness"],
                     [Frame(), Frame.make({"domain": "light"}),
                      Frame.make({"domain": "light", "brightness_step": "down"})],
                     {"HassLightSet": [1, 2], "HassTurnOff": [1]})
-    values = ValueTables(numeric=["brightness"], name_domains={
-        "HassLightSet": ["light"], "HassTurnOff": ["light", "switch"]}, intent_slots={
-        "HassLightSet": ["area", "brightness"], "HassTurnOff": ["area"]})
+    values = ValueTables(numeric=["brightness", "volume_level"], name_domains={
+        "HassLightSet": ["light"], "HassTurnOff": ["light", "switch"],
+        "HassSetVolume": ["media_player"]}, intent_slots={
+        "HassLightSet": ["area", "brightness"], "HassTurnOff": ["area"],
+        "HassSetVolume": ["area", "volume_level"]})
     words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
     lt = np.full((1 + len(words), len(labels.tags)), -5.0)
     lt[:, 0] = 5.0
@@ -304,11 +306,15 @@ def _light(text, probs, frame, tags=None):
 def test_a_brightness_setting_without_a_setting_gives_way():
     """HassLightSet with no brightness, step, colour or temperature is nothing Home Assistant
     can do: "the kitchen is too bright" is the next intent's (a remark about the room)."""
-    room = _light("the kitchen is too bright", [0.01, 0.89, 0.1], 1, {1: "B-area"})
+    room = _light("the kitchen is too bright", [0.01, 0.89, 0.1, 0], 1, {1: "B-area"})
     assert room.intent == "HassTurnOff"
     assert room.slot_values() == {"area": "Kitchen", "domain": "light"}
     # the frame's step, or a said brightness, is a setting: the intent stands
-    lights = _light("the lights are too bright", [0.01, 0.89, 0.1], 2)
+    lights = _light("the lights are too bright", [0.01, 0.89, 0.1, 0], 2)
     assert lights.intent == "HassLightSet" and lights.slot_values()["brightness_step"] == "down"
-    said = _light("kitchen to 50", [0.01, 0.89, 0.1], 1, {0: "B-area", 2: "B-brightness"})
+    said = _light("kitchen to 50", [0.01, 0.89, 0.1, 0], 1, {0: "B-area", 2: "B-brightness"})
     assert said.intent == "HassLightSet" and said.slot_values()["brightness"] == 50
+    # the next intent cannot be carried out either (a volume setting with no level): as read
+    missed = _light("turn kitchen to 50%", [0.01, 0.89, 0, 0.1], 1, {1: "B-area"})
+    assert missed.intent == "HassLightSet" and missed.slot_values() == {
+        "area": "Kitchen", "domain": "light"}

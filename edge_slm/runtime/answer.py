@@ -62,7 +62,12 @@ HOME_NAME_MIN_RATIO = 0.01
 #: Intents Home Assistant cannot carry out without one of these slots, said or fixed by the
 #: frame: a brightness setting with no brightness, step, colour or colour temperature ("the
 #: kitchen is too bright" is a remark about the room: docs/labelling.md, section 5).
-NEEDS_ONE_OF = {"HassLightSet": ("brightness", "brightness_step", "color", "temperature")}
+NEEDS_ONE_OF = {"HassLightSet": ("brightness", "brightness_step", "color", "temperature"),
+                "HassSetVolume": ("volume_level",), "HassClimateSetTemperature": ("temperature",),
+                "HassFanSetSpeed": ("percentage",), "HassSetPosition": ("position",)}
+#: Intents that give way when they cannot be carried out (the others are answered as read:
+#: "set the volume" is still a volume setting, for a dialogue to complete).
+GIVES_WAY = frozenset({"HassLightSet"})
 
 
 class Answerer:
@@ -123,9 +128,11 @@ class Answerer:
         named = (home.user and domain is not None and self._takes(chosen, domain)
                  and p_none < self._named_doubt(text, said, threshold))
         accepted = chosen != 0 and (sure or named)
-        if accepted and not self._executable(chosen, said, lf):
+        if (accepted and self.intents[chosen] in GIVES_WAY
+                and not self._executable(chosen, said, lf)):
             # an answer Home Assistant cannot carry out ("the kitchen is too bright" as a
-            # brightness setting with no brightness) gives way to the next intent that can
+            # brightness setting with no brightness) gives way to the next intent, if that
+            # one can be ("turn bedroom to 50%" with the 50 missed is no volume setting)
             for i in commands:
                 if i == chosen or (domain is not None and not self._takes(i, domain)):
                     continue
