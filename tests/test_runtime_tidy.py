@@ -18,6 +18,16 @@ def test_slots_the_intent_never_takes_and_duration_twins():
     assert for_intent(spans, None) == spans
 
 
+def test_a_level_read_as_another_intents_is_the_intents_own():
+    """"turn bedroom to 50%" answered as a light setting with the 50 read as a volume level:
+    it is the brightness. An intent taking no level, or two, drops it as before."""
+    spans = [("area", 5, 12), ("volume_level", 16, 18)]
+    want = [("area", 5, 12), ("brightness", 16, 18)]
+    assert for_intent(spans, ["area", "brightness", "color"]) == want
+    assert for_intent(spans, ["area", "name"]) == [("area", 5, 12)]
+    assert for_intent([("percentage", 0, 2)], ["volume_level", "position"]) == []
+
+
 def test_the_unit_after_a_number():
     text = "timer for 1 and a half hours and 5-minute"
     assert by_unit(text, "minutes", 11) == "hours"

@@ -65,18 +65,27 @@ _START = "start_"
 _NAMES_TIMER = re.compile(r"[\s-]*timer\b", re.IGNORECASE)
 
 
+#: Slots of a level in percent, one per intent that takes one: a level the tagger read as
+#: another intent's is the chosen intent's own.
+LEVEL_SLOTS = ("brightness", "volume_level", "percentage", "position")
+
+
 def for_intent(spans: Sequence[Span], takes: Optional[Iterable[str]]) -> List[Span]:
     """Spans of slots `takes` (the intent's); a duration slot becomes its start_ twin when
-    only that one is taken. All pass when the intent's slots are not known."""
+    only that one is taken, a level in percent (LEVEL_SLOTS) the intent's own level. All pass
+    when the intent's slots are not known."""
     if not takes:
         return list(spans)
     taken = set(takes)
+    levels = [s for s in LEVEL_SLOTS if s in taken]
     out = []
     for slot, a, b in spans:
         if slot not in taken:
             twin = slot[len(_START):] if slot.startswith(_START) else _START + slot
             if slot in UNIT_SLOTS and twin in taken:
                 slot = twin
+            elif slot in LEVEL_SLOTS and len(levels) == 1:
+                slot = levels[0]  # "turn bedroom to 50%" set as a light: 50 is its brightness
             else:
                 continue
         out.append((slot, a, b))
