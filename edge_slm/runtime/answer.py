@@ -133,13 +133,12 @@ class Answerer:
             # an answer Home Assistant cannot carry out ("the kitchen is too bright" as a
             # brightness setting with no brightness) gives way to the next intent, if that
             # one can be ("turn bedroom to 50%" with the 50 missed is no volume setting)
-            for i in commands:
-                if i == chosen or (domain is not None and not self._takes(i, domain)):
-                    continue
-                alt = self._place(text, spans, i, home, extra, strict)
-                if self._executable(i, alt, lf):
-                    chosen, said = i, alt
-                break
+            after = next((i for i in commands if i != chosen
+                          and (domain is None or self._takes(i, domain))), None)
+            if after is not None:
+                alt = self._place(text, spans, after, home, extra, strict)
+                if self._executable(after, alt, lf):
+                    chosen, said = after, alt
         best = chosen if ranked[0] != 0 or accepted else 0
         intent = self.intents[chosen] if accepted else None
         conf = float(ip[best])

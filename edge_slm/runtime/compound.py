@@ -7,10 +7,10 @@ when every piece is a command and one of them at least a command the engine answ
 own (above the bundle's threshold), or every one of them nearly so (`PAIR_THRESHOLD`); the
 finest qualifying cut wins, then the surest (a piece that is itself two commands is one cut
 short). "add salt and pepper to my list" stays one command: "pepper to my list" is not one
-on its own. (The pieces need not be as sure as the
-whole: a whole that reads "hoover please and switch on the porch light" as one sure command
-is no evidence against its pieces, and a floor under them lost 1.6 points of the held-out
-compounds without saving a single command.)
+on its own. (The pieces need not be as sure as the whole: a whole that reads "hoover please
+and switch on the porch light" as one sure command is no evidence against its pieces, and a
+floor under them lost 1.6 points of the held-out compounds without saving a single
+command.)
 
 Beside a piece the engine answers on its own, another piece is a command at a lower bar
 (`PIECE_THRESHOLD`, passed in as `parse_piece`): said together with a clear command, "and

@@ -281,7 +281,7 @@ def _extend_names(text: str, spans: List[Span], home: HomeNames) -> List[Span]:
     out: List[Optional[Span]] = list(spans)
     for n, span in enumerate(spans):
         slot, a, b = span
-        if slot != "name" or out[n] is None:
+        if slot != "name":
             continue
         after = spans[n + 1] if n + 1 < len(spans) else None
         if (after is not None and after[0] not in MERGEABLE
@@ -291,7 +291,9 @@ def _extend_names(text: str, spans: List[Span], home: HomeNames) -> List[Span]:
             # "Salt Lamp 1")
             out[n], out[n + 1] = ("name", a, after[2]), None
         elif not home.is_name(text[a:b]):
-            out[n] = _grown_to_a_name(text, list(spans), n, home) or span
+            # bounded by the neighbours as grown so far (a value taken by a name: its span)
+            now = [o if o is not None else s for o, s in zip(out, spans)]
+            out[n] = _grown_to_a_name(text, now, n, home) or span
     return [sp for sp in out if sp is not None]
 
 
