@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from edge_slm.corpus.build import (
+    SPLIT_CALIB,
     SPLIT_HELDOUT,
     SPLIT_TRAIN,
     CorpusBuilder,
@@ -68,7 +69,7 @@ def test_heldout_templates_never_in_training(en_records, en_builder):
 def test_sentence_split_is_by_unaugmented_text(en_records):
     by_text = {}
     for rec in en_records:
-        if not rec["augment"] and rec["split"] != SPLIT_HELDOUT:
+        if not rec["augment"] and rec["split"] not in (SPLIT_HELDOUT, SPLIT_CALIB):
             by_text.setdefault(rec["text"], set()).add(rec["split"])
     assert all(len(splits) == 1 for splits in by_text.values())
     splits = {s for ss in by_text.values() for s in ss}
@@ -83,6 +84,20 @@ def test_out_of_scope_has_both_sources_and_heldout(en_records):
     assert len(set(from_templates)) > 0.8 * len(from_templates)  # variety, not repetition
     assert any(r["split"] == SPLIT_HELDOUT for r in oos)
     assert all(r["slots"] == [] for r in oos)
+
+
+def test_calibration_split_is_out_of_scope_wording_never_trained_on(en_records):
+    calib = [r for r in en_records if r["split"] == SPLIT_CALIB]
+    oos = [r for r in en_records if r["intent"] is None]
+    assert 0.02 < len(calib) / len(oos) < 0.09  # about calib_fraction of the negatives
+    assert all(r["intent"] is None for r in calib)
+    assert {r["source"] for r in calib} == {"oos-chatterbot", "oos-hard", "oos-template"}
+    # A calibration template or line is never in training, nor held out.
+    keys = {(r["template"] if r["source"] == "oos-template" else r["base"]) for r in calib}
+    for rec in oos:
+        key = rec["template"] if rec["source"] == "oos-template" else rec["base"]
+        if key in keys:
+            assert rec["split"] == SPLIT_CALIB, rec
 
 
 def test_augmentations_are_flagged_and_varied(en_records):

@@ -204,3 +204,57 @@ def test_a_seeded_student_starts_from_the_same_weights():
     same, other = zip(weights(0), weights(0)), zip(weights(0), weights(1))
     assert all(np.array_equal(a, b) for a, b in same)
     assert not all(np.array_equal(a, b) for a, b in other)
+
+
+def test_row_lengths_count_up_to_the_last_real_token():
+    from edge_slm.model.data import row_lengths
+
+    ids = np.array([[2, 5, 6, 0], [2, 0, 0, 0], [2, 7, 8, 9], [0, 0, 0, 0]], np.int32)
+    assert row_lengths(ids).tolist() == [3, 1, 4, 1]
+
+
+def test_length_batches_cover_an_epoch_once_in_full_batches_of_near_equal_length():
+    from edge_slm.model.data import length_batches
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(2, 33, size=1000)
+    batches = length_batches(np.random.default_rng(1), lengths, batch_size=8, steps=120, pool=10)
+    assert len(batches) == 120 and all(len(b) == 8 for b in batches)
+    rows = np.concatenate(batches)
+    assert len(set(rows.tolist())) == 960  # no row twice in an epoch
+    spread = np.mean([lengths[b].max() - lengths[b].min() for b in batches])
+    random_spread = np.mean([lengths[b].max() - lengths[b].min()
+                             for b in np.split(rng.permutation(1000)[:960], 120)])
+    assert spread < random_spread / 4
+    # the batch order is shuffled, not sorted by length
+    means = [lengths[b].mean() for b in batches]
+    assert means != sorted(means)
+    again = length_batches(np.random.default_rng(1), lengths, batch_size=8, steps=120, pool=10)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+
+
+def test_a_row_trimmed_to_its_length_reads_as_the_padded_row():
+    pytest.importorskip("tensorflow")
+    from edge_slm.model.student import ModelConfig, build_student
+
+    config = ModelConfig(vocab_size=50, max_len=8, d_model=16, n_heads=[2], head_dim=8,
+                         ffn_dims=[16], n_intents=3, n_tags=3, n_frames=2)
+    model = build_student(config, seed=0)
+    ids = np.array([[2, 5, 6, 0, 0, 0, 0, 0], [2, 7, 8, 0, 0, 0, 0, 0]], np.int32)
+    full = [np.asarray(x) for x in model(ids)]
+    trimmed = [np.asarray(x) for x in model(ids[:, :3])]
+    np.testing.assert_allclose(trimmed[0], full[0], atol=1e-5)  # intents
+    np.testing.assert_allclose(trimmed[1], full[1][:, :3], atol=1e-5)  # tags of real tokens
+    np.testing.assert_allclose(trimmed[2], full[2], atol=1e-5)  # frames
+
+
+def test_calibration_sentences_are_the_calibration_splits_negatives():
+    from edge_slm.model.stages import calibration_records
+
+    recs = [{"split": "calib", "intent": None, "text": "a"},
+            {"split": "calib", "intent": "HassTurnOn", "text": "b"},
+            {"split": "valid", "intent": None, "text": "c"},
+            {"split": "train", "intent": None, "text": "d"}]
+    assert [r["text"] for r in calibration_records(recs)] == ["a"]
+    # a corpus made before the calibration split: the validation split's negatives
+    assert [r["text"] for r in calibration_records(recs[2:])] == ["c"]

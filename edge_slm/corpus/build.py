@@ -56,6 +56,8 @@ SPLIT_TRAIN = "train"
 SPLIT_VALID = "valid"
 SPLIT_TEST = "test"
 SPLIT_HELDOUT = "heldout"
+#: Out-of-scope templates and lines kept out of training to set the rejection threshold.
+SPLIT_CALIB = "calib"
 
 
 @dataclass
@@ -87,6 +89,10 @@ class CorpusConfig:
     """Overrides of augmenters' probabilities, by flag."""
     heldout_fraction: float = 0.1
     """Share of each intent's templates held out of training."""
+    calib_fraction: float = 0.05
+    """Share of out-of-scope templates and lines kept out of training (split "calib"), next to
+    the held-out ones, to set the rejection threshold on wording the model never saw, as the
+    held-out false accepts are measured."""
     valid_fraction: float = 0.05
     """Share of training-template sentences in the validation split."""
     test_fraction: float = 0.05
@@ -192,7 +198,7 @@ class CorpusBuilder:
                 if self.neg_templates and rng.random() < cfg.oos_template_share:
                     ntpl = self.neg_templates[int(rng.random() * len(self.neg_templates))]
                     tid, source = ntpl.id, "oos-template"
-                    heldout = _hash01(cfg.split_salt, ntpl.id) < cfg.heldout_fraction
+                    band = _hash01(cfg.split_salt, ntpl.id)
                     for _ in range(MAX_NEGATIVE_TRIES):
                         text = walk_text(ntpl.node, rng, self.neg_lists)
                         if not self._conversational(text):
@@ -202,8 +208,10 @@ class CorpusBuilder:
                 if text is None:
                     neg = negatives[int(rng.random() * len(negatives))]
                     tid, source = f"oos:{neg.source}:{neg.group}", f"oos-{neg.source}"
-                    heldout = _hash01(cfg.split_salt, "oos:" + neg.text) < cfg.heldout_fraction
+                    band = _hash01(cfg.split_salt, "oos:" + neg.text)
                     text = neg.text
+                heldout = band < cfg.heldout_fraction
+                calib = not heldout and band < cfg.heldout_fraction + cfg.calib_fraction
                 draft = Draft(text, [])
                 intent, fixed, context, name_domain = None, {}, {}, None
             else:
@@ -214,8 +222,9 @@ class CorpusBuilder:
                 draft, context = sampled.draft, sampled.context
                 tid, heldout, fixed, source = tpl.id, tpl.heldout, tpl.fixed_slots, tpl.source
                 name_domain = sampled.name_domain
+                calib = False
             base = draft.text
-            split = self._split(heldout, base)
+            split = SPLIT_CALIB if calib else self._split(heldout, base)
             flags = augment(draft, rng, lang, probs) if rng.random() < cfg.augment_fraction else []
             text = draft.text
             yield {

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .data import Batch
+from .data import Batch, length_batches, row_lengths
 from .student import Student
 
 if TYPE_CHECKING:
@@ -138,7 +138,13 @@ def fit(model: Student, data: Batch, config: DistillConfig,
     frame_probs = soft.frame_probs if soft is not None else None
     kd_frames = frame_probs is not None
 
-    @tf.function(reduce_retracing=True)
+    def spec(rank: int, dtype: tf.DType) -> tf.TensorSpec:
+        return tf.TensorSpec([None] * rank, dtype)
+
+    # One graph for every batch length (batches are trimmed to their longest row).
+    @tf.function(input_signature=[spec(2, tf.int32), spec(1, tf.int32), spec(1, tf.int32),
+                                  spec(2, tf.int32), spec(1, tf.float32), spec(2, tf.float32),
+                                  spec(3, tf.float32), spec(2, tf.float32), spec(0, tf.float32)])
     def step(ids, intents, frames, tags, hw, t_int, t_tags, t_frames, lr):
         opt.learning_rate.assign(lr)
         with tf.GradientTape() as tape:
@@ -173,24 +179,27 @@ def fit(model: Student, data: Batch, config: DistillConfig,
     k = soft.tag_probs.shape[1] if soft is not None else 1
     dummy_int = np.zeros((config.batch_size, 1), np.float32)
     dummy_tags = np.zeros((config.batch_size, 1, k), np.float32)
-    frames = data.frames if data.frames is not None else np.zeros((n,), np.int32)
+    frames = (data.frames if data.frames is not None else np.zeros((n,), np.int32)
+              ).astype(np.int32)
+    ids, intents, tags = (a.astype(np.int32) for a in (data.ids, data.intents, data.tags))
+    hard_mask = hard_mask.astype(np.float32)
+    lengths = row_lengths(data.ids)
     done, t0, ema = 0, time.perf_counter(), None
     epoch = 0
     while done < total:
-        order = rng.permutation(n)
-        for b in range(steps_per_epoch):
+        for rows in length_batches(rng, lengths, config.batch_size, steps_per_epoch):
             if done >= total:
                 break
-            rows = order[b * config.batch_size:(b + 1) * config.batch_size]
+            t = int(lengths[rows].max())  # padding beyond the longest row is masked anyway
             if soft is not None:
                 t_int = soft.intent_probs[rows].astype(np.float32)
-                t_tags = soft.dense_tags(rows, data.ids.shape[1])
+                t_tags = soft.dense_tags(rows, t)
             else:
                 t_int, t_tags = dummy_int[:len(rows)], dummy_tags[:len(rows)]
             t_frames = (frame_probs[rows].astype(np.float32) if frame_probs is not None
                         else dummy_int[:len(rows)])
-            loss = float(step(data.ids[rows], data.intents[rows], frames[rows], data.tags[rows],
-                              hard_mask[rows].astype(np.float32), t_int, t_tags, t_frames,
+            loss = float(step(ids[rows, :t], intents[rows], frames[rows], tags[rows, :t],
+                              hard_mask[rows], t_int, t_tags, t_frames,
                               np.float32(lr_at(done))))
             ema = loss if ema is None else 0.98 * ema + 0.02 * loss
             done += 1

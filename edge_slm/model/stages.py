@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Sequence,
 
 import numpy as np
 
-from ..corpus.build import CorpusConfig, write_corpus
+from ..corpus.build import SPLIT_CALIB, CorpusConfig, write_corpus
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import Batch, LabelSpace, Sets, encode, read_jsonl
 from .distill import SoftLabels, fit
@@ -360,9 +360,17 @@ def _concat_soft(a: SoftLabels, b: SoftLabels) -> SoftLabels:
 
 
 def calibration_records(records: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """The out-of-scope sentences of the validation split that set the threshold, every one
-    as sampled: the same mix of sources as the held-out out-of-scope sentences the gate
-    measures. (Counted once per sentence before augmentation, as before, the fixed lists of
-    hard near-misses and chat shrank to 4% of the calibration sentences against a quarter
-    each of what is measured, and the threshold missed its target there fourfold.)"""
-    return [rec for rec in records if rec["split"] == "valid" and not rec["intent"]]
+    """The out-of-scope sentences that set the threshold: those of the calibration split,
+    templates and lines never trained on (`CorpusConfig.calib_fraction`), every one as sampled,
+    so the same kind of wording and the same mix of sources as the held-out out-of-scope
+    sentences the gate measures. (Sentences of the validation split, new fills of templates
+    the model had learned, set a threshold that let two to four times its target through on
+    held-out templates, and how much more varied from one training run to the next.) A corpus
+    without a calibration split falls back to the validation split's.
+
+    (Counted once per sentence before augmentation, as before, the fixed lists of hard
+    near-misses and chat shrank to 4% of the calibration sentences against a quarter each of
+    what is measured, and the threshold missed its target there fourfold.)"""
+    records = list(records)
+    calib = [rec for rec in records if rec["split"] == SPLIT_CALIB and not rec["intent"]]
+    return calib or [rec for rec in records if rec["split"] == "valid" and not rec["intent"]]

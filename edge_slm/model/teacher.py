@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .data import LabelSpace, tags_for
+from .data import LabelSpace, length_batches, tags_for
 from .distill import SoftLabels
 
 if TYPE_CHECKING:
@@ -139,12 +139,13 @@ class JointTeacher:
             bar = tqdm(total=total, desc="teacher", unit="step", mininterval=1.0)
         done, ema, t0 = 0, None, time.perf_counter()
         ce = torch.nn.CrossEntropyLoss(ignore_index=-100)
+        # Batches of nearly equal length (in characters), each padded to its longest row only.
+        lengths = np.array([len(r["text"]) for r in records])
         while done < total:
-            order = rng.permutation(n)
-            for b in range(steps_per_epoch):
+            for rows in length_batches(rng, lengths, cfg.batch_size, steps_per_epoch):
                 if done >= total:
                     break
-                batch = [records[i] for i in order[b * cfg.batch_size:(b + 1) * cfg.batch_size]]
+                batch = [records[i] for i in rows]
                 enc = self._batch([r["text"] for r in batch])
                 intents = torch.tensor([self.labels.intent_id(r.get("intent")) for r in batch])
                 frames = torch.tensor([self.labels.frame_id(r) for r in batch])
