@@ -13,6 +13,7 @@ import re
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from .numbers import number_digits, number_words
+from .substitute import substitute
 
 SlotRow = List[Any]  # [name, value, start, end, list_name]
 T = TypeVar("T")
@@ -299,6 +300,9 @@ def _surface_number(surface: str, row: SlotRow, lang: str) -> Optional[float]:
 
 #: Every augmenter by the flag it leaves in a record, with its default probability.
 AUGMENTERS: Dict[str, Tuple[Augmenter, float]] = {
+    # off unless asked for (the extra sentences only the teacher labels: substitute.py); first,
+    # so that the noise below falls on the words it brings
+    "substitute": (substitute, 0.0),
     "number": (number_format, 0.35),
     "contraction": (contraction, 0.3),
     "asr": (asr_confusion, 0.12),
@@ -316,6 +320,8 @@ def augment(d: Draft, rng: random.Random, lang: str,
     applied: List[str] = []
     for name, (fn, default_p) in AUGMENTERS.items():
         p = default_p if probs is None else probs.get(name, default_p)
+        if p <= 0.0:
+            continue  # no draw: an augmenter that is off leaves the others' draws alone
         if rng.random() < p and fn(d, rng, lang):
             applied.append(name)
     return applied

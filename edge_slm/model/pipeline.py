@@ -48,8 +48,8 @@ class DataConfig:
     extra_sentences: int = 50000
     """Extra heavily augmented sentences that only the teacher labels."""
     extra_augment_probs: Dict[str, float] = field(default_factory=lambda: {
-        "asr": 0.45, "typo": 0.45, "filler": 0.5, "wake_word": 0.2, "contraction": 0.5,
-        "number": 0.5, "casing": 0.5, "punctuation": 0.5})
+        "substitute": 0.5, "asr": 0.45, "typo": 0.45, "filler": 0.5, "wake_word": 0.2,
+        "contraction": 0.5, "number": 0.5, "casing": 0.5, "punctuation": 0.5})
     """Augmenter probabilities of the extra sentences."""
     eval_sentences: int = 5000
     """Held-out rows evaluated (per set)."""

@@ -117,9 +117,9 @@ def teacher_labels(ctx: RunContext) -> StageReport:
     cfg, sets = ctx.config, _sets(ctx)
     path = ctx.out / "teacher" / "soft.npz"
     stage = ctx.marker("soft", [
-        ctx.keys["teacher"], cfg.data.student_sentences, cfg.data.extra_sentences,
-        cfg.data.eval_sentences, cfg.data.calibration_sentences, str(ctx.dev_path),
-        _model_config(ctx).max_len])
+        ctx.keys["teacher"], ctx.keys["corpus"], cfg.data.student_sentences,
+        cfg.data.extra_sentences, cfg.data.eval_sentences, cfg.data.calibration_sentences,
+        str(ctx.dev_path), _model_config(ctx).max_len])
     resumed = stage.done
     with ctx.timed("teacher_labels"):
         if not resumed:
