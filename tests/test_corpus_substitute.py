@@ -30,6 +30,11 @@ def test_neighbours_are_the_nearest_whole_words_nearest_first():
     assert t.of("unknownword") == []
 
 
+def test_a_table_smaller_than_k_gives_what_it_has():
+    t = Neighbours(np.array([[1, 0], [1, 0.1], [0, 1]], np.float32), ["go", "run", "up"], k=10)
+    assert t.of("go") == ["run", "up"]
+
+
 def test_substitute_swaps_words_for_neighbours_and_keeps_spans():
     t = _table(k=1)
     rng = random.Random(0)

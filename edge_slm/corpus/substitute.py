@@ -57,7 +57,8 @@ class Neighbours:
                 self._cache[key] = []
             else:
                 sims = self.whole @ self.unit[i]
-                top = np.argpartition(-sims, self.k + 1)[:self.k + 1]
+                n = min(self.k + 1, len(sims))  # the word itself may be among the nearest
+                top = np.argpartition(-sims, n - 1)[:n] if n else np.zeros(0, int)
                 ranked = [self.words[j] for j in top[np.argsort(-sims[top])]]
                 self._cache[key] = [w for w in ranked if w != key][:self.k]
         return self._cache[key]
