@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Type, TypeVar
 
@@ -98,7 +98,10 @@ class TrainConfig:
         return asdict(self)
 
 
-def _from_dict(cls: Type[C], data: object) -> C:
+def _from_dict(cls: Type[C], data: object, default: Optional[C] = None) -> C:
+    """`default` (else `cls()`) with the keys of `data` replaced; a nested section only
+    replaces the keys it names, so `corpus: {seed: 2}` keeps the run's corpus count (160,000)
+    instead of falling back to `CorpusConfig`'s own."""
     if not isinstance(data, dict):
         raise ConfigError(f"{cls.__name__}: expected a mapping, got {data!r}")
     known = {f.name: f for f in fields(cls)}
@@ -106,12 +109,12 @@ def _from_dict(cls: Type[C], data: object) -> C:
     if unknown:
         raise ConfigError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
     kwargs: Dict[str, Any] = {}  # keyword arguments of `cls` (a type per key)
-    default = cls()
+    base = cls() if default is None else default
     for name, value in data.items():
-        current = getattr(default, name)
+        current = getattr(base, name)
         nested = is_dataclass(current) and not isinstance(current, type)
-        kwargs[name] = _from_dict(type(current), value) if nested else value
-    return cls(**kwargs)
+        kwargs[name] = _from_dict(type(current), value, current) if nested else value
+    return replace(base, **kwargs)
 
 
 def load_train_config(path: Optional[Path]) -> TrainConfig:
