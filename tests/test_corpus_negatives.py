@@ -4,7 +4,7 @@ Assistant's own matcher recognizes."""
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any, Dict, List, Tuple
+from typing import Dict, List, Tuple
 
 import pytest
 import yaml
@@ -39,19 +39,6 @@ def test_loaded_negatives_hold_every_hard_line_once():
     assert {n.group for n in hard} == set(_groups("en"))
 
 
-def _hassil_lists() -> Dict[str, Any]:
-    from hassil.intents import TextSlotList
-
-    inv = default_inventory("en")
-    areas = [(a, x.name) for x in inv.areas for a in (x.name,) + x.aliases]
-    floors = [(f, x.name) for x in inv.floors for f in (x.name,) + x.aliases]
-    names = [(s, e.name, {"domain": e.domain}) for e in inv.entities
-             for s in (e.name,) + e.aliases]
-    return {"area": TextSlotList.from_tuples(areas, allow_template=False),
-            "floor": TextSlotList.from_tuples(floors, allow_template=False),
-            "name": TextSlotList.from_tuples(names, allow_template=False)}
-
-
 def test_no_hard_line_is_a_command_home_assistant_recognizes():
     """A hard negative that Home Assistant's matcher executes would teach the model to refuse a
     real command: every line is checked with hassil over the package's English intents and
@@ -59,11 +46,12 @@ def test_no_hard_line_is_a_command_home_assistant_recognizes():
     pytest.importorskip("hassil")
     from hassil.intents import Intents
     from hassil.recognize import recognize_best
+    from hassil_lists import slot_lists
 
     from edge_slm.corpus.templates import package_intents
 
     intents = Intents.from_dict(package_intents("en"))
-    lists = _hassil_lists()
+    lists = slot_lists(default_inventory("en"))
     # The check can fail: a command in the same form is recognized.
     assert recognize_best("turn on the kitchen lights", intents, slot_lists=lists,
                           language="en") is not None

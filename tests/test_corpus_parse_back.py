@@ -3,25 +3,7 @@
 from __future__ import annotations
 
 import hassil
-from hassil.intents import TextSlotList
-
-from edge_slm.corpus.inventory import KNOWN_DOMAINS
-
-
-def _slot_lists(inv, records=()):
-    areas = [(a, area.name) for area in inv.areas for a in (area.name,) + area.aliases]
-    floors = [(f, floor.name) for floor in inv.floors for f in (floor.name,) + floor.aliases]
-    names = [(s, e.name, {"domain": e.domain}) for e in inv.entities for s in e.spoken]
-    # Synthetic names (names.py) are not in the inventory: let them be any domain.
-    known = {e.name for e in inv.entities}
-    synthetic = {s["value"] for r in records for s in r["slots"]
-                 if s["name"] == "name" and s["value"] not in known}
-    names += [(n, n, {"domain": d}) for n in sorted(synthetic) for d in sorted(KNOWN_DOMAINS)]
-    return {
-        "area": TextSlotList.from_tuples(areas, allow_template=False),
-        "floor": TextSlotList.from_tuples(floors, allow_template=False),
-        "name": TextSlotList.from_tuples(names, allow_template=False),
-    }
+from hassil_lists import slot_lists
 
 
 def _same(a, b) -> bool:
@@ -56,7 +38,7 @@ def test_unaugmented_sentences_parse_back(en_builder, en_records):
             picked.append(rec)
         if len(picked) >= 2500:
             break
-    lists = _slot_lists(en_builder.inventory, picked)
+    lists = slot_lists(en_builder.inventory, picked)
     failures = []
     for rec in picked:
         results = hassil.recognize_all(rec["text"], intents, slot_lists=lists,
