@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from edge_slm.home import KNOWN_DOMAINS, Inventory, default_inventory
+from edge_slm.home import Inventory, default_inventory
 from edge_slm.runtime.result import ParseResult, Slot
 
 FUZZY_MIN_SCORE = 75.0
@@ -92,23 +92,11 @@ class HassilSystem:
 
     @staticmethod
     def _lists(inv: Inventory, extra: Optional[Dict[str, List[str]]] = None) -> Dict[str, Any]:
-        from hassil.intents import TextSlotList
+        """The home's lists; `extra`: a record's own places (the engine gets them as
+        `names`)."""
+        from edge_slm.corpus.hassil_lists import slot_lists
 
-        areas = [(a, x.name) for x in inv.areas for a in (x.name,) + x.aliases]
-        floors = [(f, x.name) for x in inv.floors for f in (x.name,) + x.aliases]
-        names: List[Tuple[str, str, Dict[str, Any]]] = []
-        for e in inv.entities:
-            ctx = {"domain": e.domain, **({"device_class": e.device_class}
-                                          if e.device_class else {})}
-            names += [(s, e.name, ctx) for s in (e.name,) + e.aliases]
-        if extra:  # a record's own places (the engine gets them as `names`); domain unknown
-            areas += [(a, a) for a in extra.get("area", [])]
-            floors += [(f, f) for f in extra.get("floor", [])]
-            names += [(n, n, {"domain": d}) for n in extra.get("name", [])
-                      for d in sorted(KNOWN_DOMAINS)]
-        return {"area": TextSlotList.from_tuples(areas, allow_template=False),
-                "floor": TextSlotList.from_tuples(floors, allow_template=False),
-                "name": TextSlotList.from_tuples(names, allow_template=False)}
+        return slot_lists(inv, extra)
 
     def parse(self, text: str, names: Optional[Dict[str, List[str]]] = None,
               strict: Optional[bool] = None, area: Optional[str] = None) -> ParseResult:

@@ -46,8 +46,7 @@ def test_no_hard_line_is_a_command_home_assistant_recognizes():
     pytest.importorskip("hassil")
     from hassil.intents import Intents
     from hassil.recognize import recognize_best
-    from hassil_lists import slot_lists
-
+    from edge_slm.corpus.hassil_lists import slot_lists
     from edge_slm.corpus.templates import package_intents
 
     intents = Intents.from_dict(package_intents("en"))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hassil
-from hassil_lists import slot_lists
+
+from edge_slm.corpus.hassil_lists import slot_lists, unknown_names
 
 
 def _same(a, b) -> bool:
@@ -38,7 +39,8 @@ def test_unaugmented_sentences_parse_back(en_builder, en_records):
             picked.append(rec)
         if len(picked) >= 2500:
             break
-    lists = slot_lists(en_builder.inventory, picked)
+    lists = slot_lists(en_builder.inventory,
+                       {"name": unknown_names(en_builder.inventory, picked)})
     failures = []
     for rec in picked:
         results = hassil.recognize_all(rec["text"], intents, slot_lists=lists,
