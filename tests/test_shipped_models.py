@@ -93,6 +93,12 @@ def test_remeasure_gates_the_same_model_again(heldout_sets, tmp_path):
         assert metrics["heldout"][key] == pytest.approx(before["metrics"]["heldout"][key],
                                                         abs=0.002), key
     assert metrics["agreement_with_float"] == before["metrics"]["agreement_with_float"]
+    # a config that names a default the manifest's lacks is the same corpus
+    named = dict(before["provenance"]["corpus_config"])
+    named.setdefault("calib_fraction", 0.05)
+    named.pop("valid_fraction", None)
+    (run / "train_config.json").write_text(json.dumps({"corpus": named}))
+    remeasure(path, run, None)
     (run / "train_config.json").write_text(json.dumps({"corpus": {"seed": 2}}))
     with pytest.raises(ConfigError, match="corpus config"):
         remeasure(path, run, None)

@@ -297,7 +297,7 @@ def remeasure(path: Path, run: Path, dev_path: Optional[Path]) -> Dict[str, Any]
     bundle = read_bundle(path)
     old = bundle.manifest
     train_cfg = _train_config(run)
-    if train_cfg.get("corpus") != old["provenance"].get("corpus_config"):
+    if not _same_corpus(train_cfg.get("corpus"), old["provenance"].get("corpus_config")):
         raise ConfigError(f"{run}: its corpus config is not the one {path} was measured on; "
                           "re-create that corpus (edge-slm train with the manifest's "
                           "provenance.corpus_config, stopped after its corpus stage) and "
@@ -312,6 +312,19 @@ def remeasure(path: Path, run: Path, dev_path: Optional[Path]) -> Dict[str, Any]
                                     agreement=old["metrics"].get("agreement_with_float"))
     Path(path).write_bytes(blob)
     return metrics
+
+
+def _same_corpus(a: Any, b: Any) -> bool:
+    """Whether two saved corpus configs sample the same corpus: equal once each is filled with
+    `CorpusConfig`'s defaults (a manifest written before a key existed lacks it)."""
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return False
+    from ..corpus.build import CorpusConfig
+
+    try:
+        return asdict(CorpusConfig(**a)) == asdict(CorpusConfig(**b))
+    except TypeError:  # a key this checkout's CorpusConfig does not know
+        return a == b
 
 
 def judge(ref: Dict[str, Any], m: Dict[str, Any], margin: float) -> List[str]:
