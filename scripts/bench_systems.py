@@ -78,8 +78,10 @@ class HassilSystem:
     def __init__(self) -> None:
         from hassil.intents import Intents
 
+        from edge_slm.corpus.hassil_lists import slot_lists
         from edge_slm.corpus.templates import package_intents
 
+        self.slot_lists = slot_lists
         self.intents = Intents.from_dict(package_intents("en"))
         self.default = default_inventory("en")
         self._extra: Dict[Tuple[str, ...], Dict[str, Any]] = {}
@@ -87,16 +89,8 @@ class HassilSystem:
 
     def set_home(self, inventory: Optional[Inventory]) -> None:
         self.home = Home(inventory or self.default, inventory is not None)
-        self.lists = self._lists(self.home.inventory)
+        self.lists = self.slot_lists(self.home.inventory)
         self._extra.clear()
-
-    @staticmethod
-    def _lists(inv: Inventory, extra: Optional[Dict[str, List[str]]] = None) -> Dict[str, Any]:
-        """The home's lists; `extra`: a record's own places (the engine gets them as
-        `names`)."""
-        from edge_slm.corpus.hassil_lists import slot_lists
-
-        return slot_lists(inv, extra)
 
     def parse(self, text: str, names: Optional[Dict[str, List[str]]] = None,
               strict: Optional[bool] = None, area: Optional[str] = None) -> ParseResult:
@@ -108,7 +102,7 @@ class HassilSystem:
             if key not in self._extra:
                 if len(self._extra) > 64:
                     self._extra.clear()
-                self._extra[key] = self._lists(self.home.inventory, names)
+                self._extra[key] = self.slot_lists(self.home.inventory, names)
             lists = self._extra[key]
         try:
             r = recognize_best(text, self.intents, slot_lists=lists,

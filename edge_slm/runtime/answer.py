@@ -137,13 +137,8 @@ class Answerer:
         # word when the model's best intent is that sentence's ("never mind")
         sure = ranked[0] != 0 and (1.0 - p_none >= threshold or self.values.fixed_intent(
             text) == self.intents[ranked[0]])
-        # the user's own device, named for an intent that takes it, is evidence of a command
-        named = (home.user and domain is not None and self._takes(chosen, domain)
-                 and p_none < self._named_doubt(text, said, threshold))
-        # a kind of device said for an intent that takes one is weaker evidence of a command
-        kind = (not sure and chosen != 0 and self.intents[chosen] in self.values.name_domains
-                and p_none < DEVICE_WORD_DOUBT * (1.0 - threshold) and self._says_device(text))
-        accepted = chosen != 0 and (sure or named or kind)
+        accepted = chosen != 0 and (sure or p_none < self._doubt(
+            text, said, chosen, domain, home, threshold))
         if (accepted and self.intents[chosen] in GIVES_WAY
                 and not self._executable(chosen, said, lf)):
             # an answer Home Assistant cannot carry out ("the kitchen is too bright" as a
@@ -308,14 +303,24 @@ class Answerer:
                 return home.domain_of(canonical) if canonical else None
         return None
 
-    def _named_doubt(self, text: str, said: Sequence[Span], threshold: float) -> float:
-        """The p(no intent) below which a command naming an entity of the user's home is
-        accepted: NAMED_ENTITY_MAX_P_NONE for a specific name, NAMED_WORD_DOUBT times the
-        threshold's own for a common word."""
-        words = [text[a:b].split() for slot, a, b in said if slot == "name"]
-        if words and len(words[0]) == 1 and words[0][0].casefold() in self.common_words:
-            return min(NAMED_ENTITY_MAX_P_NONE, NAMED_WORD_DOUBT * (1.0 - threshold))
-        return NAMED_ENTITY_MAX_P_NONE
+    def _doubt(self, text: str, said: Sequence[Span], chosen: int, domain: Optional[str],
+               home: KnownHome, threshold: float) -> float:
+        """The p(no intent) below which `chosen`, short of the threshold, is still accepted
+        for the evidence of a command the sentence holds (0 for none): the user's own device,
+        named for an intent that takes its domain, NAMED_ENTITY_MAX_P_NONE for a specific name
+        and NAMED_WORD_DOUBT times the threshold's own for a common word; a word for a kind of
+        device, for an intent that takes a device, DEVICE_WORD_DOUBT times the threshold's."""
+        doubt = 0.0
+        if home.user and domain is not None and self._takes(chosen, domain):
+            words = [text[a:b].split() for slot, a, b in said if slot == "name"]
+            doubt = NAMED_ENTITY_MAX_P_NONE
+            if words and len(words[0]) == 1 and words[0][0].casefold() in self.common_words:
+                doubt = min(doubt, NAMED_WORD_DOUBT * (1.0 - threshold))
+        kind = DEVICE_WORD_DOUBT * (1.0 - threshold)
+        if (kind > doubt and self.intents[chosen] in self.values.name_domains
+                and self._says_device(text)):
+            doubt = kind
+        return doubt
 
     def _says_device(self, text: str) -> bool:
         """Whether `text` says a word or phrase of `device_words`."""
