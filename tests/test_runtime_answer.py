@@ -309,11 +309,13 @@ def test_the_example_home_does_not_choose_the_intent():
 def _light(text, probs, frame, tags=None):
     """Answers of a model that knows HassLightSet and HassTurnOff."""
     labels = Labels([None, "HassLightSet", "HassTurnOff", "HassSetVolume"],
-                    ["O", "B-area", "I-area", "B-brightness", "I-brightness"],
+                    ["O", "B-area", "I-area", "B-brightness", "I-brightness", "B-name",
+                     "I-name"],
                     [Frame(), Frame.make({"domain": "light"}),
                      Frame.make({"domain": "light", "brightness_step": "down"})],
                     {"HassLightSet": [1, 2], "HassTurnOff": [1]})
-    values = ValueTables(numeric=["brightness", "volume_level"], name_domains={
+    values = ValueTables(numeric=["brightness", "volume_level"], maps={
+        "brightness": {"min": 1, "minimum": 1, "max": 100}}, name_domains={
         "HassLightSet": ["light"], "HassTurnOff": ["light", "switch"],
         "HassSetVolume": ["media_player"]}, intent_slots={
         "HassLightSet": ["area", "brightness"], "HassTurnOff": ["area"],
@@ -346,3 +348,24 @@ def test_a_brightness_setting_without_a_setting_gives_way():
     missed = _light("turn kitchen to 50%", [0.01, 0.89, 0, 0.1], 1, {1: "B-area"})
     assert missed.intent == "HassLightSet" and missed.slot_values() == {
         "area": "Kitchen", "domain": "light"}
+
+
+@pytest.mark.parametrize("tags", [{3: "B-area", 4: "B-name"}, {3: "B-name", 4: "I-name"}],
+                         ids=["read-as-a-name", "read-with-the-area-as-one-name"])
+def test_a_value_read_as_a_place_the_home_lacks_is_that_value(tags):
+    """"min" read as a name the home lacks, for an intent that takes a brightness and none is
+    said, is the brightness; read with the area as one name ("kitchen min"), it is the area
+    Kitchen and the brightness. The said brightness stands for the frame's step."""
+    res = _light("turn down the kitchen min brightness", [0.01, 0.89, 0.1, 0], 2, tags)
+    assert res.intent == "HassLightSet"
+    assert res.slot_values() == {"area": "Kitchen", "brightness": 1, "domain": "light"}
+
+
+def test_a_place_stays_a_place_when_a_value_is_said_or_the_words_are_no_value():
+    said = _light("kitchen min to 50", [0.01, 0.89, 0.1, 0], 1,
+                  {0: "B-area", 1: "B-name", 3: "B-brightness"})
+    assert said.slot_values() == {"area": "Kitchen", "brightness": 50, "domain": "light"}
+    other = _light("turn down the kitchen mint", [0.01, 0.89, 0.1, 0], 2,
+                   {3: "B-name", 4: "I-name"})  # "mint" is no value: the frame's step
+    assert other.slot_values() == {"area": "Kitchen", "brightness_step": "down",
+                                   "domain": "light"}

@@ -182,8 +182,9 @@ class Answerer:
         name = self.intents[intent] or ""
         free = self.values.free_slots.get(name, [])
         names = home.names if extra is None else home.names.union(extra[0])
-        out = resolve_spans(text, spans, names, strict=strict, free=free, names_win=home.user)
         takes_any = self.values.intent_slots.get(name)
+        spans = self._places_that_are_values(text, spans, takes_any or [], names)
+        out = resolve_spans(text, spans, names, strict=strict, free=free, names_win=home.user)
         out = tidy.for_intent(out, takes_any)
         out = tidy.timer_starts(text, out, takes_any)
         out = tidy.trim_closed(text, out, self.values.vocab)
@@ -215,6 +216,42 @@ class Answerer:
                     out = _cut(text, out, found[1], found[2]) + [found]
                     out.sort(key=lambda s: s[1])
                     have.add(slot)
+        return out
+
+    def _places_that_are_values(self, text: str, spans: List[Span], takes: Sequence[str],
+                                names: HomeNames) -> List[Span]:
+        """A place the model read that the home has under no label (nor as a near miss), whose
+        words are a value of one list slot the intent takes and nothing said fills, is that
+        value: "turn down the stairs min brightness" with "min" read as a name sets the
+        brightness to its minimum. Its words may also be a place the home has and that value,
+        one after the other ("stairs min" read as one name: the area Stairs, brightness min).
+        """
+        def place(phrase: str) -> Optional[str]:
+            for slot, known in (("name", names.is_name), ("area", names.is_area),
+                                ("floor", names.is_floor)):
+                if known(phrase):
+                    return slot
+            return None
+
+        have = {s for s, _, _ in spans}
+        out: List[Span] = []
+        for span in spans:
+            slot, a, b = span
+            phrase = text[a:b]
+            if slot not in PLACE_SLOTS or place(phrase) or any(
+                    names.near_miss(p, phrase) for p in PLACE_SLOTS):
+                out.append(span)
+                continue
+            found: List[Span] = []
+            for rest, value in _splits(text, a, b):
+                kind = place(text[rest[0]:rest[1]]) if rest[1] > rest[0] else None
+                fits = [s for s in takes if s not in have
+                        and text[value[0]:value[1]].casefold() in self.phrases.get(s, ())]
+                if len(fits) == 1 and (kind or rest[1] <= rest[0]):
+                    found = [(fits[0], *value)] + ([(kind, *rest)] if kind else [])
+                    have.add(fits[0])
+                    break
+            out.extend(sorted(found, key=lambda s: s[1]) or [span])
         return out
 
     def _free(self, slot: str) -> bool:
@@ -401,8 +438,10 @@ class Answerer:
         for s in listed:
             s.value = self.values.value(s.name, s.raw, text, domain)
         have = {s.name for s in out}
+        # a setting said ("to min brightness") stands for the frame's own ("brightness down")
+        settings = NEEDS_ONE_OF.get(name, ()) if have & set(NEEDS_ONE_OF.get(name, ())) else ()
         for slot, fixed_value in fixed.items():
-            if slot in have or (slot in TARGET_SLOTS and "name" in have):
+            if slot in have or (slot in TARGET_SLOTS and "name" in have) or slot in settings:
                 continue
             out.append(Slot(slot, fixed_value, "", None, None, f_conf))
             have.add(slot)
@@ -454,6 +493,18 @@ def _home_name(text: str, spans: Sequence[Span], home: KnownHome
         return None
     domain = home.domain_of(home.canonical("name", text[found[1]:found[2]]) or "")
     return (found, domain) if domain else None
+
+
+def _splits(text: str, a: int, b: int) -> List[Tuple[Tuple[int, int], Tuple[int, int]]]:
+    """(rest, value) ways to read the words of text[a:b] as a value with the rest before or
+    after it: the whole as the value (rest empty), then its last and first one or two words."""
+    words = [(m.start() + a, m.end() + a) for m in re.finditer(r"\S+", text[a:b])]
+    out = [((b, b), (a, b))] if words else []
+    for k in (1, 2):
+        if len(words) > k:
+            out.append(((words[0][0], words[-k - 1][1]), (words[-k][0], b)))
+            out.append(((words[k][0], b), (a, words[k - 1][1])))
+    return out
 
 
 def _cut(text: str, spans: List[Span], start: int, end: int) -> List[Span]:
