@@ -369,3 +369,25 @@ def test_a_place_stays_a_place_when_a_value_is_said_or_the_words_are_no_value():
                    {3: "B-name", 4: "I-name"})  # "mint" is no value: the frame's step
     assert other.slot_values() == {"area": "Kitchen", "brightness_step": "down",
                                    "domain": "light"}
+
+
+def test_names_given_for_the_query_find_what_the_tagger_missed():
+    """Names given with one query (`parse(names=...)`) are searched as the user's home is: a
+    name or area said word for word where the tagger saw none is taken, with the given
+    spelling; without them (and without a home of the user's) nothing is added."""
+    text = "turn on the desk lamp in the den"
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+    li = np.log(np.asarray([1e-6, 1.0, 1e-6, 1e-6, 1e-6]))
+    lt = np.full((1 + len(words), len(TAGS)), -5.0)
+    lt[:, 0] = 5.0  # the tagger saw nothing
+    lf = np.full(len(FRAMES), -5.0)
+    lf[0] = 5.0
+    shipped = KnownHome(HOME, user=False)
+
+    def answer(names):
+        return Answerer(LABELS, VALUES).answer(text, li, lt, lf, words, shipped, names, True,
+                                               None, 1.0, 0.5)
+    given = answer({"name": [["Desk Lamp", "desk light"]], "area": ["Den"]})
+    assert given.intent == "HassTurnOn"
+    assert given.slot_values() == {"name": "Desk Lamp", "area": "Den"}
+    assert answer(None).slot_values() == {}

@@ -23,17 +23,19 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Collection, FrozenSet, List, Mapping, Optional, Sequence, Tuple
+from typing import (Collection, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence,
+                    Tuple)
 
 import numpy as np
 
+from ..home import Area, Entity, Floor, Inventory
 from . import tidy
 from .decode import decode_spans
 from .known_home import KnownHome
 from .labels import Frame, Labels
 from .resolve import HomeNames, Span, resolve_spans
 from .result import Alternative, ParseResult, Slot
-from .values import HomeIndex, NameRow, NameTable, Value, ValueTables
+from .values import HomeIndex, NameTable, Value, ValueTables
 
 #: Alternatives listed beside the best intent.
 N_BEST = 3
@@ -176,12 +178,12 @@ class Answerer:
         return decode_spans(tag_z.argmax(-1).tolist(), offsets, self.labels.tags, text), tag_z
 
     def _place(self, text: str, spans: List[Span], intent: int, home: KnownHome,
-               extra: Optional[Tuple[HomeNames, HomeIndex]], strict: bool) -> List[Span]:
+               extra: Optional[QueryHome], strict: bool) -> List[Span]:
         """The spans resolved for `intent` (its free-text slots left alone), then what the
         user's home adds."""
         name = self.intents[intent] or ""
         free = self.values.free_slots.get(name, [])
-        names = home.names if extra is None else home.names.union(extra[0])
+        names = home.names if extra is None else home.names.union(extra.names)
         takes_any = self.values.intent_slots.get(name)
         spans = self._places_that_are_values(text, spans, takes_any or [], names)
         out = resolve_spans(text, spans, names, strict=strict, free=free, names_win=home.user)
@@ -196,26 +198,33 @@ class Answerer:
             out = tidy.split_media_class(text, out, classes)
         if takes_any and "search_query" in takes_any:
             out = tidy.search_after_play(text, out)
-        if not home.user:
+        # where a name the tagger missed is looked for: the user's own home (by the domains
+        # the intent takes), then the names given for this query (no domains known: only
+        # outside what the model read)
+        finders = ([home] if home.user else []) + ([extra.finder] if extra is not None else [])
+        if not finders:
             return out
         takes = set(self.values.intent_slots.get(name, [])) - set(free)
         domains = self.values.name_domains.get(name, [])
-        if "name" in takes:
+        if "name" in takes and home.user:
             out = self._names_in_free_text(text, out, home, domains)
         have = {s[0] for s in out}
         for slot, blockers in (("name", {"name"}), ("area", {"area", "floor"}),
                                ("floor", {"area", "floor"})):
-            if slot in takes and not have & blockers:
+            if slot not in takes or have & blockers:
+                continue
+            for finder in finders:
                 # a name only of a domain the intent takes: "is everyone home" does not name
                 # the weather entity called Home; a name said word for word wins over free
                 # text the model read there ("trader" of "my trader joes list")
-                see_through = slot == "name"
+                see_through = slot == "name" and finder is home
                 taken = [(a, b) for sl, a, b in out if not (see_through and self._free(sl))]
-                found = home.find(slot, text, taken, domains if slot == "name" else None)
+                found = finder.find(slot, text, taken, domains if see_through else None)
                 if found is not None:
                     out = _cut(text, out, found[1], found[2]) + [found]
                     out.sort(key=lambda s: s[1])
                     have.add(slot)
+                    break
         return out
 
     def _places_that_are_values(self, text: str, spans: List[Span], takes: Sequence[str],
@@ -396,7 +405,7 @@ class Answerer:
 
     def _slots(self, text: str, said: List[Span], offsets: Sequence[Tuple[int, int]],
                tag_z: np.ndarray, intent: int, frame: Frame,
-               f_conf: float, home: KnownHome, extra: Optional[Tuple[HomeNames, HomeIndex]],
+               f_conf: float, home: KnownHome, extra: Optional[QueryHome],
                area: Optional[str]) -> List[Slot]:
         name = self.intents[intent] or ""
         free = set(self.values.free_slots.get(name, []))
@@ -520,21 +529,44 @@ def _cut(text: str, spans: List[Span], start: int, end: int) -> List[Span]:
     return out
 
 
-def _extra_home(names: Optional[NameTable]) -> Optional[Tuple[HomeNames, HomeIndex]]:
+class QueryHome(NamedTuple):
     """Names given for one query (a record's own home in evaluation)."""
+
+    names: HomeNames
+    """Spoken forms by kind, for resolution."""
+    spellings: HomeIndex
+    """Spoken form -> the given spelling."""
+    finder: KnownHome
+    """The same names as a home (entities of no known domain), to find one said word for
+    word where the tagger saw none."""
+
+
+def _extra_home(names: Optional[NameTable]) -> Optional[QueryHome]:
+    """The names given for one query, or None when there are none."""
     if not names or not any(names.values()):
         return None
 
-    def flat(items: Sequence[NameRow]) -> List[str]:
-        return [s for it in items for s in (it if isinstance(it, list) else [it])
-                if isinstance(s, str)]
-    built = HomeNames.build(flat(names.get("name", [])), flat(names.get("area", [])),
-                            flat(names.get("floor", [])))
-    return built, HomeIndex({k: list(v) for k, v in names.items()})
+    def rows(kind: str) -> List[List[str]]:
+        out = []
+        for item in names.get(kind, []):
+            row = [s for s in (item if isinstance(item, list) else [item])
+                   if isinstance(s, str) and s.strip()]
+            if row:
+                out.append(row)
+        return out
+
+    def flat(kind: str) -> List[str]:
+        return [s for row in rows(kind) for s in row]
+    built = HomeNames.build(flat("name"), flat("area"), flat("floor"))
+    home = Inventory(floors=[Floor(r[0], tuple(r[1:])) for r in rows("floor")],
+                     areas=[Area(r[0], tuple(r[1:])) for r in rows("area")],
+                     entities=[Entity(r[0], "", aliases=tuple(r[1:])) for r in rows("name")])
+    return QueryHome(built, HomeIndex({k: list(v) for k, v in names.items()}),
+                     KnownHome(home, user=True))
 
 
 def _canonical(slot: str, raw: str, home: KnownHome,
-               extra: Optional[Tuple[HomeNames, HomeIndex]]) -> str:
+               extra: Optional[QueryHome]) -> str:
     """The home's spelling of a name, area or floor (the words as said when unknown)."""
-    own = extra[1].canonical(slot, raw) if extra is not None else None
+    own = extra.spellings.canonical(slot, raw) if extra is not None else None
     return own or home.canonical(slot, raw) or raw.strip()

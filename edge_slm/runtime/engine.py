@@ -240,7 +240,8 @@ class IntentEngine:
 
         `area`: the area of the satellite that heard it ("turn on the lights in here").
         `names` adds names for this query only ({"name"|"area"|"floor": [...]}), as a
-        record's own home does in evaluation. `strict` drops a name, area or floor the home
+        record's own home does in evaluation: they resolve what the tagger read and are found
+        where it read nothing, as the user's home is. `strict` drops a name, area or floor the home
         does not have (default: when the home is the user's, or `names` are given).
         """
         if not isinstance(text, str):
