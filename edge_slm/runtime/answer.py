@@ -21,10 +21,10 @@ The home's say (docs/labelling.md, "The home decides"):
 
 from __future__ import annotations
 
+import copy
 import math
 import re
-from typing import (Collection, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence,
-                    Tuple)
+from typing import Collection, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -35,7 +35,7 @@ from .known_home import KnownHome
 from .labels import Frame, Labels
 from .resolve import HomeNames, Span, resolve_spans
 from .result import Alternative, ParseResult, Slot
-from .values import HomeIndex, NameTable, Value, ValueTables
+from .values import NameTable, Value, ValueTables
 
 #: Alternatives listed beside the best intent.
 N_BEST = 3
@@ -99,6 +99,8 @@ class Answerer:
         self.device_words = device_words(labels, values)
         """Words and phrases for kinds of devices (lower case, singular and plural)."""
         self._longest = max((len(w.split()) for w in self.device_words), default=0)
+        self._query: Tuple[Optional[NameTable], Optional[KnownHome]] = (None, None)
+        """The last query's names and their home (one reference: swapped whole)."""
 
     def answer(self, text: str, li: np.ndarray, lt: np.ndarray, lf: np.ndarray,
                offsets: Sequence[Tuple[int, int]], home: KnownHome,
@@ -118,7 +120,10 @@ class Answerer:
             return ParseResult(text, None, p_none, [], [Alternative(self.intents[i], float(
                 ip[i])) for i in ranked[1:N_BEST + 1]], top_intent=self.intents[0])
         spans, tag_z = self._spans(text, lt, offsets)
-        extra = _extra_home(names)
+        query = self._query
+        if query[0] != names:  # built once for the pieces of a sentence, and its neighbours
+            query = self._query = (copy.deepcopy(names), _query_home(names))
+        extra = query[1]
         chosen = commands[0] if commands else 0
         said = self._place(text, spans, chosen, home, extra, strict)
         domain = self._named_domain(said, text, home) if home.user else None
@@ -178,7 +183,7 @@ class Answerer:
         return decode_spans(tag_z.argmax(-1).tolist(), offsets, self.labels.tags, text), tag_z
 
     def _place(self, text: str, spans: List[Span], intent: int, home: KnownHome,
-               extra: Optional[QueryHome], strict: bool) -> List[Span]:
+               extra: Optional[KnownHome], strict: bool) -> List[Span]:
         """The spans resolved for `intent` (its free-text slots left alone), then what the
         user's home adds."""
         name = self.intents[intent] or ""
@@ -201,7 +206,7 @@ class Answerer:
         # where a name the tagger missed is looked for: the user's own home (by the domains
         # the intent takes), then the names given for this query (no domains known: only
         # outside what the model read)
-        finders = ([home] if home.user else []) + ([extra.finder] if extra is not None else [])
+        finders = ([home] if home.user else []) + ([extra] if extra is not None else [])
         if not finders:
             return out
         takes = set(self.values.intent_slots.get(name, [])) - set(free)
@@ -405,7 +410,7 @@ class Answerer:
 
     def _slots(self, text: str, said: List[Span], offsets: Sequence[Tuple[int, int]],
                tag_z: np.ndarray, intent: int, frame: Frame,
-               f_conf: float, home: KnownHome, extra: Optional[QueryHome],
+               f_conf: float, home: KnownHome, extra: Optional[KnownHome],
                area: Optional[str]) -> List[Slot]:
         name = self.intents[intent] or ""
         free = set(self.values.free_slots.get(name, []))
@@ -448,7 +453,8 @@ class Answerer:
             s.value = self.values.value(s.name, s.raw, text, domain)
         have = {s.name for s in out}
         # a setting said ("to min brightness") stands for the frame's own ("brightness down")
-        settings = NEEDS_ONE_OF.get(name, ()) if have & set(NEEDS_ONE_OF.get(name, ())) else ()
+        need = NEEDS_ONE_OF.get(name, ())
+        settings = need if have & set(need) else ()
         for slot, fixed_value in fixed.items():
             if slot in have or (slot in TARGET_SLOTS and "name" in have) or slot in settings:
                 continue
@@ -529,20 +535,9 @@ def _cut(text: str, spans: List[Span], start: int, end: int) -> List[Span]:
     return out
 
 
-class QueryHome(NamedTuple):
-    """Names given for one query (a record's own home in evaluation)."""
-
-    names: HomeNames
-    """Spoken forms by kind, for resolution."""
-    spellings: HomeIndex
-    """Spoken form -> the given spelling."""
-    finder: KnownHome
-    """The same names as a home (entities of no known domain), to find one said word for
-    word where the tagger saw none."""
-
-
-def _extra_home(names: Optional[NameTable]) -> Optional[QueryHome]:
-    """The names given for one query, or None when there are none."""
+def _query_home(names: Optional[NameTable]) -> Optional[KnownHome]:
+    """Names given for one query (a record's own home in evaluation) as a home of their own,
+    its entities of no known domain; None when there are none."""
     if not names or not any(names.values()):
         return None
 
@@ -554,19 +549,14 @@ def _extra_home(names: Optional[NameTable]) -> Optional[QueryHome]:
             if row:
                 out.append(row)
         return out
-
-    def flat(kind: str) -> List[str]:
-        return [s for row in rows(kind) for s in row]
-    built = HomeNames.build(flat("name"), flat("area"), flat("floor"))
-    home = Inventory(floors=[Floor(r[0], tuple(r[1:])) for r in rows("floor")],
-                     areas=[Area(r[0], tuple(r[1:])) for r in rows("area")],
-                     entities=[Entity(r[0], "", aliases=tuple(r[1:])) for r in rows("name")])
-    return QueryHome(built, HomeIndex({k: list(v) for k, v in names.items()}),
-                     KnownHome(home, user=True))
+    return KnownHome(Inventory(floors=[Floor(r[0], tuple(r[1:])) for r in rows("floor")],
+                               areas=[Area(r[0], tuple(r[1:])) for r in rows("area")],
+                               entities=[Entity(r[0], "", aliases=tuple(r[1:]))
+                                         for r in rows("name")]), user=True)
 
 
 def _canonical(slot: str, raw: str, home: KnownHome,
-               extra: Optional[QueryHome]) -> str:
+               extra: Optional[KnownHome]) -> str:
     """The home's spelling of a name, area or floor (the words as said when unknown)."""
-    own = extra.spellings.canonical(slot, raw) if extra is not None else None
+    own = extra.canonical(slot, raw) if extra is not None else None
     return own or home.canonical(slot, raw) or raw.strip()
