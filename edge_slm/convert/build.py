@@ -27,6 +27,7 @@ from .. import __version__
 from ..bundle import Bundle, read_bundle, sha256, write_bundle
 from ..errors import ConfigError, EdgeSlmError
 from ..model.data import read_jsonl
+from ..runtime.evidence import MEMBER as EVIDENCE
 from ..runtime.known_home import home_kept
 from ..runtime.metrics import evaluate, to_corpus_format
 from ..runtime.values import ValueTables
@@ -181,7 +182,7 @@ def convert(model_dir: Path, out: Path, config: ConvertConfig,
     train_cfg = _train_config(run)
     lang = train_cfg.get("corpus", {}).get("lang", "en")
 
-    common = {
+    common: Dict[str, bytes] = {
         "tokenizer.json": ckpt.tokenizer_json.encode("utf-8"),
         "labels.json": json.dumps(ckpt.labels.to_dict(), indent=1).encode("utf-8"),
         "config.json": json.dumps({
@@ -194,6 +195,8 @@ def convert(model_dir: Path, out: Path, config: ConvertConfig,
             sets.train, wildcards=_wildcards(lang, train_cfg.get("corpus", {}))).to_dict(),
             ensure_ascii=False).encode("utf-8"),
     }
+    if ckpt.evidence is not None:  # the word evidence its threshold was fitted with
+        common[EVIDENCE] = ckpt.evidence.to_bytes()
     provenance = {"packages": _package_versions(), "code_version": _code_version(),
                   "seed": {"corpus": train_cfg.get("corpus", {}).get("seed"),
                            "distill": train_cfg.get("distill", {}).get("seed")},

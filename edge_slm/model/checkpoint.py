@@ -3,6 +3,7 @@
     DIR/checkpoint.json   {"format": 1, "model_config": {...}, "labels": {...}, "calibration": ...}
     DIR/tokenizer.json    the WordPiece tokenizer (tokenizers format)
     DIR/weights.npz       every weight, in the model's order, keyed "NNN:path"
+    DIR/evidence.npz      the word evidence fitted at calibration (runtime/evidence.py), if any
 
 `load_checkpoint` rebuilds `ModelConfig(**meta["model_config"])` and the exact same outputs.
 """
@@ -12,11 +13,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import numpy as np
 
+from ..bundle import BundleError
 from ..errors import ModelFormatError
+from ..runtime.evidence import MEMBER as EVIDENCE, WordEvidence
 from .data import LabelSpace
 from .student import ModelConfig, Student, build_student
 
@@ -35,6 +38,8 @@ class Checkpoint:
     """tokenizer.json text."""
     meta: Dict[str, Any] = field(default_factory=dict)
     """Calibration, metrics, provenance."""
+    evidence: Optional[WordEvidence] = None
+    """The word evidence its threshold was fitted with (None: the model alone)."""
 
 
 def save_checkpoint(ckpt: Checkpoint, out: Path) -> None:
@@ -48,6 +53,10 @@ def save_checkpoint(ckpt: Checkpoint, out: Path) -> None:
     (out / "tokenizer.json").write_text(ckpt.tokenizer_json, encoding="utf-8")
     arrays = {f"{i:03d}:{w.path}": np.asarray(w) for i, w in enumerate(ckpt.model.weights)}
     np.savez(out / "weights.npz", allow_pickle=False, **arrays)  # numbers only
+    if ckpt.evidence is not None:
+        (out / EVIDENCE).write_bytes(ckpt.evidence.to_bytes())
+    elif (out / EVIDENCE).exists():
+        (out / EVIDENCE).unlink()
 
 
 def load_checkpoint(path: Path) -> Checkpoint:
@@ -75,4 +84,11 @@ def load_checkpoint(path: Path) -> Checkpoint:
     labels = LabelSpace.from_dict(meta["labels"])
     tok = (path / "tokenizer.json").read_text(encoding="utf-8")
     extra = {k: v for k, v in meta.items() if k not in ("format", "model_config", "labels")}
-    return Checkpoint(model, labels, tok, extra)
+    evidence = None
+    if (path / EVIDENCE).exists():
+        try:
+            evidence = WordEvidence.from_bytes((path / EVIDENCE).read_bytes(),
+                                               str(path / EVIDENCE))
+        except BundleError as err:
+            raise ModelFormatError(str(err)) from err
+    return Checkpoint(model, labels, tok, extra, evidence)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Type, TypeVar
 from ..corpus.build import CorpusConfig
 from ..errors import ConfigError
 from .distill import DistillConfig
+from .evidence import EvidenceTrainConfig
 from .prune import PruneConfig
 # `_encoder_for` is the older name of `report.encoder_for` (tests import it from here).
 from .report import encoder_for as _encoder_for  # noqa: F401
@@ -87,6 +88,8 @@ class TrainConfig:
     """Structured pruning."""
     recover: DistillConfig = field(default_factory=lambda: DistillConfig(epochs=2.0, lr=1e-3))
     """Distillation after pruning."""
+    evidence: EvidenceTrainConfig = field(default_factory=EvidenceTrainConfig)
+    """The word evidence beside the final model's own log-odds (fitted at calibration)."""
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "TrainConfig":

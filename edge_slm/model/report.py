@@ -19,6 +19,8 @@ from .data import Batch, LabelSpace, Sets, encode
 from .distill import SoftLabels
 
 if TYPE_CHECKING:
+    from ..runtime.evidence import WordEvidence
+    from ..tokenizer import WordPieceTokenizer
     from .checkpoint import Checkpoint
 
 #: A stage's figures: names to numbers, lists, short texts or small mappings of them.
@@ -52,16 +54,58 @@ COLUMNS: List[Tuple[str, Optional[Tuple[str, str]]]] = [
 
 
 def calibration(valid_logits: np.ndarray, valid: Batch, calib_logits: np.ndarray,
-                target: float) -> Dict[str, float]:
-    """Temperature fitted on the validation split; the threshold, the lowest whose false
-    accepts on the calibration sentences stay within `target`."""
+                target: float, evidence: Optional["WordEvidence"] = None,
+                tok: Optional["WordPieceTokenizer"] = None,
+                valid_recs: Optional[List[Dict[str, Any]]] = None,
+                calib_recs: Optional[List[Dict[str, Any]]] = None
+                ) -> Tuple[Dict[str, float], Optional["WordEvidence"]]:
+    """Temperature fitted on the validation split; with word `evidence` (unweighted, and the
+    records of both sets), its weight beside the model's log-odds, fitted on the validation
+    split too; the threshold, the lowest whose false accepts on the calibration sentences
+    stay within `target`, on the model's log-odds with the evidence's shift. Returns the
+    figures and the weighted evidence."""
+    from .evidence import stack_weight, with_weight
+
     t = fit_temperature(valid_logits, valid.intents)
     probs = softmax(valid_logits, t)
-    return {"temperature": t, "threshold": choose_threshold(softmax(calib_logits, t), target),
-            "calibration_sentences": int(len(calib_logits)),
-            "ece_before": expected_calibration_error(softmax(valid_logits), valid.intents),
-            "ece_after": expected_calibration_error(probs, valid.intents),
-            "target_false_accept": target}
+    out = {"temperature": t}
+    if evidence is not None:
+        assert tok is not None and valid_recs is not None and calib_recs is not None
+        model_odds = _log_odds(valid_logits, t)
+        own = np.array([evidence.log_odds(ids) for ids in _pieces(tok, valid_recs)])
+        evidence = with_weight(evidence, stack_weight(model_odds, own, valid.intents != 0))
+        calib_logits = shifted(calib_logits, t, evidence, tok, calib_recs)
+        out["evidence_weight"] = evidence.config.weight
+    out.update({"threshold": choose_threshold(softmax(calib_logits, t), target),
+                "calibration_sentences": int(len(calib_logits)),
+                "ece_before": expected_calibration_error(softmax(valid_logits), valid.intents),
+                "ece_after": expected_calibration_error(probs, valid.intents),
+                "target_false_accept": target})
+    return out, evidence
+
+
+def _log_odds(logits: np.ndarray, t: float) -> np.ndarray:
+    """Log-odds of a command against "no intent" at temperature `t`, per row."""
+    z = logits / t
+    top = z[:, 1:].max(1)
+    return top + np.log(np.exp(z[:, 1:] - top[:, None]).sum(1)) - z[:, 0]
+
+
+def _pieces(tok: "WordPieceTokenizer", recs: List[Dict[str, Any]]) -> List[List[int]]:
+    """The word pieces of each record's text, as the engine's tokenizer makes them."""
+    return [tok.encode(r["text"]).ids for r in recs]
+
+
+def shifted(logits: np.ndarray, t: float, evidence: Optional["WordEvidence"],
+            tok: "WordPieceTokenizer", recs: List[Dict[str, Any]]) -> np.ndarray:
+    """Intent logits with the evidence's shift, as the engine applies it ("no intent"'s logit
+    lowered by t x shift: the log-odds of a command moved by the shift)."""
+    if evidence is None or not evidence.config.weight:
+        return logits
+    out = np.array(logits, np.float32)
+    out[:, 0] -= t * np.array([evidence.shift(ids) for ids in _pieces(tok, recs)],
+                              np.float32)
+    return out
 
 
 def encoder_for(ckpt: Checkpoint, labels: LabelSpace) -> Callable[[List[Dict[str, Any]]], Batch]:
@@ -75,17 +119,25 @@ def encoder_for(ckpt: Checkpoint, labels: LabelSpace) -> Callable[[List[Dict[str
 
 
 def fit_calibration(ckpt: Checkpoint, sets: Sets, target: float,
-                    enc: Optional[Callable[[List[Dict[str, Any]]], Batch]] = None
-                    ) -> Dict[str, float]:
+                    enc: Optional[Callable[[List[Dict[str, Any]]], Batch]] = None,
+                    evidence: Optional["WordEvidence"] = None) -> Dict[str, float]:
     """Temperature and threshold of a student, fitted on the validation split and the
-    calibration sentences (`enc`: the student's encoder, when already built)."""
+    calibration sentences (`enc`: the student's encoder, when already built); with word
+    `evidence` (unweighted), its weight too, and the weighted evidence becomes the
+    checkpoint's."""
+    from ..tokenizer import WordPieceTokenizer
     from .distill import predict
 
     enc = enc or encoder_for(ckpt, sets.labels)
     valid = enc(sets.valid_recs)
     li, _ = predict(ckpt.model, valid.ids)
     ci, _ = predict(ckpt.model, enc(sets.calib_recs).ids)
-    return calibration(li, valid, ci, target)
+    tok = WordPieceTokenizer.from_json(ckpt.tokenizer_json) if evidence is not None else None
+    cal, weighted = calibration(li, valid, ci, target, evidence, tok, sets.valid_recs,
+                                sets.calib_recs)
+    if evidence is not None:
+        ckpt.evidence = weighted
+    return cal
 
 
 def evaluate_student(ckpt: Checkpoint, sets: Sets, target: float) -> Dict[str, Any]:
@@ -94,12 +146,18 @@ def evaluate_student(ckpt: Checkpoint, sets: Sets, target: float) -> Dict[str, A
     from .evaluate import score
     from .student import count_params
 
+    from ..tokenizer import WordPieceTokenizer
+
     enc = encoder_for(ckpt, sets.labels)
     cal = ckpt.meta.get("calibration") or fit_calibration(ckpt, sets, target, enc)
     out: Dict[str, Any] = {"params": count_params(ckpt.model), "calibration": cal}
+    tok = (WordPieceTokenizer.from_json(ckpt.tokenizer_json) if ckpt.evidence is not None
+           else None)
     for name, (_, recs) in sets.evals.items():
         b = enc(recs)
         li, lt, lf = predict_all(ckpt.model, b.ids)
+        if tok is not None:  # as the engine answers: with the evidence's shift
+            li = shifted(li, cal["temperature"], ckpt.evidence, tok, recs)
         out[name] = score(li, lt, b, recs, sets.labels, cal["temperature"], cal["threshold"],
                           home=sets.home, frame_logits=lf)
     return out
@@ -120,7 +178,7 @@ def evaluate_teacher(soft_of: Callable[[str], SoftLabels], sets: Sets, target: f
 
     vi, _, _ = logits("valid", sets.valid)
     ci, _, _ = logits("calib", sets.calib)
-    cal = calibration(vi, sets.valid, ci, target)
+    cal, _ = calibration(vi, sets.valid, ci, target)
     out: Dict[str, Any] = {"params": n_params, "calibration": cal}
     for name, (b, recs) in sets.evals.items():
         li, lt, lf = logits(name, b)

@@ -35,6 +35,8 @@ from .tokenizer_train import fast_tokenizer, token_id, train_tokenizer
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
+    from ..runtime.evidence import WordEvidence
+
 
 def corpus(ctx: RunContext) -> StageReport:
     """Sample the corpus, the extra sentences only the teacher labels, and the out-of-scope
@@ -172,7 +174,8 @@ def calibration(ctx: RunContext) -> StageReport:
     (`OUT/model`), measured for the table's `pruned` row."""
     target = ctx.config.data.target_false_accept
     path = ctx.out / "model"
-    stage = ctx.marker("calibration", [ctx.keys["student_pruned"], target])
+    ev_cfg = ctx.config.evidence
+    stage = ctx.marker("calibration", [ctx.keys["student_pruned"], target, asdict(ev_cfg)])
     # A pruned student trained in this run is calibrated in this run.
     resumed = (stage.done and (path / "checkpoint.json").exists()
                and ctx.stages["pruning"].resumed)
@@ -181,7 +184,9 @@ def calibration(ctx: RunContext) -> StageReport:
             final = load_checkpoint(path)
         else:
             final = ctx.students["pruned"]
-            final.meta["calibration"] = fit_calibration(final, _sets(ctx), target)
+            evidence = _word_evidence(ctx, final.tokenizer_json) if ev_cfg.enabled else None
+            final.meta["calibration"] = fit_calibration(final, _sets(ctx), target,
+                                                        evidence=evidence)
             save_checkpoint(final, path)
             stage.finish()
     ctx.calibration = final.meta["calibration"]
@@ -357,6 +362,23 @@ def _concat_soft(a: SoftLabels, b: SoftLabels) -> SoftLabels:
     return SoftLabels(np.concatenate([a.intent_probs, b.intent_probs]),
                       np.concatenate([a.tag_probs, b.tag_probs]),
                       np.concatenate([a.tag_rows, b.tag_rows[1:] + a.tag_rows[-1]]), frames)
+
+
+def _word_evidence(ctx: RunContext, tokenizer_json: str) -> "WordEvidence":
+    """The word evidence (model/evidence.py), fitted on the training split: its commands
+    against its out-of-scope sentences and those of the calibration pool's training split
+    (chat and near-misses the model itself never learned from)."""
+    from ..tokenizer import WordPieceTokenizer
+    from .evidence import fit_evidence
+
+    commands = [r["text"] for r in ctx.train_all if r["intent"]]
+    oos = [r["text"] for r in ctx.train_all if not r["intent"]]
+    oos += [r["text"] for r in read_jsonl(ctx.out / "calibration.jsonl")
+            if r["split"] == "train" and not r["intent"]]
+    ctx.log(f"calibration: word evidence on {len(commands)} commands and {len(oos)} "
+            "out-of-scope sentences")
+    return fit_evidence(WordPieceTokenizer.from_json(tokenizer_json), commands, oos,
+                        ctx.config.evidence)
 
 
 def calibration_records(records: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:

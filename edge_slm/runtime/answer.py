@@ -108,9 +108,7 @@ class Answerer:
                temperature: float = 1.0, threshold: float = 0.0) -> ParseResult:
         """The parse of `text` from the model's intent, tag and frame logits, with the
         calibrated temperature and acceptance threshold."""
-        z = li / temperature
-        ip = np.exp(z - z.max())
-        ip /= ip.sum()
+        ip = intent_probs(li, temperature)
         ranked: List[int] = np.argsort(-ip).tolist()
         commands = list(ranked)
         commands.remove(0)  # the intents, best first, without "no intent"
@@ -482,6 +480,15 @@ class Answerer:
 
 
 _WORD = re.compile(r"[^\W_]+")
+
+
+def intent_probs(li: np.ndarray, temperature: float) -> np.ndarray:
+    """The intent softmax at `temperature`, in the model's own precision, as the answer reads
+    it (a threshold fitted elsewhere on these numbers holds here to the last bit)."""
+    z = li / temperature
+    ip = np.exp(z - z.max())
+    ip /= ip.sum()
+    return ip
 
 
 def device_words(labels: Labels, values: ValueTables) -> FrozenSet[str]:

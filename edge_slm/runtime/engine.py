@@ -28,6 +28,7 @@ from ..home import Inventory, home_from_bundle_json, load_inventory
 from ..tokenizer import CLS, WordPieceTokenizer
 from .answer import Answerer
 from .compound import PIECE_THRESHOLD, split
+from .evidence import MEMBER as EVIDENCE, WordEvidence
 from .known_home import KnownHome
 from .labels import Labels
 from .model import TFLiteModel, interpreter_class
@@ -107,6 +108,15 @@ class IntentEngine:
         with _member(bundle, "home.json"):
             self.shipped_home = home_from_bundle_json(bundle.json("home.json"),
                                                       f"{bundle.where}: home.json")
+        self.evidence: Optional[WordEvidence] = None
+        """The word evidence (runtime/evidence.py), when the bundle has it."""
+        if EVIDENCE in bundle.members:
+            self.evidence = WordEvidence.from_bytes(bundle.members[EVIDENCE],
+                                                    f"{bundle.where}: {EVIDENCE}")
+            if self.evidence.config.vocab_size != self.tokenizer.vocab_size:
+                raise BundleError(f"{bundle.where}: {EVIDENCE} is for "
+                                  f"{self.evidence.config.vocab_size} word pieces, "
+                                  f"tokenizer.json has {self.tokenizer.vocab_size}")
         self.answerer = Answerer(self.labels, self.values, frozenset(
             t for t in self.tokenizer.vocab if t.isalpha()))
         self.set_home(home)
@@ -227,6 +237,19 @@ class IntentEngine:
         n = min(len(enc.ids), self.max_len - 1)
         return [self.cls_id] + enc.ids[:n], enc.offsets[:n]
 
+    def intent_logits(self, ids: Sequence[int], outputs: Tuple[np.ndarray, np.ndarray,
+                                                               np.ndarray]
+                      ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The model's (intent, tag, frame) logits of a sentence's `ids` ([CLS] first), with
+        the word evidence's shift of its log-odds of a command: "no intent"'s logit lowered
+        by temperature x shift, which moves that log-odds by exactly the shift and leaves the
+        intents' odds against each other as they were."""
+        li, lt, lf = outputs
+        if self.evidence is not None:
+            li = np.array(li, np.float32)
+            li[0] -= self.temperature * self.evidence.shift(ids[1:])
+        return li, lt, lf
+
     def encode(self, text: str) -> Tuple[np.ndarray, List[Tuple[int, int]]]:
         """(ids row padded to the model's longest length, offsets) of a text."""
         ids, offsets = self.tokens(text)
@@ -262,7 +285,7 @@ class IntentEngine:
         def one(piece: str, threshold: float) -> ParseResult:
             if piece not in outputs:
                 ids, offsets = self.tokens(piece)
-                outputs[piece] = (self.model.run_tokens(ids), offsets)
+                outputs[piece] = (self.intent_logits(ids, self.model.run_tokens(ids)), offsets)
             (li, lt, lf), offsets = outputs[piece]
             return self.answerer.answer(piece, li, lt, lf, offsets, home, names, strict,
                                         area, self.temperature, threshold)
