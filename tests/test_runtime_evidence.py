@@ -32,6 +32,13 @@ def test_features_are_the_pieces_and_the_hashed_pairs_with_both_ends():
     assert WordEvidence.features([3, 99, -1], 10, 16) == WordEvidence.features([3], 10, 16)
 
 
+def test_it_reads_the_pieces_the_model_reads():
+    ev = WordEvidence(EvidenceConfig(10, 16, 1.0, max_pieces=3), np.arange(10.0),
+                      np.zeros(16), 0.0)
+    assert ev.log_odds([1, 2, 3, 9, 9]) == ev.log_odds([1, 2, 3]) == 6.0
+    assert WordEvidence.from_bytes(ev.to_bytes()).config.max_pieces == 3
+
+
 def test_log_odds_is_the_bias_plus_the_weights_of_its_features():
     ev = _evidence()
     ids = [1, 4, 4, 7]
@@ -62,13 +69,19 @@ def _npz(**arrays) -> bytes:
     b"",
     _npz(pieces=np.zeros(10), pairs=np.zeros(16), bias=np.float64(0)),  # no config
     _npz(pieces=np.zeros(10), pairs=np.zeros(16), bias=np.float64(0), weight=np.float64(1),
-         config=np.array([10, MAX_BUCKETS * 4])),  # a table larger than any bundle's
+         config=np.array([10, MAX_BUCKETS * 4, 0])),  # a table larger than any bundle's
     _npz(pieces=np.zeros(9), pairs=np.zeros(16), bias=np.float64(0), weight=np.float64(1),
-         config=np.array([10, 16])),  # shapes that disagree with the config
+         config=np.array([10, 16, 0])),  # shapes that disagree with the config
     _npz(pieces=np.zeros(10), pairs=np.zeros(16), bias=np.float64(np.nan),
-         weight=np.float64(1), config=np.array([10, 16])),
+         weight=np.float64(1), config=np.array([10, 16, 0])),
+    _npz(pieces=np.full(10, np.inf), pairs=np.zeros(16), bias=np.float64(0),
+         weight=np.float64(1), config=np.array([10, 16, 0])),  # weights that are no numbers
+    _npz(pieces=np.zeros(10), pairs=np.zeros(16), bias=np.float64(0), weight=np.float64(1),
+         config=np.array([10, 16, -1])),
+    _npz(pieces=np.zeros(10), pairs=np.zeros(16), bias=np.float64(0), weight=np.float64(1),
+         config=np.array([10, 16])),  # a config short of its fields
     _npz(pieces=np.array([object()], dtype=object), pairs=np.zeros(16), bias=np.float64(0),
-         weight=np.float64(1), config=np.array([10, 16])),  # a pickle is never read
+         weight=np.float64(1), config=np.array([10, 16, 0])),  # a pickle is never read
 ])
 def test_a_malformed_member_is_a_bundle_error(data):
     with pytest.raises(BundleError, match="evidence"):

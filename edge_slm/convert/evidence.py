@@ -75,7 +75,7 @@ def add_evidence(path: Path, run: Path, config: EvidenceTrainConfig,
     log(f"evidence: fitting on {sum(1 for r in train if r['intent'])} commands and "
         f"{len(oos)} out-of-scope sentences")
     evidence = fit_evidence(engine.tokenizer, [r["text"] for r in train if r["intent"]],
-                            oos, config)
+                            oos, config, max_pieces=engine.max_len - 1)
     t = engine.temperature
     vl = _logits(engine, [r["text"] for r in valid])
     z = vl / t

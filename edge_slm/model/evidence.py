@@ -46,21 +46,23 @@ class EvidenceTrainConfig:
     seed: int = 0
 
 
-def _rows(tok: WordPieceTokenizer, texts: Sequence[str], vocab: int, buckets: int
-          ) -> Tuple[np.ndarray, np.ndarray]:
+def _rows(tok: WordPieceTokenizer, texts: Sequence[str], vocab: int, buckets: int,
+          max_pieces: int) -> Tuple[np.ndarray, np.ndarray]:
     """(flat column indices, offsets) of each sentence's features."""
     cols: List[int] = []
     offsets: List[int] = []
     for t in texts:
         offsets.append(len(cols))
-        cols.extend(WordEvidence.features(tok.encode(t).ids, vocab, buckets))
+        cols.extend(WordEvidence.features(tok.encode(t).ids, vocab, buckets, max_pieces))
     return np.asarray(cols, np.int64), np.asarray(offsets, np.int64)
 
 
 def fit_evidence(tokenizer: WordPieceTokenizer, commands: Sequence[str],
-                 out_of_scope: Sequence[str], config: EvidenceTrainConfig) -> WordEvidence:
-    """The logistic regression of commands against out-of-scope sentences (weight 0: set it
-    with `stack_weight`)."""
+                 out_of_scope: Sequence[str], config: EvidenceTrainConfig,
+                 max_pieces: int = 0) -> WordEvidence:
+    """The logistic regression of commands against out-of-scope sentences, reading the first
+    `max_pieces` word pieces of each (0: all; the model's length less [CLS], so that it reads
+    what the model reads) (weight 0: set it with `stack_weight`)."""
     import torch
 
     rng = random.Random(config.seed)
@@ -70,7 +72,7 @@ def fit_evidence(tokenizer: WordPieceTokenizer, commands: Sequence[str],
     pos = rng.sample(list(commands), n)
     neg = rng.sample(list(out_of_scope), n)
     vocab = tokenizer.vocab_size
-    cols, offsets = _rows(tokenizer, pos + neg, vocab, config.buckets)
+    cols, offsets = _rows(tokenizer, pos + neg, vocab, config.buckets, max_pieces)
     y = torch.tensor([1.0] * n + [0.0] * n)
     torch.manual_seed(config.seed)
     bag = torch.nn.EmbeddingBag(vocab + config.buckets, 1, mode="sum")
@@ -92,7 +94,7 @@ def fit_evidence(tokenizer: WordPieceTokenizer, commands: Sequence[str],
     with torch.enable_grad():
         opt.step(closure)
     w = bag.weight.detach().numpy()[:, 0]
-    return WordEvidence(EvidenceConfig(vocab, config.buckets, 0.0), w[:vocab],
+    return WordEvidence(EvidenceConfig(vocab, config.buckets, 0.0, max_pieces), w[:vocab],
                         w[vocab:], float(bias.detach()[0]))
 
 

@@ -378,7 +378,7 @@ def _word_evidence(ctx: RunContext, tokenizer_json: str) -> "WordEvidence":
     ctx.log(f"calibration: word evidence on {len(commands)} commands and {len(oos)} "
             "out-of-scope sentences")
     return fit_evidence(WordPieceTokenizer.from_json(tokenizer_json), commands, oos,
-                        ctx.config.evidence)
+                        ctx.config.evidence, max_pieces=ctx.config.model.max_len - 1)
 
 
 def calibration_records(records: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:

@@ -46,6 +46,9 @@ class EvidenceConfig:
     """Hashed pairs of neighbouring pieces (the sentence's start and end count as pieces)."""
     weight: float = 0.0
     """What one unit of this log-odds is worth against one of the model's own."""
+    max_pieces: int = 0
+    """Word pieces read, from the start (the model's own length less [CLS]: the evidence
+    reads what the model reads); 0: all."""
 
 
 class WordEvidence:
@@ -57,8 +60,10 @@ class WordEvidence:
             raise ValueError(f"evidence weights of shapes {pieces.shape} and {pairs.shape}, "
                              f"config says ({config.vocab_size},) and ({config.buckets},)")
         if not (0 < config.buckets <= MAX_BUCKETS and math.isfinite(config.weight)
-                and math.isfinite(bias)):
+                and math.isfinite(bias) and config.max_pieces >= 0):
             raise ValueError(f"evidence config {config} with bias {bias}")
+        if not (np.all(np.isfinite(pieces)) and np.all(np.isfinite(pairs))):
+            raise ValueError("evidence weights must be finite numbers")
         self.config = config
         # held at the precision the bundle stores (float16), so that a threshold fitted with
         # it holds for the engine that reads it back
@@ -67,9 +72,13 @@ class WordEvidence:
         self.bias = float(bias)
 
     @staticmethod
-    def features(ids: Sequence[int], vocab_size: int, buckets: int) -> List[int]:
-        """Column indices of a sentence's word pieces (`ids`, without [CLS]): each distinct
-        piece (0 .. vocab_size-1), then each distinct hashed pair (vocab_size + bucket)."""
+    def features(ids: Sequence[int], vocab_size: int, buckets: int,
+                 max_pieces: int = 0) -> List[int]:
+        """Column indices of a sentence's word pieces (`ids`, without [CLS]; the first
+        `max_pieces` when that is set): each distinct piece (0 .. vocab_size-1), then each
+        distinct hashed pair (vocab_size + bucket)."""
+        if max_pieces:
+            ids = ids[:max_pieces]
         ids = [int(i) for i in ids if 0 <= int(i) < vocab_size]
         ends = [vocab_size] + ids + [vocab_size + 1]
         out = set(ids)
@@ -79,7 +88,7 @@ class WordEvidence:
     def log_odds(self, ids: Sequence[int]) -> float:
         """Its log-odds that the sentence of word pieces `ids` (without [CLS]) is a command."""
         v = self.config.vocab_size
-        cols = self.features(ids, v, self.config.buckets)
+        cols = self.features(ids, v, self.config.buckets, self.config.max_pieces)
         return self.bias + float(sum(self.pieces[c] if c < v else self.pairs[c - v]
                                      for c in cols))
 
@@ -96,7 +105,8 @@ class WordEvidence:
         np.savez_compressed(buf, pieces=self.pieces.astype(np.float16),
                             pairs=self.pairs.astype(np.float16),
                             bias=np.float64(self.bias),
-                            config=np.array([cfg["vocab_size"], cfg["buckets"]], np.int64),
+                            config=np.array([cfg["vocab_size"], cfg["buckets"],
+                                             cfg["max_pieces"]], np.int64),
                             weight=np.float64(cfg["weight"]))
         return buf.getvalue()
 
@@ -105,10 +115,10 @@ class WordEvidence:
         """Read the member (BundleError for anything but the arrays it must hold)."""
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as z:
-                vocab, buckets = (int(x) for x in z["config"])
+                vocab, buckets, max_pieces = (int(x) for x in z["config"])
                 if not 0 < buckets <= MAX_BUCKETS or not 0 < vocab <= MAX_BUCKETS:
                     raise ValueError(f"{vocab} pieces and {buckets} buckets")
-                config = EvidenceConfig(vocab, buckets, float(z["weight"]))
+                config = EvidenceConfig(vocab, buckets, float(z["weight"]), max_pieces)
                 return cls(config, np.asarray(z["pieces"]), np.asarray(z["pairs"]),
                            float(z["bias"]))
         except (OSError, KeyError, ValueError, TypeError, EOFError) as err:
