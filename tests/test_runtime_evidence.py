@@ -60,7 +60,7 @@ def test_the_member_round_trips_in_half_precision():
 
 def _npz(**arrays) -> bytes:
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez_compressed(buf, **arrays)  # small as sent, large once unpacked
     return buf.getvalue()
 
 
@@ -80,6 +80,8 @@ def _npz(**arrays) -> bytes:
          config=np.array([10, 16, -1])),
     _npz(pieces=np.zeros(10), pairs=np.zeros(16), bias=np.float64(0), weight=np.float64(1),
          config=np.array([10, 16])),  # a config short of its fields
+    _npz(pieces=np.zeros(10), pairs=np.zeros(1 << 19), bias=np.float64(0),
+         weight=np.float64(1), config=np.array([10, 1 << 19, 0])),  # arrays past the limit
     _npz(pieces=np.array([object()], dtype=object), pairs=np.zeros(16), bias=np.float64(0),
          weight=np.float64(1), config=np.array([10, 16, 0])),  # a pickle is never read
 ])

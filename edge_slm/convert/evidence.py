@@ -25,20 +25,15 @@ import numpy as np
 
 from ..bundle import read_bundle
 from ..errors import ConfigError
-from ..model.calibrate import accept, choose_threshold
+from ..model.calibrate import accept, choose_threshold, command_log_odds
 from ..model.data import read_jsonl
-from ..model.evidence import EvidenceTrainConfig, fit_evidence, stack_weight, with_weight
+from ..model.evidence import (EvidenceTrainConfig, fit_evidence, stack_weight,
+                              training_sentences, with_weight)
 from ..runtime.answer import intent_probs
-from ..runtime.evidence import MEMBER, WordEvidence
+from ..runtime.evidence import MEMBER
 
 
-def _logits(engine: Any, texts: List[str]) -> np.ndarray:
-    """The bundle model's own intent logits of each text (no evidence)."""
-    return np.stack([np.asarray(engine.model.run_tokens(engine.tokens(t)[0])[0], np.float64)
-                     for t in texts])
-
-
-def answered_probs(engine: Any, texts: List[str]) -> np.ndarray:
+def _answered_probs(engine: Any, texts: List[str]) -> np.ndarray:
     """The intent probabilities the engine answers each text with (its word evidence, if
     any, included), computed as the answer step computes them: a threshold chosen on them
     accepts there exactly what it accepted here."""
@@ -67,27 +62,23 @@ def add_evidence(path: Path, run: Path, config: EvidenceTrainConfig,
     bundle = read_bundle(path)
     engine = IntentEngine(bundle, check_golden=False)
     records = list(read_jsonl(corpus))
-    train = [r for r in records if r["split"] == "train"]
     valid = [r for r in records if r["split"] == "valid"]
-    calib = [r["text"] for r in read_jsonl(pool) if r["split"] == "calib" and not r["intent"]]
-    oos = [r["text"] for r in train if not r["intent"]]
-    oos += [r["text"] for r in read_jsonl(pool) if r["split"] == "train" and not r["intent"]]
-    log(f"evidence: fitting on {sum(1 for r in train if r['intent'])} commands and "
-        f"{len(oos)} out-of-scope sentences")
-    evidence = fit_evidence(engine.tokenizer, [r["text"] for r in train if r["intent"]],
-                            oos, config, max_pieces=engine.max_len - 1)
-    t = engine.temperature
-    vl = _logits(engine, [r["text"] for r in valid])
-    z = vl / t
-    top = z[:, 1:].max(1)
-    model_odds = top + np.log(np.exp(z[:, 1:] - top[:, None]).sum(1)) - z[:, 0]
+    pooled = list(read_jsonl(pool))
+    calib = [r["text"] for r in pooled if r["split"] == "calib" and not r["intent"]]
+    commands, oos = training_sentences((r for r in records if r["split"] == "train"), pooled)
+    log(f"evidence: fitting on {len(commands)} commands and {len(oos)} out-of-scope sentences")
+    evidence = fit_evidence(engine.tokenizer, commands, oos, config,
+                            max_pieces=engine.max_len - 1)
+    vl = np.stack([np.asarray(engine.model.run_tokens(engine.tokens(r["text"])[0])[0],
+                              np.float64) for r in valid])
     own = np.array([evidence.log_odds(engine.tokenizer.encode(r["text"]).ids) for r in valid])
-    weight = stack_weight(model_odds, own, np.array([bool(r["intent"]) for r in valid]))
+    weight = stack_weight(command_log_odds(vl, engine.temperature), own,
+                          np.array([bool(r["intent"]) for r in valid]))
     evidence = with_weight(evidence, weight)
-    before = int(accept(answered_probs(engine, calib), engine.threshold)[0].sum())
+    before = int(accept(_answered_probs(engine, calib), engine.threshold)[0].sum())
     engine.evidence = evidence  # this engine is ours alone: it answers with the new one
     # as many false accepts as before: (before + 0.5) / n, floored, is `before`
-    threshold = choose_threshold(answered_probs(engine, calib), (before + 0.5) / len(calib))
+    threshold = choose_threshold(_answered_probs(engine, calib), (before + 0.5) / len(calib))
     config_json = json.loads(bundle.members["config.json"])
     config_json["calibration"] = dict(config_json["calibration"], threshold=threshold,
                                       evidence_weight=weight)
@@ -102,6 +93,3 @@ def add_evidence(path: Path, run: Path, config: EvidenceTrainConfig,
     log(f"evidence: weight {weight:.3f}; threshold {engine.threshold:.6f} -> {threshold:.6f} "
         f"({before} of {len(calib)} calibration sentences accepted, as before)")
     return figures
-
-
-__all__ = ["add_evidence", "WordEvidence"]

@@ -64,6 +64,14 @@ def command_score(probs: np.ndarray) -> np.ndarray:
     return 1.0 - probs[..., 0]
 
 
+def command_log_odds(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """Per row, the log-odds of a command against "no intent" at `temperature`: the log of
+    the intents' summed probability over p(no intent)."""
+    z = logits / temperature
+    top = z[:, 1:].max(1)
+    return top + np.log(np.exp(z[:, 1:] - top[:, None]).sum(1)) - z[:, 0]
+
+
 def accept(probs: np.ndarray, threshold: float) -> Tuple[np.ndarray, np.ndarray]:
     """(accepted mask, predicted intent) with "no intent" (index 0) never accepted."""
     pred = probs.argmax(-1)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, replace
-from typing import List, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
 
@@ -44,6 +44,20 @@ class EvidenceTrainConfig:
     model 1e-5 let 1.07% of the held-out out-of-scope sentences through in the example home,
     1e-4 0.96%, 1e-3 0.81% (docs/model.md, "Word evidence")."""
     seed: int = 0
+
+
+def training_sentences(train: Iterable[Dict[str, Any]], pool: Iterable[Dict[str, Any]]
+                       ) -> Tuple[List[str], List[str]]:
+    """(commands, out-of-scope sentences) the word evidence learns from: the training split's
+    records `train`, and the out-of-scope sentences of the calibration pool's training split
+    (`pool`, the records of a run's calibration.jsonl: chat and near-misses the model never
+    learned from)."""
+    commands: List[str] = []
+    oos: List[str] = []
+    for r in train:
+        (commands if r["intent"] else oos).append(r["text"])
+    oos += [r["text"] for r in pool if r["split"] == "train" and not r["intent"]]
+    return commands, oos
 
 
 def _rows(tok: WordPieceTokenizer, texts: Sequence[str], vocab: int, buckets: int,

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .calibrate import choose_threshold, expected_calibration_error, fit_temperature, softmax
+from .calibrate import (choose_threshold, command_log_odds, expected_calibration_error,
+                        fit_temperature, softmax)
 from .data import Batch, LabelSpace, Sets, encode
 from .distill import SoftLabels
 
@@ -71,7 +72,7 @@ def calibration(valid_logits: np.ndarray, valid: Batch, calib_logits: np.ndarray
     out = {"temperature": t}
     if evidence is not None:
         assert tok is not None and valid_recs is not None and calib_recs is not None
-        model_odds = _log_odds(valid_logits, t)
+        model_odds = command_log_odds(valid_logits, t)
         own = np.array([evidence.log_odds(ids) for ids in _pieces(tok, valid_recs)])
         evidence = with_weight(evidence, stack_weight(model_odds, own, valid.intents != 0))
         calib_logits = shifted(calib_logits, t, evidence, tok, calib_recs)
@@ -82,13 +83,6 @@ def calibration(valid_logits: np.ndarray, valid: Batch, calib_logits: np.ndarray
                 "ece_after": expected_calibration_error(probs, valid.intents),
                 "target_false_accept": target})
     return out, evidence
-
-
-def _log_odds(logits: np.ndarray, t: float) -> np.ndarray:
-    """Log-odds of a command against "no intent" at temperature `t`, per row."""
-    z = logits / t
-    top = z[:, 1:].max(1)
-    return top + np.log(np.exp(z[:, 1:] - top[:, None]).sum(1)) - z[:, 0]
 
 
 def _pieces(tok: "WordPieceTokenizer", recs: List[Dict[str, Any]]) -> List[List[int]]:
@@ -102,10 +96,8 @@ def shifted(logits: np.ndarray, t: float, evidence: Optional["WordEvidence"],
     lowered by t x shift: the log-odds of a command moved by the shift)."""
     if evidence is None or not evidence.config.weight:
         return logits
-    out = np.array(logits, np.float32)
-    out[:, 0] -= t * np.array([evidence.shift(ids) for ids in _pieces(tok, recs)],
-                              np.float32)
-    return out
+    return np.stack([evidence.apply(row, ids, t)
+                     for row, ids in zip(logits, _pieces(tok, recs))])
 
 
 def encoder_for(ckpt: Checkpoint, labels: LabelSpace) -> Callable[[List[Dict[str, Any]]], Batch]:
@@ -142,11 +134,10 @@ def fit_calibration(ckpt: Checkpoint, sets: Sets, target: float,
 
 def evaluate_student(ckpt: Checkpoint, sets: Sets, target: float) -> Dict[str, Any]:
     """A student's row: params, calibration (its own, or fitted now) and the held-out sets."""
+    from ..tokenizer import WordPieceTokenizer
     from .distill import predict_all
     from .evaluate import score
     from .student import count_params
-
-    from ..tokenizer import WordPieceTokenizer
 
     enc = encoder_for(ckpt, sets.labels)
     cal = ckpt.meta.get("calibration") or fit_calibration(ckpt, sets, target, enc)

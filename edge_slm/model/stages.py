@@ -369,12 +369,10 @@ def _word_evidence(ctx: RunContext, tokenizer_json: str) -> "WordEvidence":
     against its out-of-scope sentences and those of the calibration pool's training split
     (chat and near-misses the model itself never learned from)."""
     from ..tokenizer import WordPieceTokenizer
-    from .evidence import fit_evidence
+    from .evidence import fit_evidence, training_sentences
 
-    commands = [r["text"] for r in ctx.train_all if r["intent"]]
-    oos = [r["text"] for r in ctx.train_all if not r["intent"]]
-    oos += [r["text"] for r in read_jsonl(ctx.out / "calibration.jsonl")
-            if r["split"] == "train" and not r["intent"]]
+    commands, oos = training_sentences(ctx.train_all,
+                                       read_jsonl(ctx.out / "calibration.jsonl"))
     ctx.log(f"calibration: word evidence on {len(commands)} commands and {len(oos)} "
             "out-of-scope sentences")
     return fit_evidence(WordPieceTokenizer.from_json(tokenizer_json), commands, oos,

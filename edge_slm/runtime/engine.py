@@ -246,8 +246,7 @@ class IntentEngine:
         intents' odds against each other as they were."""
         li, lt, lf = outputs
         if self.evidence is not None:
-            li = np.array(li, np.float32)
-            li[0] -= self.temperature * self.evidence.shift(ids[1:])
+            li = self.evidence.apply(li, ids[1:], self.temperature)
         return li, lt, lf
 
     def encode(self, text: str) -> Tuple[np.ndarray, List[Tuple[int, int]]]:

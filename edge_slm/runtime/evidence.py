@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import math
+import zipfile
 from dataclasses import asdict, dataclass
 from typing import Iterable, List, Sequence
 
@@ -32,6 +33,9 @@ from ..bundle import BundleError
 MEMBER = "evidence.npz"
 #: Largest hashed table a bundle may declare (a bundle is untrusted input).
 MAX_BUCKETS = 1 << 16
+#: Most bytes the member's arrays may unpack to (float16 weights for the largest vocabulary
+#: and table: 256 KB, with room for npz headers).
+MAX_UNPACKED = 1 << 20
 #: Multiplier of the pair hash.
 _PRIME = 1000003
 
@@ -96,6 +100,14 @@ class WordEvidence:
         """What it adds to the model's log-odds of a command: weight x its own."""
         return self.config.weight * self.log_odds(ids) if self.config.weight else 0.0
 
+    def apply(self, li: np.ndarray, ids: Sequence[int], temperature: float) -> np.ndarray:
+        """A sentence's intent logits (word pieces `ids`, without [CLS]) with the shift: "no
+        intent"'s logit lowered by temperature x shift, which moves the log-odds of a
+        command by exactly the shift and leaves the intents' odds against each other."""
+        out = np.array(li, np.float32)
+        out[0] -= temperature * self.shift(ids)
+        return out
+
     # -- storage ---------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
@@ -114,6 +126,11 @@ class WordEvidence:
     def from_bytes(cls, data: bytes, where: str = MEMBER) -> "WordEvidence":
         """Read the member (BundleError for anything but the arrays it must hold)."""
         try:
+            # the arrays' sizes as the npz declares them, before any is decompressed
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                size = sum(i.file_size for i in zf.infolist())
+            if size > MAX_UNPACKED:
+                raise ValueError(f"its arrays unpack to {size} bytes, more than {MAX_UNPACKED}")
             with np.load(io.BytesIO(data), allow_pickle=False) as z:
                 vocab, buckets, max_pieces = (int(x) for x in z["config"])
                 if not 0 < buckets <= MAX_BUCKETS or not 0 < vocab <= MAX_BUCKETS:
@@ -121,7 +138,8 @@ class WordEvidence:
                 config = EvidenceConfig(vocab, buckets, float(z["weight"]), max_pieces)
                 return cls(config, np.asarray(z["pieces"]), np.asarray(z["pairs"]),
                            float(z["bias"]))
-        except (OSError, KeyError, ValueError, TypeError, EOFError) as err:
+        except (OSError, KeyError, ValueError, TypeError, EOFError,
+                zipfile.BadZipFile) as err:
             raise BundleError(f"{where}: malformed word evidence ({err})") from err
 
 
