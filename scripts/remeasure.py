@@ -8,7 +8,9 @@ this checkout's engine; the manifest's metrics and golden cases rewritten in pla
 RUN is a training run folder whose corpus is the one the bundles were measured on (its
 `train_config.json` and `corpus.jsonl`; `edge-slm train` re-creates them byte for byte from
 the same corpus config, and may be stopped once its corpus stage has run). Then print each
-bundle's figures as the converter's table does.
+bundle's figures as the converter's table does, marking "refused" (and exiting 1) a bundle
+that breaks the limits the converter holds every bundle to (out-of-scope false accepts, size:
+convert.build.limits, with the settings the bundle was made with).
 
 --add-evidence first gives each bundle word evidence fitted on RUN's corpus, weighed against
 the bundle's own model, and the threshold that accepts as many of RUN's calibration sentences
@@ -21,7 +23,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge_slm.convert.build import remeasure
+from edge_slm.bundle import read_bundle
+from edge_slm.convert.build import ConvertConfig, limits, remeasure
 from edge_slm.convert.evidence import add_evidence
 from edge_slm.convert.report import format_report
 from edge_slm.errors import EdgeSlmError
@@ -42,12 +45,17 @@ def main() -> int:
             if args.add_evidence:
                 add_evidence(path, args.run, EvidenceTrainConfig())
             metrics = remeasure(path, args.run, args.dev)
-            variants[path.stem] = {"metrics": metrics, "status": "ok", "reasons": []}
+            # the limits every shipped bundle is held to, with the settings it was made with
+            manifest = read_bundle(path).manifest
+            config = ConvertConfig(**manifest["provenance"]["convert_config"])
+            reasons = limits(manifest["quantization"], metrics, config)
+            variants[path.stem] = {"metrics": metrics, "reasons": reasons,
+                                   "status": "refused" if reasons else "ok"}
     except EdgeSlmError as err:
         print(f"remeasure: {err}", file=sys.stderr)
         return 1
     print(format_report({"model": "(re-measured)", "variants": variants, "refused": []}))
-    return 0
+    return 1 if any(v["reasons"] for v in variants.values()) else 0
 
 
 if __name__ == "__main__":

@@ -60,12 +60,14 @@ def small_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def small_bundles(small_run, tmp_path_factory):
-    """The small run converted (float, int8, int4) through the gate: (out folder, report)."""
+    """The small run converted (float, int8, int4) through the gate: (out folder, report).
+    Minutes of training make a weak model: its accuracy and its false accepts are not held to
+    the shipped bundles' limits here (test_convert_build tests those limits)."""
     from edge_slm.convert.build import ConvertConfig, convert
 
     out = tmp_path_factory.mktemp("convert")
     config = ConvertConfig(quants=["float", "int8", "int4"], eval_sentences=300,
-                           latency_runs=50, margin=100.0)
+                           latency_runs=50, margin=100.0, max_false_accept=1.0)
     report = convert(small_run[0] / "model", out, config, log=lambda m: None, progress=False)
     return out, report
 

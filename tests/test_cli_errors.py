@@ -40,6 +40,9 @@ def test_config_error_is_an_edge_slm_error_and_a_value_error():
     (["eval", "--data", "{tmp}/bad.jsonl"], "bad.jsonl:2: not JSON"),
     (["eval", "--data", "{tmp}/binary.jsonl"], "not UTF-8"),
     (["status", "--timeout", "0"], "--timeout"),
+    (["convert", "--model", "{tmp}", "--out", "{tmp}/o", "--max-bytes", "int4=lots"],
+     "--max-bytes 'int4=lots'"),
+    (["convert", "--model", "{tmp}", "--out", "{tmp}/o", "--max-bytes", "=5"], "positive"),
     (["status", "--site-id", "a/b"], "cannot be an MQTT topic level"),
 ])
 def test_a_user_error_is_one_line_and_status_2(tmp_path, capsys, argv, words):
@@ -50,6 +53,13 @@ def test_a_user_error_is_one_line_and_status_2(tmp_path, capsys, argv, words):
     err = capsys.readouterr().err
     _one_line_error(err, f"edge-slm {argv[0]}")
     assert words in err
+
+
+def test_convert_size_limits_parse():
+    from edge_slm.cli.convert import _sizes
+
+    assert _sizes("int4=1_000_000, int8=1600000") == {"int4": 1_000_000, "int8": 1_600_000}
+    assert _sizes("") == {}
 
 
 def test_corpus_input_errors_are_one_line(tmp_path, capsys):

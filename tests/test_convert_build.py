@@ -12,7 +12,9 @@ import pytest
 pytest.importorskip("tensorflow")
 
 from edge_slm.bundle import read_bundle  # noqa: E402
-from edge_slm.convert.build import ConvertConfig, gate_variant, judge, load_eval_sets  # noqa: E402
+from edge_slm.convert.build import (ConvertConfig, gate_variant, judge, limits,  # noqa: E402
+                                    load_eval_sets)
+from edge_slm.runtime.engine import default_bundle_path  # noqa: E402
 
 
 def test_convert_writes_gated_bundles_and_a_report(small_bundles):
@@ -77,3 +79,33 @@ def test_gate_refuses_a_broken_variant(small_run, small_bundles):
     with zipfile.ZipFile(io.BytesIO(blob)) as zf:
         manifest = json.loads(zf.read("manifest.json"))
     assert manifest["metrics"]["heldout"] == broken["heldout"]
+
+
+def test_limits_refuse_a_bundle_too_large_or_too_ready_to_answer_chat(small_bundles):
+    _, report = small_bundles
+    m = report["variants"]["int4"]["metrics"]
+    assert limits("int4", m, ConvertConfig(max_false_accept=1.0)) == []
+    too_big = limits("int4", m, ConvertConfig(max_false_accept=1.0,
+                                              max_bundle_bytes={"int4": m["bundle_bytes"] - 1}))
+    assert len(too_big) == 1 and "above the int4 limit" in too_big[0]
+    # a variant the limits do not name has none
+    assert limits("float", m, ConvertConfig(max_false_accept=1.0,
+                                            max_bundle_bytes={"int4": 1})) == []
+    chatty = dict(m, oos=dict(m["oos"], false_accept=0.02),
+                  oos_home=dict(m["oos_home"], false_accept=0.011))
+    reasons = limits("int4", chatty, ConvertConfig(max_bundle_bytes={}))
+    assert len(reasons) == 2
+    assert reasons[0].startswith("out-of-scope false accepts 2.00% above the limit 1.00%")
+    assert reasons[1].startswith("out-of-scope false accepts in the example home 1.10%")
+    at_limit = dict(m, oos=dict(m["oos"], false_accept=0.01),
+                    oos_home=dict(m["oos_home"], false_accept=0.0))
+    assert limits("int4", at_limit, ConvertConfig(max_bundle_bytes={})) == []
+
+
+@pytest.mark.parametrize("quant", ["int8", "int4"])
+def test_shipped_bundles_keep_the_limits_they_were_gated_by(quant):
+    manifest = read_bundle(default_bundle_path(quant)).manifest
+    config = ConvertConfig(**manifest["provenance"]["convert_config"])
+    assert config.max_bundle_bytes[quant] == {"int8": 1_600_000, "int4": 1_000_000}[quant]
+    size = default_bundle_path(quant).stat().st_size
+    assert limits(quant, dict(manifest["metrics"], bundle_bytes=size), config) == []

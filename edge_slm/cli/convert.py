@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Dict
 
 from ..errors import ConfigError
 from .train import DEFAULT_DEV
@@ -23,6 +24,13 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     p.add_argument("--margin", type=float, default=1.0,
                    help="refuse a variant that loses more than this many points of intent "
                         "accuracy against float (default 1.0)")
+    p.add_argument("--max-false-accept", type=float, default=0.01,
+                   help="refuse a variant that answers more than this share of the held-out "
+                        "out-of-scope sentences as commands, alone or in the example home "
+                        "(default 0.01)")
+    p.add_argument("--max-bytes", default="int4=1000000,int8=1600000",
+                   help="largest bundle per variant, comma-separated VARIANT=BYTES; a larger "
+                        "one is refused (default int4=1000000,int8=1600000; empty: no limit)")
     p.add_argument("--eval-sentences", type=int, default=2000,
                    help="held-out template sentences the gate runs (default 2000)")
     p.add_argument("--lengths", default="8,12,16",
@@ -53,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     if any(n < 2 for n in lengths):
         raise ConfigError(f"--lengths {args.lengths!r}: each length needs at least 2 tokens")
     config = ConvertConfig(quants=quants, margin=args.margin,
+                           max_false_accept=args.max_false_accept,
+                           max_bundle_bytes=_sizes(args.max_bytes),
                            eval_sentences=args.eval_sentences, lengths=lengths)
 
     def log(msg: str) -> None:
@@ -63,3 +73,21 @@ def run(args: argparse.Namespace) -> int:
     print(format_report(report))
     print(f"\nreport: {args.out / 'report.md'}, {args.out / 'report.png'}")
     return 1 if report["refused"] else 0
+
+
+def _sizes(text: str) -> Dict[str, int]:
+    """`--max-bytes`: "int4=1000000,int8=1600000" -> {"int4": 1000000, "int8": 1600000}."""
+    sizes = {}
+    for item in (i.strip() for i in text.split(",")):
+        if not item:
+            continue
+        name, _, value = item.partition("=")
+        try:
+            sizes[name.strip()] = int(value.replace("_", ""))
+        except ValueError as err:
+            raise ConfigError(f"--max-bytes {text!r}: VARIANT=BYTES, comma-separated, e.g. "
+                              "int4=1000000,int8=1600000") from err
+        if sizes[name.strip()] <= 0 or not name.strip():
+            raise ConfigError(f"--max-bytes {text!r}: each limit needs a variant and a "
+                              "positive number of bytes")
+    return sizes

@@ -4,7 +4,9 @@
                                    │
              every variant as a bundle ─► IntentEngine (LiteRT) on held-out templates,
              out-of-scope sentences and the dev set ─► refused if it loses more than
-             `margin` points of intent accuracy against float ─► OUT/<lang>-<quant>.slm
+             `margin` points of intent accuracy against float, accepts more out-of-scope
+             sentences than `max_false_accept` or outgrows its `max_bundle_bytes`
+                                   ─► OUT/<lang>-<quant>.slm
                                    └─► OUT/report.md, report.json, report.png
 
 The evaluation sets come from the training run beside the checkpoint (`RUN/corpus.jsonl`,
@@ -47,6 +49,11 @@ GOLDEN_TEXTS = ("turn off the kitchen lights", "is the garage door open?",
                 "celsius before I go to sleep tonight")
 
 
+#: The size each variant is held to by default (bytes, 1 MB = 1,000,000): int4 for the
+#: smallest devices, int8 where memory allows twice as much.
+MAX_BUNDLE_BYTES: Dict[str, int] = {"int4": 1_000_000, "int8": 1_600_000}
+
+
 @dataclass
 class ConvertConfig:
     """Settings of one conversion; saved in every bundle's manifest."""
@@ -55,6 +62,13 @@ class ConvertConfig:
     """Variants to build: float, int8, int4, int8-full."""
     margin: float = 1.0
     """Most points of intent accuracy a variant may lose against float (held-out and dev)."""
+    max_false_accept: float = 0.01
+    """Largest share of the held-out out-of-scope sentences a variant may answer as commands,
+    said alone or in the bundle's example home (the calibration's threshold decides it: a
+    variant above it is refused rather than shipped to answer chat)."""
+    max_bundle_bytes: Dict[str, int] = field(default_factory=lambda: dict(MAX_BUNDLE_BYTES))
+    """Largest bundle per variant (variants not named have no limit): what a device is
+    promised, checked before a bundle is written."""
     eval_sentences: int = 2000
     """Held-out template sentences (and as many out-of-scope ones) the gate runs."""
     golden_cases: int = 12
@@ -243,7 +257,7 @@ def convert(model_dir: Path, out: Path, config: ConvertConfig,
     refused = []
     for q in order:
         m = variants[q]["metrics"]
-        reasons = judge(ref, m, config.margin)
+        reasons = judge(ref, m, config.margin) + limits(q, m, config)
         entry = {"metrics": dict(m), "status": "refused" if reasons else "ok",
                  "reasons": reasons}
         if reasons:
@@ -344,6 +358,26 @@ def judge(ref: Dict[str, Any], m: Dict[str, Any], margin: float) -> List[str]:
                 reasons.append(f"{set_name} intent accuracy {acc:.2f}% is {loss:.2f} points "
                                f"below float's {100 * ref[set_name]['top1_acc']:.2f}% "
                                f"(margin {margin})")
+    return reasons
+
+
+def limits(quant: str, m: Dict[str, Any], config: ConvertConfig) -> List[str]:
+    """Why a variant `quant` with metrics `m` breaks the limits any shipped bundle is held to,
+    float or not (empty when it keeps them): out-of-scope false accepts above
+    `config.max_false_accept`, alone or in the example home, and a bundle larger than its
+    `config.max_bundle_bytes`."""
+    reasons = []
+    for set_name, where in (("oos", ""), ("oos_home", " in the example home")):
+        fa = m.get(set_name, {}).get("false_accept")
+        if fa is not None and fa > config.max_false_accept:
+            reasons.append(f"out-of-scope false accepts{where} {100 * fa:.2f}% above the "
+                           f"limit {100 * config.max_false_accept:.2f}% (calibrate for fewer: "
+                           "the training config's data.target_false_accept)")
+    limit = config.max_bundle_bytes.get(quant)
+    size = m.get("bundle_bytes")
+    if limit is not None and size is not None and size > limit:
+        reasons.append(f"bundle {size:,} bytes above the {quant} limit {limit:,} (a smaller "
+                       "model, or a smaller variant)")
     return reasons
 
 
