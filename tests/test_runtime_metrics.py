@@ -76,3 +76,13 @@ def test_a_home_that_cannot_be_loaded_leaves_the_record_scored_by_names(engine):
     m = evaluate(engine, [{"text": "turn on zorblax", "intent": "HassTurnOn", "slots": None,
                            "entities": bad}])
     assert m["n"] == 1.0
+
+
+def test_exact_match_counts_only_records_whose_slots_are_labelled(engine):
+    labelled = {"text": "turn off the kitchen lights", "intent": "HassTurnOff",
+                "slots": {"area": "kitchen", "domain": "light"}}
+    wrong = dict(labelled, slots={"area": "garage", "domain": "light"})
+    m = evaluate(engine, [labelled] + RECORDS)  # RECORDS: intent-only labels (slots None)
+    assert m["exact_n"] == 1.0 and m["exact_match"] == 1.0
+    m = evaluate(engine, [labelled, wrong] + RECORDS)
+    assert m["exact_n"] == 2.0 and m["exact_match"] == 0.5

@@ -52,14 +52,15 @@ def score(intent_logits: np.ndarray, tag_logits: np.ndarray, batch: Batch,
     is_cmd = gold != 0
     tag_pred = tag_logits.argmax(-1)
     counts = {"raw": [0, 0, 0], "resolved": [0, 0, 0]}
-    exact = 0
+    exact = exact_n = 0
     for i, rec in enumerate(records):
         n = len(batch.offsets[i])
         spans = decode_spans(tag_pred[i, 1:1 + n].tolist(), batch.offsets[i], labels,
                              rec["text"])
         g = gold_pairs(rec)
-        if g is None:
+        if g is None:  # an intent-only label: no slots to match
             continue
+        exact_n += 1
         variants = {"raw": spans}
         rec_home = _record_home(rec, home)
         if rec_home:
@@ -74,13 +75,12 @@ def score(intent_logits: np.ndarray, tag_logits: np.ndarray, batch: Batch,
             c[2] += len(g - predicted)
             if kind == ("resolved" if rec_home else "raw"):
                 exact += int(pred[i] == gold[i] and predicted == g)
-    n_rows = max(1, len(records))
     out = {
         "n": float(len(records)),
         "intent_acc": float((pred == gold).mean()) if len(gold) else 0.0,
         "intent_acc_thresholded": float((final == gold).mean()) if len(gold) else 0.0,
         "slot_f1": _f1(*counts["raw"]),
-        "exact_match": exact / n_rows,
+        "exact_match": exact / max(1, exact_n),
         "ece": expected_calibration_error(probs, gold) if len(gold) else 0.0,
     }
     if home is not None or any(isinstance(r.get("home"), dict) and r["home"] for r in records):

@@ -116,12 +116,15 @@ def evaluate(engine: IntentEngine, records: Sequence[Dict[str, Any]],
     """Intent accuracy (as answered, below-threshold answers counted as "not recognized"; and
     `top1_acc`, the model's best guess; `rejected_top_right`, the share of commands rejected
     although the best guess was right), slot F1 (said slots), implied slots right (fixed slots
-    and the satellite's area), exact match, false accepts, parse latency."""
+    and the satellite's area), exact match (the intent and every said slot right, over the
+    records whose slots are labelled: an intent-only label cannot be matched exactly), false
+    accepts, parse latency."""
     records = [to_corpus_format(r) for r in records]
     compounds = [r for r in records if isinstance(r.get("commands"), list)]
     records = [r for r in records if not isinstance(r.get("commands"), list)]
     tp = fp = fn = 0
-    correct = top1 = exact = accepted_oos = n_oos = n_cmd = cmd_ok = abstained_right = 0
+    correct = top1 = exact = exact_n = accepted_oos = n_oos = n_cmd = cmd_ok = 0
+    abstained_right = 0
     implied_n = implied_ok = 0
     lat: List[float] = []
     # a record that says its home is answered in it, as the user's own; those come last, so
@@ -169,10 +172,12 @@ def evaluate(engine: IntentEngine, records: Sequence[Dict[str, Any]],
         fp += len(pred - gold)
         fn += len(gold - pred)
         exact += int(ok and pred == gold)
+        exact_n += 1
     n = max(1, len(records))
     ms = np.asarray(lat) * 1000 if lat else np.zeros(1)
     out = {"n": float(len(records)), "intent_acc": correct / n, "top1_acc": top1 / n,
-           "slot_f1": 2 * tp / max(1, 2 * tp + fp + fn), "exact_match": exact / n,
+           "slot_f1": 2 * tp / max(1, 2 * tp + fp + fn),
+           "exact_match": exact / max(1, exact_n), "exact_n": float(exact_n),
            "parse_p50_ms": float(np.percentile(ms, 50)),
            "parse_p99_ms": float(np.percentile(ms, 99))}
     if n_oos:
