@@ -245,6 +245,7 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
     size = SIZES["quick" if args.quick else "full"]
     cpu = sorted(os.sched_getaffinity(0))[0] if hasattr(os, "sched_getaffinity") else None
     result: Dict[str, Any] = {"mode": "quick" if args.quick else "full", "systems": {},
+                              "with_run": args.run is not None,
                               "skipped": {}, "started": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                       time.gmtime())}
     result["machine"] = run_worker(["--machine"], cpu)

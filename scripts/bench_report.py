@@ -166,8 +166,9 @@ def plots(result: Dict[str, Any], folder: Path) -> List[Path]:
 
 def readme_section(result: Dict[str, Any]) -> str:
     inp = result["inputs"]
+    command = "--run DIR --write-readme" if result.get("with_run", True) else "--write-readme"
     lines = [BEGIN, "",
-             f"Measured by `python scripts/bench.py --run DIR --write-readme` ({result['mode']} "
+             f"Measured by `python scripts/bench.py {command}` ({result['mode']} "
              f"run, {result['started']}) on {machine_line(result)}.", "",
              "Every system gets the same sentences in one run: "
              f"{inp['heldout']} commands from held-out templates and {inp['oos']} out-of-scope "
