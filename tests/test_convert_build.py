@@ -109,3 +109,14 @@ def test_shipped_bundles_keep_the_limits_they_were_gated_by(quant):
     assert config.max_bundle_bytes[quant] == {"int8": 1_600_000, "int4": 1_000_000}[quant]
     size = default_bundle_path(quant).stat().st_size
     assert limits(quant, dict(manifest["metrics"], bundle_bytes=size), config) == []
+
+
+def test_limits_judge_what_ships_not_the_float_reference(small_run, tmp_path):
+    from edge_slm.convert.build import convert
+
+    config = ConvertConfig(quants=["int8"], eval_sentences=100, latency_runs=10, margin=100.0,
+                           max_false_accept=1.0, max_bundle_bytes={"float": 1, "int8": 10**8})
+    report = convert(small_run[0] / "model", tmp_path, config, log=lambda m: None,
+                     progress=False)
+    assert report["variants"]["float"]["status"] == "reference"  # over its limit, not shipped
+    assert report["refused"] == [] and (tmp_path / "en-int8.slm").exists()
