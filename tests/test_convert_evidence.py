@@ -42,7 +42,7 @@ def test_added_evidence_keeps_the_calibration_false_accepts(small_run, small_bun
     assert calib
     figures = add_evidence(path, run, EvidenceTrainConfig(sentences=3000), log=lambda m: None)
     assert figures["threshold_before"] == old.threshold
-    metrics = remeasure(path, run, None)  # the gate again, the manifest rewritten
+    metrics, _ = remeasure(path, run, None)  # the gate again, the manifest rewritten
     assert metrics["oos"]["n"] > 0
     new = IntentEngine.load(path)  # golden cases and members check out
     assert new.evidence is not None

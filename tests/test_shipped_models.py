@@ -84,7 +84,7 @@ def test_remeasure_gates_the_same_model_again(heldout_sets, tmp_path):
             fh.write(json.dumps(rec) + "\n")
     path = tmp_path / "b.slm"
     shutil.copy(src, path)
-    metrics = remeasure(path, run, None)
+    metrics, _ = remeasure(path, run, None)
     after = IntentEngine.load(path).manifest  # golden outputs checked on load
     assert after["model_id"] == before["model_id"]
     assert after["metrics"] == {k: v for k, v in metrics.items() if k != "bundle_bytes"}

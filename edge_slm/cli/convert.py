@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Dict
+from typing import Any, Dict
 
 from ..errors import ConfigError
 from .train import DEFAULT_DEV
@@ -24,11 +24,12 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     p.add_argument("--margin", type=float, default=1.0,
                    help="refuse a variant that loses more than this many points of intent "
                         "accuracy against float (default 1.0)")
-    p.add_argument("--max-false-accept", type=float, default=0.01,
+    # their defaults are ConvertConfig's (convert/build.py, not imported until a conversion)
+    p.add_argument("--max-false-accept", type=float,
                    help="refuse a variant that answers more than this share of the held-out "
                         "out-of-scope sentences as commands, alone or in the example home "
                         "(default 0.01)")
-    p.add_argument("--max-bytes", default="int4=1000000,int8=1600000",
+    p.add_argument("--max-bytes",
                    help="largest bundle per variant, comma-separated VARIANT=BYTES; a larger "
                         "one is refused (default int4=1000000,int8=1600000; empty: no limit)")
     p.add_argument("--eval-sentences", type=int, default=2000,
@@ -60,10 +61,13 @@ def run(args: argparse.Namespace) -> int:
                           "e.g. 16 or 12,20") from err
     if any(n < 2 for n in lengths):
         raise ConfigError(f"--lengths {args.lengths!r}: each length needs at least 2 tokens")
-    config = ConvertConfig(quants=quants, margin=args.margin,
-                           max_false_accept=args.max_false_accept,
-                           max_bundle_bytes=_sizes(args.max_bytes),
-                           eval_sentences=args.eval_sentences, lengths=lengths)
+    limits: Dict[str, Any] = {}
+    if args.max_false_accept is not None:
+        limits["max_false_accept"] = args.max_false_accept
+    if args.max_bytes is not None:
+        limits["max_bundle_bytes"] = _sizes(args.max_bytes)
+    config = ConvertConfig(quants=quants, margin=args.margin, eval_sentences=args.eval_sentences,
+                           lengths=lengths, **limits)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -81,13 +85,14 @@ def _sizes(text: str) -> Dict[str, int]:
     for item in (i.strip() for i in text.split(",")):
         if not item:
             continue
-        name, _, value = item.partition("=")
+        name, _, value = (part.strip() for part in item.partition("="))
         try:
-            sizes[name.strip()] = int(value.replace("_", ""))
+            size = int(value.replace("_", ""))
         except ValueError as err:
             raise ConfigError(f"--max-bytes {text!r}: VARIANT=BYTES, comma-separated, e.g. "
                               "int4=1000000,int8=1600000") from err
-        if sizes[name.strip()] <= 0 or not name.strip():
+        if not name or size <= 0:
             raise ConfigError(f"--max-bytes {text!r}: each limit needs a variant and a "
                               "positive number of bytes")
+        sizes[name] = size
     return sizes

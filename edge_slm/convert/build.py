@@ -307,12 +307,14 @@ def gate_variant(lang: str, quant: str, flat: bytes, common: Dict[str, bytes],
     return metrics, blob, top
 
 
-def remeasure(path: Path, run: Path, dev_path: Optional[Path]) -> Dict[str, Any]:
+def remeasure(path: Path, run: Path, dev_path: Optional[Path]
+              ) -> Tuple[Dict[str, Any], List[str]]:
     """Gate a written bundle again with this checkout's engine, after a change to what the
     engine decides after the model: the same members, model.tflite included, measured on the
     sets of the training run `run` (whose corpus config must be the bundle's); the manifest's
     metrics, golden cases and code version rewritten in place, its agreement with float kept
-    (the float model is not in the bundle). Returns the new metrics."""
+    (the float model is not in the bundle). Returns the new metrics and why the bundle now
+    breaks the `limits` it was converted under (empty when it keeps them)."""
     bundle = read_bundle(path)
     old = bundle.manifest
     train_cfg = _train_config(run)
@@ -330,7 +332,7 @@ def remeasure(path: Path, run: Path, dev_path: Optional[Path]) -> Dict[str, Any]
                                     provenance, sets, config,
                                     agreement=old["metrics"].get("agreement_with_float"))
     Path(path).write_bytes(blob)
-    return metrics
+    return metrics, limits(old["quantization"], metrics, config)
 
 
 def _same_corpus(a: Any, b: Any) -> bool:
