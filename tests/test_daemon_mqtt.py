@@ -89,6 +89,13 @@ def probe(mosquitto):
 
 
 def test_online_status_is_retained(served, mosquitto):
+    # `ready` means the status is queued, not yet at the broker: a first subscriber may get
+    # it live. Once that one has it, the broker holds it, and a later one must get it retained.
+    first = Probe(mosquitto, ["edge-slm/kitchen/status"])
+    try:
+        first.expect("edge-slm/kitchen/status")
+    finally:
+        first.close()
     late = Probe(mosquitto, ["edge-slm/kitchen/status"])
     try:
         msg = late.expect("edge-slm/kitchen/status")
