@@ -118,7 +118,8 @@ class MqttDaemon:
         self.client: Optional[Client] = None
         """The paho client, made by setup()."""
         self.ready = threading.Event()
-        """Set while connected with our subscriptions acknowledged (and `online` published)."""
+        """Set while connected with our subscriptions acknowledged and the `online` status
+        handed to the client to send (not yet known to be at the broker)."""
         self.diagnostics = (DiagnosticsTracker(started_at=time.time())
                             if config.discovery_prefix else None)
         """Last intent, latency and load for Home Assistant (None: discovery off)."""
