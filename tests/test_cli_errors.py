@@ -62,6 +62,19 @@ def test_convert_size_limits_parse():
     assert _sizes("") == {}
 
 
+def test_convert_help_states_the_converters_own_limits():
+    # the CLI leaves these defaults to ConvertConfig (not imported at start-up) and only
+    # states them in its help: the two must agree
+    from edge_slm.convert.build import ConvertConfig
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {a.dest: a.help for a in sub.choices["convert"]._actions}
+    config = ConvertConfig()
+    assert f"(default {config.max_false_accept})" in helps["max_false_accept"]
+    sizes = ",".join(f"{k}={v}" for k, v in config.max_bundle_bytes.items())
+    assert f"(default {sizes};" in helps["max_bytes"]
+
+
 def test_corpus_input_errors_are_one_line(tmp_path, capsys):
     pytest.importorskip("hassil")
     home = tmp_path / "home.yaml"

@@ -49,9 +49,10 @@ GOLDEN_TEXTS = ("turn off the kitchen lights", "is the garage door open?",
                 "celsius before I go to sleep tonight")
 
 
-#: The size each variant is held to by default (bytes, 1 MB = 1,000,000): int4 for the
+#: The size each variant is held to by default (bytes, 1 MB = 1,000,000; not bundle.py's
+#: MAX_BUNDLE_BYTES, the most a bundle file may be to be read at all): int4 for the
 #: smallest devices, int8 where memory allows twice as much.
-MAX_BUNDLE_BYTES: Dict[str, int] = {"int4": 1_000_000, "int8": 1_600_000}
+VARIANT_MAX_BYTES: Dict[str, int] = {"int4": 1_000_000, "int8": 1_600_000}
 
 
 @dataclass
@@ -66,7 +67,7 @@ class ConvertConfig:
     """Largest share of the held-out out-of-scope sentences a variant may answer as commands,
     said alone or in the bundle's example home (the calibration's threshold decides it: a
     variant above it is refused rather than shipped to answer chat)."""
-    max_bundle_bytes: Dict[str, int] = field(default_factory=lambda: dict(MAX_BUNDLE_BYTES))
+    max_bundle_bytes: Dict[str, int] = field(default_factory=lambda: dict(VARIANT_MAX_BYTES))
     """Largest bundle per variant (variants not named have no limit): what a device is
     promised, checked before a bundle is written."""
     eval_sentences: int = 2000
