@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_parsers import subcommand
 
 from edge_slm.cli import build_parser, main
 from edge_slm.cli import models as models_cmd
@@ -67,8 +68,7 @@ def test_convert_help_states_the_converters_own_limits():
     # states them in its help: the two must agree
     from edge_slm.convert.build import ConvertConfig
 
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    helps = {a.dest: a.help for a in sub.choices["convert"]._actions}
+    helps = {a.dest: a.help for a in subcommand("convert")._actions}
     config = ConvertConfig()
     assert f"(default {config.max_false_accept})" in helps["max_false_accept"]
     sizes = ",".join(f"{k}={v}" for k, v in config.max_bundle_bytes.items())

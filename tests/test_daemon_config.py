@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cli_parsers import subcommand
 
 from edge_slm.cli import build_parser, main
 from edge_slm.cli.serve import build_settings, given
@@ -231,10 +232,7 @@ def test_the_example_file_loads():
 
 def _serve_flags():
     """The `serve` subcommand's actions by option string."""
-    import argparse
-
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return {s: a for a in sub.choices["serve"]._actions for s in a.option_strings}
+    return {s: a for a in subcommand("serve")._actions for s in a.option_strings}
 
 
 def _field_default(settings, target):
