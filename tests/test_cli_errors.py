@@ -44,6 +44,8 @@ def test_config_error_is_an_edge_slm_error_and_a_value_error():
     (["convert", "--model", "{tmp}", "--out", "{tmp}/o", "--max-bytes", "int4=lots"],
      "--max-bytes 'int4=lots'"),
     (["convert", "--model", "{tmp}", "--out", "{tmp}/o", "--max-bytes", "=5"], "positive"),
+    (["convert", "--model", "{tmp}", "--out", "{tmp}/o", "--int4-block", "48"],
+     "int4 block 48: choose from 0, 32, 64, 128, 256"),
     (["status", "--site-id", "a/b"], "cannot be an MQTT topic level"),
 ])
 def test_a_user_error_is_one_line_and_status_2(tmp_path, capsys, argv, words):
@@ -73,6 +75,7 @@ def test_convert_help_states_the_converters_own_limits():
     assert f"(default {config.max_false_accept})" in helps["max_false_accept"]
     sizes = ",".join(f"{k}={v}" for k, v in config.max_bundle_bytes.items())
     assert f"(default {sizes};" in helps["max_bytes"]
+    assert f"(default {config.int4_block})" in helps["int4_block"]
 
 
 def test_corpus_input_errors_are_one_line(tmp_path, capsys):

@@ -69,3 +69,27 @@ def test_quantized_outputs_stay_close(student, flat):
 def test_unknown_variant_is_refused(flat):
     with pytest.raises(ValueError, match="unknown dynamic variant"):
         dynamic(flat, "int3")
+
+
+def test_int4_blocks_where_the_width_allows(flat):
+    from edge_slm.convert.quantize import unblockable_scopes
+
+    # the second layer is 96 wide (3 heads of 32; an FFN of 96): its attention output and FFN
+    # down projections take 96 inputs, which blocks of 64 do not divide; everything else is 64
+    assert unblockable_scopes(flat, 32) == []
+    scopes = unblockable_scopes(flat, 64)
+    assert len(scopes) == 2 and all("block1" in s and s.endswith(";") for s in scopes), scopes
+    channels = dynamic(flat, "int4")
+    for block in (32, 64):
+        q = dynamic(flat, "int4", block)
+        assert q != channels and len(q) < 0.3 * len(flat)
+        ids = _ids(64, 600, seed=2)
+        ref, _, _ = TFLiteModel(flat).run_many(ids)
+        li, _, _ = TFLiteModel(q).run_many(ids)
+        assert np.abs(li - ref).max() < 0.5 * np.abs(ref).max() + 1e-3, block
+
+
+@pytest.mark.parametrize("variant, block", [("int4", 48), ("int8", 32)])
+def test_blocks_only_for_int4_and_of_the_quantizers_sizes(flat, variant, block):
+    with pytest.raises(ValueError, match="int4 takes one of 0, 32, 64, 128, 256"):
+        dynamic(flat, variant, block)

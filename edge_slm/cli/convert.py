@@ -15,8 +15,13 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     """Register the subcommand."""
     p = sub.add_parser("convert", help="convert a trained model to TFLite bundles (gated)",
                        description=__doc__)
-    p.add_argument("--model", type=Path, required=True,
-                   help="the trained model folder (RUN/model from `edge-slm train`)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", type=Path,
+                     help="the trained model folder (RUN/model from `edge-slm train`)")
+    src.add_argument("--bundle", type=Path,
+                     help="or a float or int8 bundle whose checkpoint is gone: its model is "
+                          "quantized again (to --quant int4, say) and gated on --run's "
+                          "corpus, which must be the one the bundle was measured on")
     p.add_argument("--out", type=Path, required=True, help="folder for bundles and report")
     p.add_argument("--quant", default="int8,int4",
                    help="variants, comma-separated: float, int8, int4, int8-full "
@@ -38,6 +43,10 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
                    help="shorter sentence lengths (tokens), comma-separated, that get a "
                         "signature of their own over the same weights, so that short "
                         "commands run faster (default 8,12,16; empty: the longest only)")
+    p.add_argument("--int4-block", type=int,
+                   help="int4 weight scales per this many inputs (32, 64, 128, 256) where a "
+                        "layer's width allows, instead of one per output channel (0): closer "
+                        "to float, slower (default 32)")
     p.add_argument("--run", type=Path, dest="run_dir",
                    help="the training run folder (default: the model folder's parent)")
     p.add_argument("--dev", type=Path,
@@ -48,7 +57,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand."""
-    from ..convert.build import ConvertConfig, convert, format_report
+    from ..convert.build import ConvertConfig, convert, convert_bundle, format_report
 
     quants = [q.strip() for q in args.quant.split(",") if q.strip()]
     dev = args.dev if args.dev is not None else (DEFAULT_DEV if DEFAULT_DEV.exists() else None)
@@ -61,19 +70,31 @@ def run(args: argparse.Namespace) -> int:
                           "e.g. 16 or 12,20") from err
     if any(n < 2 for n in lengths):
         raise ConfigError(f"--lengths {args.lengths!r}: each length needs at least 2 tokens")
-    limits: Dict[str, Any] = {}
+    given: Dict[str, Any] = {}  # the rest: ConvertConfig's defaults
     if args.max_false_accept is not None:
-        limits["max_false_accept"] = args.max_false_accept
+        given["max_false_accept"] = args.max_false_accept
     if args.max_bytes is not None:
-        limits["max_bundle_bytes"] = _sizes(args.max_bytes)
+        given["max_bundle_bytes"] = _sizes(args.max_bytes)
+    if args.int4_block is not None:
+        given["int4_block"] = args.int4_block
     config = ConvertConfig(quants=quants, margin=args.margin, eval_sentences=args.eval_sentences,
-                           lengths=lengths, **limits)
+                           lengths=lengths, **given)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    report = convert(args.model, args.out, config, dev_path=dev, run=args.run_dir, log=log,
-                     progress=not args.no_progress)
+    if args.bundle is not None:
+        if args.run_dir is None:
+            raise ConfigError("--bundle needs --run RUN: the training run whose corpus the "
+                              "bundle was measured on (edge-slm train with the bundle's "
+                              "provenance.corpus_config, stopped after its corpus stage)")
+        if not args.bundle.is_file():
+            raise ConfigError(f"--bundle {args.bundle}: no such file")
+        report = convert_bundle(args.bundle, args.out, config, args.run_dir, dev_path=dev,
+                                log=log, progress=not args.no_progress)
+    else:
+        report = convert(args.model, args.out, config, dev_path=dev, run=args.run_dir,
+                         log=log, progress=not args.no_progress)
     print(format_report(report))
     print(f"\nreport: {args.out / 'report.md'}, {args.out / 'report.png'}")
     return 1 if report["refused"] else 0

@@ -53,6 +53,9 @@ GOLDEN_TEXTS = ("turn off the kitchen lights", "is the garage door open?",
 #: MAX_BUNDLE_BYTES, the most a bundle file may be to be read at all): int4 for the
 #: smallest devices, int8 where memory allows twice as much.
 VARIANT_MAX_BYTES: Dict[str, int] = {"int4": 1_000_000, "int8": 1_600_000}
+#: The variants made by dynamic-range quantization (weights only): those a bundle's own model
+#: can be quantized to again (convert_bundle).
+DYNAMIC = ("int8", "int4")
 
 
 @dataclass
@@ -84,6 +87,10 @@ class ConvertConfig:
     """Shorter sentence lengths (tokens) that get a signature of their own beside the model's
     longest, over the same weights (convert/signatures.py): a command runs at the shortest
     that holds it. Not for int8-full (TensorFlow Lite Micro runs one)."""
+    int4_block: int = 32
+    """int4 only: a weight scale per this many inputs of each FULLY_CONNECTED output channel
+    (32, 64, 128 or 256, where the input width divides by it) instead of one per channel (0):
+    closer to float, slower to run (convert/quantize.py, docs/convert.md)."""
 
 
 def _package_versions() -> Dict[str, str]:
@@ -179,13 +186,12 @@ def convert(model_dir: Path, out: Path, config: ConvertConfig,
             dev_path: Optional[Path] = None, run: Optional[Path] = None,
             log: Callable[[str], None] = print, progress: bool = True) -> Dict[str, Any]:
     """Build, gate and write the bundles; return the report (also written to OUT)."""
-    from tqdm import tqdm
-
     from ..model.checkpoint import load_checkpoint
     from . import quantize
     from .export import float_tflite
     from .signatures import merge
 
+    _check_int4_block(config)
     unknown = [q for q in config.quants if q not in quantize.VARIANTS]
     if unknown:
         raise ConfigError(f"unknown --quant {', '.join(unknown)}; choose from "
@@ -219,8 +225,7 @@ def convert(model_dir: Path, out: Path, config: ConvertConfig,
                   "checkpoint": ckpt.meta.get("kind"), "convert_config": asdict(config),
                   # what re-creates the gate's held-out sets (tests re-evaluate shipped bundles)
                   "corpus_config": train_cfg.get("corpus", {}),
-                  "eval_sets": {"heldout_templates": len(sets.heldout), "oos": len(sets.oos),
-                                "dev": len(sets.dev), "compound": len(sets.compound)}}
+                  "eval_sets": _eval_set_sizes(sets)}
 
     longest = ckpt.model.config.max_len
     lengths = sorted({longest} | {n for n in config.lengths if 0 < n < longest})
@@ -229,9 +234,9 @@ def convert(model_dir: Path, out: Path, config: ConvertConfig,
     float_flats = {n: float_tflite(ckpt.model, n) for n in lengths}
     flats: Dict[str, bytes] = {"float": merge(float_flats)}
     for q in config.quants:
-        if q in ("int8", "int4"):
+        if q in DYNAMIC:
             log(f"convert: {q} (dynamic range, every weight)")
-            flats[q] = merge({n: quantize.dynamic(f, q) for n, f in float_flats.items()})
+            flats[q] = _dynamic_variant(float_flats, q, config)
         elif q == "int8-full":
             log("convert: int8-full (int8 weights and activations, calibrated)")
             from ..model.report import encoder_for
@@ -239,6 +244,88 @@ def convert(model_dir: Path, out: Path, config: ConvertConfig,
             rep = encoder_for(ckpt, ckpt.labels)(sets.train[:config.representative]).ids
             flats[q] = quantize.full_integer(ckpt.model, rep)
     convert_s = time.perf_counter() - t0
+
+    return _gate_and_write(lang, flats, common, provenance, sets, config, out,
+                           {"model": str(model_dir), "convert_seconds": round(convert_s, 1)},
+                           log, progress)
+
+
+def convert_bundle(source: Path, out: Path, config: ConvertConfig, run: Path,
+                   dev_path: Optional[Path] = None, log: Callable[[str], None] = print,
+                   progress: bool = True) -> Dict[str, Any]:
+    """Build, gate and write the `config.quants` variants (int8, int4) of the model inside
+    the float or int8 bundle `source`, when its checkpoint is gone: its weights brought back
+    to float (requantize.py) are the reference, its other members (tokenizer, labels,
+    calibration, word evidence, homes) go into every variant unchanged. `run`: the training
+    run whose corpus the source was measured on (its held-out sets gate the variants)."""
+    from .requantize import dequantized_lengths
+    from .signatures import merge
+
+    wrong = [q for q in config.quants if q not in DYNAMIC]
+    if wrong:
+        raise ConfigError(f"--quant {', '.join(wrong)}: a bundle's model is quantized again "
+                          f"only to {' or '.join(DYNAMIC)} (int8-full needs the checkpoint)")
+    _check_int4_block(config)
+    source, out, run = Path(source), Path(out), Path(run)
+    bundle = read_bundle(source)
+    old = bundle.manifest
+    for q in config.quants:
+        if (out / f"{old['lang']}-{q}.slm").resolve() == source.resolve():
+            raise ConfigError(f"--out {out}: would overwrite {source} itself; write the "
+                              "variants to another folder")
+    common = _members_measured_on(bundle, source, run)
+    sets = load_eval_sets(run, config.eval_sentences, dev_path)
+    provenance = dict(old["provenance"], packages=_package_versions(),
+                      code_version=_code_version(), convert_config=asdict(config),
+                      checkpoint=f"bundle {old['model_id']} (its weights as float)",
+                      requantized_from={"model_id": old["model_id"],
+                                        "quantization": old["quantization"],
+                                        "model_sha256": sha256(bundle.model)},
+                      eval_sets=_eval_set_sizes(sets))
+    log(f"convert: {old['model_id']} back to float (one model per sentence length)")
+    t0 = time.perf_counter()
+    float_flats = dequantized_lengths(bundle.model, old["quantization"])
+    flats: Dict[str, bytes] = {"float": merge(float_flats)}
+    for q in config.quants:
+        log(f"convert: {q} (dynamic range, every weight)")
+        flats[q] = _dynamic_variant(float_flats, q, config)
+    convert_s = time.perf_counter() - t0
+    return _gate_and_write(old["lang"], flats, common, provenance, sets, config, out,
+                           {"model": f"{source} ({old['model_id']}, requantized)",
+                            "convert_seconds": round(convert_s, 1)}, log, progress)
+
+
+def _dynamic_variant(float_flats: Dict[int, bytes], quant: str, config: ConvertConfig) -> bytes:
+    """Variant `quant` (int8 or int4) of the float models per length, merged into one."""
+    from . import quantize
+    from .signatures import merge
+
+    block = config.int4_block if quant == "int4" else 0
+    return merge({n: quantize.dynamic(f, quant, block) for n, f in float_flats.items()})
+
+
+def _eval_set_sizes(sets: EvalSets) -> Dict[str, int]:
+    """What the provenance records of the sets a bundle was gated on."""
+    return {"heldout_templates": len(sets.heldout), "oos": len(sets.oos), "dev": len(sets.dev),
+            "compound": len(sets.compound)}
+
+
+def _check_int4_block(config: ConvertConfig) -> None:
+    from . import quantize
+
+    if config.int4_block not in quantize.INT4_BLOCKS:
+        raise ConfigError(f"int4 block {config.int4_block}: choose from "
+                          f"{', '.join(map(str, quantize.INT4_BLOCKS))} (0: one scale per "
+                          "channel)")
+
+
+def _gate_and_write(lang: str, flats: Dict[str, bytes], common: Dict[str, bytes],
+                    provenance: Dict[str, Any], sets: EvalSets, config: ConvertConfig,
+                    out: Path, header: Dict[str, Any], log: Callable[[str], None],
+                    progress: bool) -> Dict[str, Any]:
+    """Gate every variant of `flats` ("float" the reference), write those that pass and the
+    report (`header` first in it); return the report."""
+    from tqdm import tqdm
 
     variants: Dict[str, Dict[str, Any]] = {}
     float_top: Optional[np.ndarray] = None
@@ -252,8 +339,7 @@ def convert(model_dir: Path, out: Path, config: ConvertConfig,
         variants[q] = {"metrics": metrics, "blob": blob}
 
     ref = variants["float"]["metrics"]
-    report: Dict[str, Any] = {"model": str(model_dir), "convert_seconds": round(convert_s, 1),
-                              "margin_points": config.margin, "variants": {}}
+    report: Dict[str, Any] = dict(header, margin_points=config.margin, variants={})
     out.mkdir(parents=True, exist_ok=True)
     refused = []
     for q in order:
@@ -318,22 +404,29 @@ def remeasure(path: Path, run: Path, dev_path: Optional[Path]
     breaks the `limits` it was converted under (empty when it keeps them)."""
     bundle = read_bundle(path)
     old = bundle.manifest
-    train_cfg = _train_config(run)
-    if not _same_corpus(train_cfg.get("corpus"), old["provenance"].get("corpus_config")):
-        raise ConfigError(f"{run}: its corpus config is not the one {path} was measured on; "
-                          "re-create that corpus (edge-slm train with the manifest's "
-                          "provenance.corpus_config, stopped after its corpus stage) and "
-                          "pass that run folder")
+    common = _members_measured_on(bundle, path, run)
     provenance = dict(old["provenance"], code_version=_code_version())
     config = ConvertConfig(**provenance["convert_config"])
     sets = load_eval_sets(run, config.eval_sentences, dev_path)
-    common = {k: v for k, v in bundle.members.items() if k in old["members"]
-              and k != "model.tflite"}
     metrics, blob, _ = gate_variant(old["lang"], old["quantization"], bundle.model, common,
                                     provenance, sets, config,
                                     agreement=old["metrics"].get("agreement_with_float"))
     Path(path).write_bytes(blob)
     return metrics, limits(old["quantization"], metrics, config)
+
+
+def _members_measured_on(bundle: Bundle, path: Path, run: Path) -> Dict[str, bytes]:
+    """The members of `bundle` (read from `path`) but its model and manifest, once the run
+    folder `run` is known to hold the corpus the bundle was measured on."""
+    old = bundle.manifest
+    if not _same_corpus(_train_config(run).get("corpus"),
+                        old["provenance"].get("corpus_config")):
+        raise ConfigError(f"{run}: its corpus config is not the one {path} was measured on; "
+                          "re-create that corpus (edge-slm train with the manifest's "
+                          "provenance.corpus_config, stopped after its corpus stage) and "
+                          "pass that run folder")
+    return {k: v for k, v in bundle.members.items() if k in old["members"]
+            and k != "model.tflite"}
 
 
 def _same_corpus(a: Any, b: Any) -> bool:
