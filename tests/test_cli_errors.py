@@ -46,6 +46,9 @@ def test_config_error_is_an_edge_slm_error_and_a_value_error():
     (["convert", "--model", "{tmp}", "--out", "{tmp}/o", "--max-bytes", "=5"], "positive"),
     (["convert", "--model", "{tmp}", "--out", "{tmp}/o", "--int4-block", "48"],
      "int4 block 48: choose from 0, 32, 64, 128, 256"),
+    (["convert", "--bundle", "{tmp}/a.slm", "--out", "{tmp}/o"], "--bundle needs --run RUN"),
+    (["convert", "--bundle", "{tmp}/a.slm", "--run", "{tmp}", "--out", "{tmp}/o"],
+     "a.slm: no such file"),
     (["status", "--site-id", "a/b"], "cannot be an MQTT topic level"),
 ])
 def test_a_user_error_is_one_line_and_status_2(tmp_path, capsys, argv, words):
