@@ -38,6 +38,19 @@ def test_convert_writes_gated_bundles_and_a_report(small_bundles):
     assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_bundles_carry_the_whole_training_config(small_run, small_bundles):
+    # the model can be trained again from a bundle: its config travels whole, not as a hash
+    from edge_slm.bundle import sha256
+    from edge_slm.model.pipeline import TrainConfig
+
+    run_cfg = json.loads((small_run[0] / "train_config.json").read_text())
+    prov = read_bundle(small_bundles[0] / "en-int4.slm").manifest["provenance"]
+    assert prov["train_config"] == run_cfg
+    assert prov["train_config_sha256"] == sha256(json.dumps(run_cfg, sort_keys=True).encode())
+    assert TrainConfig.from_dict(prov["train_config"]).distill.epochs == \
+        run_cfg["distill"]["epochs"]
+
+
 def _scramble(flat: bytes) -> bytes:
     """The same graph with every large float weight shuffled: runs fine, means nothing (the
     weights every length's signature shares, once each, so that the lengths still agree)."""

@@ -222,6 +222,8 @@ def convert(model_dir: Path, out: Path, config: ConvertConfig,
                   "seed": {"corpus": train_cfg.get("corpus", {}).get("seed"),
                            "distill": train_cfg.get("distill", {}).get("seed")},
                   "train_config_sha256": sha256(json.dumps(train_cfg, sort_keys=True).encode()),
+                  # the whole config, so that the model can be trained again from the bundle
+                  "train_config": train_cfg,
                   "checkpoint": ckpt.meta.get("kind"), "convert_config": asdict(config),
                   # what re-creates the gate's held-out sets (tests re-evaluate shipped bundles)
                   "corpus_config": train_cfg.get("corpus", {}),
