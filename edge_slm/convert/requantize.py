@@ -23,6 +23,8 @@ from typing import Any, Dict
 import numpy as np
 
 from ..errors import ConfigError
+from ..runtime.model import SIGNATURE
+from .signatures import _inline
 
 #: Bundle kinds whose model can be brought back to float here.
 SOURCES = ("float", "int8")
@@ -41,7 +43,8 @@ def dequantized_lengths(flat: bytes, quantization: str) -> Dict[int, bytes]:
     try:
         if flat[4:8] != b"TFL3":  # the flatbuffer's file identifier
             raise ValueError("no TFL3 identifier")
-        model = fbu.convert_bytearray_to_object(bytearray(flat))
+        # constants the LiteRT quantizer stored after the flatbuffer, brought inside
+        model = _inline(fbu.convert_bytearray_to_object(bytearray(flat)), flat)
         if not model.subgraphs:
             raise ValueError("no subgraphs")
     except Exception as err:  # flatbuffers raises whatever a damaged buffer leads it to
@@ -72,7 +75,7 @@ def dequantized_lengths(flat: bytes, quantization: str) -> Dict[int, bytes]:
         graph = model.subgraphs[sig.subgraphIndex]
         one = copy.copy(model)
         only = copy.copy(sig)
-        only.subgraphIndex, only.signatureKey = 0, "serve"
+        only.subgraphIndex, only.signatureKey = 0, SIGNATURE
         one.subgraphs, one.signatureDefs = [graph], [only]
         length = int(graph.tensors[graph.inputs[0]].shape[-1])
         out[length] = bytes(fbu.convert_object_to_bytearray(one))
